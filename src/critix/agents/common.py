@@ -1,0 +1,88 @@
+"""Pieces every off-policy agent shares: config checks, Polyak averaging, gradient steps, `update_many`."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import gymnasium as gym
+import jax
+import numpy as np
+import optax
+
+from critix.types import CritixError, Transition
+
+StateT = TypeVar("StateT")
+Metrics = dict[str, jax.Array]
+
+
+def polyak(params: Any, target_params: Any, target_tau: float) -> Any:
+    """target <- tau * params + (1 - tau) * target (Lillicrap et al. 2016, Alg. 1)."""
+    return optax.incremental_update(params, target_params, target_tau)
+
+
+def gradient_step(
+    loss_fn: Callable[[Any], tuple[jax.Array, Any]],
+    params: Any,
+    opt_state: optax.OptState,
+    tx: optax.GradientTransformation,
+) -> tuple[Any, optax.OptState, jax.Array, Any]:
+    """One optimiser step on `loss_fn(params) -> (loss, aux)`; returns new params, opt state, loss, aux."""
+    (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+    updates, opt_state = tx.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state, loss, aux
+
+
+def scan_updates(
+    update: Callable[[StateT, Transition], tuple[StateT, Metrics]], state: StateT, batches: Transition
+) -> tuple[StateT, Metrics]:
+    """K gradient steps in one compiled `lax.scan` over batches [K, B, ...]; metrics come back as [K]."""
+    return jax.lax.scan(update, state, batches)
+
+
+def check_box_actions(algo: str, action_space: gym.Space) -> int:
+    """Continuous-control agents need a bounded Box action space; returns the action dimension."""
+    if not isinstance(action_space, gym.spaces.Box):
+        raise CritixError(
+            f"{algo} needs a continuous (Box) action space, but the env has {action_space}. "
+            "Use a discrete-action algorithm (e.g. dqn) for this env, or pick a continuous-control env."
+        )
+    if len(action_space.shape) != 1:
+        raise CritixError(f"{algo} needs a flat action vector, got action shape {action_space.shape}.")
+    if not (np.all(np.isfinite(action_space.low)) and np.all(np.isfinite(action_space.high))):
+        raise CritixError(
+            f"{algo} needs finite action bounds to rescale its [-1, 1] actions, got low={action_space.low}, "
+            f"high={action_space.high}. Wrap the env with gymnasium.wrappers.RescaleAction or ClipAction."
+        )
+    return int(action_space.shape[0])
+
+
+def check_flat_obs(algo: str, observation_space: gym.Space) -> int:
+    """MLP agents need a flat Box observation; returns its size."""
+    if not isinstance(observation_space, gym.spaces.Box) or len(observation_space.shape) != 1:
+        raise CritixError(
+            f"{algo} with MLP networks needs a flat Box observation, got {observation_space}. "
+            "Flatten it with gymnasium.wrappers.FlattenObservation."
+        )
+    return int(observation_space.shape[0])
+
+
+def check_common(cfg: Any) -> None:
+    """Ranges shared by the off-policy configs; raises ValueError naming the field and the valid range."""
+    checks = [
+        ("gamma", 0.0 <= cfg.gamma <= 1.0, "in [0, 1]"),
+        ("target_tau", 0.0 < cfg.target_tau <= 1.0, "in (0, 1]"),
+        ("batch_size", cfg.batch_size >= 1, ">= 1"),
+        ("buffer_size", cfg.buffer_size >= cfg.batch_size, f">= batch_size ({cfg.batch_size})"),
+        ("learning_starts", cfg.learning_starts >= 0, ">= 0"),
+        ("utd_ratio", cfg.utd_ratio > 0, "> 0"),
+        ("num_critics", cfg.num_critics >= 1, ">= 1"),
+        ("hidden_sizes", len(cfg.hidden_sizes) >= 1 and min(cfg.hidden_sizes) >= 1, "non-empty, positive"),
+    ]
+    for name, ok, valid in checks:
+        if not ok:
+            raise ValueError(f"{name} must be {valid}, got {getattr(cfg, name)!r}")
+    for field in dataclasses.fields(cfg):
+        if field.name.endswith("_lr") and not getattr(cfg, field.name) > 0:
+            raise ValueError(f"{field.name} must be > 0, got {getattr(cfg, field.name)!r}")

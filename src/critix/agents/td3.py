@@ -1,0 +1,224 @@
+"""TD3 and DDPG: deterministic actor-critic, one module, variants by config.
+
+TD3 — Fujimoto et al. 2018, "Addressing Function Approximation Error in Actor-Critic Methods" (#98):
+- clipped double-Q target y = r + gamma (1 - terminated) min_{i=1,2} Qbar_i(s', a'), Eq. 10;
+- target policy smoothing a' = clip(pibar(s') + clip(N(0, sigma), -c, c), -1, 1), Eq. 14-15;
+- delayed policy updates: actor and targets move every `policy_delay` critic steps (Sec. 5.2, Alg. 1);
+- actor loss -Q_1(s, pi(s)) (deterministic policy gradient, Alg. 1).
+DDPG — Lillicrap et al. 2016, "Continuous control with deep reinforcement learning" (#81): the same update with
+one critic, no smoothing and no delay (Alg. 1), as `Config.ddpg()` (TD3 paper's "our DDPG" settings, Sec. 6.1).
+Exploration adds Gaussian noise N(0, exploration_noise) to the actor's action (TD3 Sec. 6.1).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from functools import partial
+
+import gymnasium as gym
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from critix.agents import common
+from critix.nets.ensemble import QEnsemble
+from critix.nets.policies import DeterministicPolicy
+from critix.optim import OptimizerConfig, make_optimizer
+from critix.types import Transition
+from critix.values import heads, targets
+
+NAME = "td3"
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """TD3 hyperparameters. Defaults: Fujimoto et al. 2018 (#98) and the authors' code, unless a field says otherwise."""
+
+    hidden_sizes: tuple[int, ...] = (256, 256)
+    """Hidden layer sizes of actor and critics (TD3 author code: 256, 256)."""
+    activation: str = "relu"
+    """Hidden activation (#98 Sec. 6.1: ReLU)."""
+    num_critics: int = 2
+    """Critic ensemble size: 2 gives clipped double-Q (#98 Eq. 10); DDPG uses 1."""
+    critic_head: str = "scalar"
+    """Value head of the critics (`critix.values.heads`)."""
+    critic_layer_norm: bool = False
+    """LayerNorm in critic hidden layers (off in TD3)."""
+    actor_lr: float = 3e-4
+    """Actor learning rate (TD3 author code: 3e-4)."""
+    critic_lr: float = 3e-4
+    """Critic learning rate (TD3 author code: 3e-4)."""
+    max_grad_norm: float = 0.0
+    """Global gradient-norm clip; 0 disables (TD3 clips nothing)."""
+    gamma: float = 0.99
+    """Discount factor (#98 Table 3)."""
+    target_tau: float = 0.005
+    """Polyak rate of target actor and critics (#98 Table 3)."""
+    batch_size: int = 256
+    """Minibatch size (TD3 author code: 256)."""
+    buffer_size: int = 1_000_000
+    """Replay capacity per seed (#98 Table 3: 1e6)."""
+    learning_starts: int = 5_000
+    """Env steps per seed with uniform random actions before updates start (CleanRL td3_continuous_action: 25e3 for MuJoCo; 5e3 here as for SAC)."""
+    utd_ratio: float = 1.0
+    """Critic gradient steps per env step per seed (#98: 1)."""
+    policy_delay: int = 2
+    """Critic steps per actor and target update (#98 Sec. 5.2: d = 2)."""
+    target_noise: float = 0.2
+    """Std of the target policy smoothing noise, in [-1, 1] action units (#98 Sec. 6.1: 0.2)."""
+    target_noise_clip: float = 0.5
+    """Clip of the smoothing noise (#98 Sec. 6.1: 0.5)."""
+    exploration_noise: float = 0.1
+    """Std of the Gaussian exploration noise, in [-1, 1] action units (#98 Sec. 6.1: 0.1)."""
+
+    def __post_init__(self) -> None:
+        common.check_common(self)
+        heads.make_head(self.critic_head)
+        if self.policy_delay < 1:
+            raise ValueError(f"policy_delay must be >= 1, got {self.policy_delay}")
+        for name in ("target_noise", "target_noise_clip", "exploration_noise"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+
+    @property
+    def head(self) -> heads.ValueHead:
+        return heads.make_head(self.critic_head)
+
+    @classmethod
+    def ddpg(cls, **overrides: object) -> Config:
+        """DDPG (#81) as evaluated in the TD3 paper ("our DDPG", #98 Sec. 6.1): one critic, no smoothing, no delay."""
+        base = dict(num_critics=1, policy_delay=1, target_noise=0.0, target_noise_clip=0.0)
+        return cls(**{**base, **overrides})  # type: ignore[arg-type]
+
+
+class State(struct.PyTreeNode):
+    actor_params: dict
+    actor_opt_state: optax.OptState
+    target_actor_params: dict
+    critic_params: dict
+    critic_opt_state: optax.OptState
+    target_critic_params: dict
+    key: jax.Array
+    steps: jax.Array  # critic gradient steps taken
+    action_dim: int = struct.field(pytree_node=False)
+
+
+def networks(cfg: Config, action_dim: int) -> tuple[DeterministicPolicy, QEnsemble]:
+    actor = DeterministicPolicy(cfg.hidden_sizes, action_dim, cfg.activation)
+    critic = QEnsemble(cfg.hidden_sizes, cfg.num_critics, cfg.head.num_outputs, cfg.activation, cfg.critic_layer_norm)
+    return actor, critic
+
+
+def optimizers(cfg: Config) -> tuple[optax.GradientTransformation, optax.GradientTransformation]:
+    actor = make_optimizer(OptimizerConfig(cfg.actor_lr, max_grad_norm=cfg.max_grad_norm))
+    critic = make_optimizer(OptimizerConfig(cfg.critic_lr, max_grad_norm=cfg.max_grad_norm))
+    return actor, critic
+
+
+def check_spaces(observation_space: gym.Space, action_space: gym.Space) -> None:
+    common.check_flat_obs(NAME, observation_space)
+    common.check_box_actions(NAME, action_space)
+
+
+def init(cfg: Config, key: jax.Array, observation_space: gym.Space, action_space: gym.Space) -> State:
+    obs_dim = common.check_flat_obs(NAME, observation_space)
+    action_dim = common.check_box_actions(NAME, action_space)
+    actor, critic = networks(cfg, action_dim)
+    actor_tx, critic_tx = optimizers(cfg)
+    key, actor_key, critic_key = jax.random.split(key, 3)
+    obs, action = jnp.zeros((1, obs_dim)), jnp.zeros((1, action_dim))
+    actor_params = actor.init(actor_key, obs)
+    critic_params = critic.init(critic_key, obs, action)
+    return State(
+        actor_params=actor_params,
+        actor_opt_state=actor_tx.init(actor_params),
+        target_actor_params=jax.tree.map(jnp.copy, actor_params),
+        critic_params=critic_params,
+        critic_opt_state=critic_tx.init(critic_params),
+        target_critic_params=jax.tree.map(jnp.copy, critic_params),
+        key=key,
+        steps=jnp.zeros((), jnp.int32),
+        action_dim=action_dim,
+    )
+
+
+def act(cfg: Config, state: State, obs: jax.Array, key: jax.Array, deterministic: bool) -> jax.Array:
+    """obs [B, O] -> actions [B, A] in [-1, 1]: pi(s), plus clipped Gaussian exploration noise unless deterministic."""
+    actor, _ = networks(cfg, state.action_dim)
+    action = actor.apply(state.actor_params, obs)
+    if deterministic or cfg.exploration_noise == 0.0:
+        return action
+    noise = cfg.exploration_noise * jax.random.normal(key, action.shape, action.dtype)
+    return jnp.clip(action + noise, -1.0, 1.0)
+
+
+def update(cfg: Config, state: State, batch: Transition) -> tuple[State, common.Metrics]:
+    """One critic step; every `policy_delay` steps also one actor step and the target updates (#98 Alg. 1)."""
+    head = cfg.head
+    actor, critic = networks(cfg, state.action_dim)
+    actor_tx, critic_tx = optimizers(cfg)
+    key, noise_key = jax.random.split(state.key)
+
+    next_action = actor.apply(state.target_actor_params, batch.next_obs)
+    noise = cfg.target_noise * jax.random.normal(noise_key, next_action.shape, next_action.dtype)
+    noise = jnp.clip(noise, -cfg.target_noise_clip, cfg.target_noise_clip)
+    next_action = jnp.clip(next_action + noise, -1.0, 1.0)
+    next_out = heads.select_min(head, critic.apply(state.target_critic_params, batch.next_obs, next_action))
+    discount_t = targets.discount(cfg.gamma, batch.terminated)
+    target = jax.lax.stop_gradient(head.target(batch.reward, discount_t, next_out))
+
+    def critic_loss_fn(params: dict) -> tuple[jax.Array, jax.Array]:
+        out = critic.apply(params, batch.obs, batch.action)  # [E, B, K]
+        return head.loss(out, target).mean(axis=-1).sum(), head.value(out).mean()
+
+    critic_params, critic_opt_state, critic_loss, q_mean = common.gradient_step(
+        critic_loss_fn, state.critic_params, state.critic_opt_state, critic_tx
+    )
+
+    def actor_loss_fn(params: dict) -> tuple[jax.Array, None]:
+        out = critic.apply(critic_params, batch.obs, actor.apply(params, batch.obs))
+        return -jnp.mean(head.value(out)[0]), None  # Q_1 only (#98 Alg. 1)
+
+    def delayed_update(_: None) -> tuple[dict, optax.OptState, dict, dict, jax.Array]:
+        actor_params, actor_opt_state, actor_loss, _ = common.gradient_step(
+            actor_loss_fn, state.actor_params, state.actor_opt_state, actor_tx
+        )
+        return (
+            actor_params,
+            actor_opt_state,
+            common.polyak(actor_params, state.target_actor_params, cfg.target_tau),
+            common.polyak(critic_params, state.target_critic_params, cfg.target_tau),
+            actor_loss,
+        )
+
+    def skip(_: None) -> tuple[dict, optax.OptState, dict, dict, jax.Array]:
+        return (
+            state.actor_params, state.actor_opt_state, state.target_actor_params, state.target_critic_params,
+            jnp.full((), jnp.nan),
+        )
+
+    if cfg.policy_delay == 1:
+        actor_params, actor_opt_state, target_actor, target_critic, actor_loss = delayed_update(None)
+    else:
+        is_actor_step = (state.steps + 1) % cfg.policy_delay == 0
+        actor_params, actor_opt_state, target_actor, target_critic, actor_loss = jax.lax.cond(
+            is_actor_step, delayed_update, skip, None
+        )
+
+    new_state = state.replace(
+        actor_params=actor_params,
+        actor_opt_state=actor_opt_state,
+        target_actor_params=target_actor,
+        critic_params=critic_params,
+        critic_opt_state=critic_opt_state,
+        target_critic_params=target_critic,
+        key=key,
+        steps=state.steps + 1,
+    )
+    return new_state, {"critic/loss": critic_loss, "critic/q_mean": q_mean, "actor/loss": actor_loss}
+
+
+def update_many(cfg: Config, state: State, batches: Transition) -> tuple[State, common.Metrics]:
+    """K gradient steps in one `lax.scan` over batches [K, B, ...]; metrics are [K] (actor/loss NaN on skipped steps)."""
+    return common.scan_updates(partial(update, cfg), state, batches)

@@ -1,0 +1,1 @@
+"""Environments: Gymnasium vector envs with explicit autoreset handling, action scaling and normalisation."""

@@ -1,0 +1,99 @@
+"""Gymnasium vector environments for the host training loop.
+
+Vector envs run in SAME_STEP autoreset mode: a step that ends an episode returns the reset observation and puts
+the real final observation in `info["final_obs"]`, so `next_obs` can be the final one (bootstrapping through
+truncation needs it) while the loop continues from the reset one. Shapes: N envs, O observation, A action.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.vector import AutoresetMode
+
+from critix.types import CritixError
+
+
+def check_env_id(env_id: str) -> None:
+    """Fail early, with suggestions, on an env id Gymnasium does not know."""
+    if env_id in gym.registry:
+        return
+    close = difflib.get_close_matches(env_id, list(gym.registry), n=3, cutoff=0.6)
+    hint = f" Did you mean {', '.join(close)}?" if close else " See `gymnasium.pprint_registry()` for the ids."
+    raise CritixError(f"unknown environment id {env_id!r}.{hint}")
+
+
+def make_vector_env(env_id: str, num_envs: int, seed: int, vectorization: str = "sync") -> gym.vector.VectorEnv:
+    """N copies of `env_id` in SAME_STEP autoreset mode, reset with seeds seed, seed+1, ...
+
+    vectorization: "sync" (one process, lowest overhead for fast envs) or "async" (one process per env).
+    """
+    check_env_id(env_id)
+    if vectorization not in ("sync", "async"):
+        raise CritixError(f"vectorization must be 'sync' or 'async', got {vectorization!r}")
+    try:
+        envs = gym.make_vec(
+            env_id,
+            num_envs=num_envs,
+            vectorization_mode=vectorization,
+            vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP},
+        )
+    except gym.error.DependencyNotInstalled as err:
+        raise CritixError(f"environment {env_id!r} needs an extra dependency: {err}") from None
+    envs.action_space.seed(seed)
+    return envs
+
+
+def scale_action(action: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """Map an action in [-1, 1] to the box [low, high]: low + (a + 1) / 2 * (high - low)."""
+    return low + 0.5 * (np.clip(action, -1.0, 1.0) + 1.0) * (high - low)
+
+
+def final_observation(obs: np.ndarray, done: np.ndarray, info: dict) -> np.ndarray:
+    """next_obs for the replay buffer: the real final observation where an episode ended, else `obs`."""
+    if not np.any(done):
+        return obs
+    if "final_obs" not in info:
+        raise RuntimeError("vector env did not report final_obs; it must run in SAME_STEP autoreset mode")
+    next_obs = obs.copy()
+    for i in np.flatnonzero(info["_final_obs"]):
+        next_obs[i] = info["final_obs"][i]
+    return next_obs
+
+
+@dataclasses.dataclass
+class RunningMeanStd:
+    """Running mean and variance of observations, per seed: arrays [S, O] (Chan et al. parallel update)."""
+
+    mean: np.ndarray
+    var: np.ndarray
+    count: np.ndarray  # [S]
+
+    @classmethod
+    def create(cls, num_seeds: int, shape: tuple[int, ...]) -> RunningMeanStd:
+        return cls(
+            np.zeros((num_seeds, *shape), np.float64),
+            np.ones((num_seeds, *shape), np.float64),
+            np.full((num_seeds,), 1e-4, np.float64),
+        )
+
+    def update(self, x: np.ndarray) -> None:
+        """x: [S, M, O] new observations for each seed."""
+        batch_mean, batch_var, batch_count = x.mean(axis=1), x.var(axis=1), x.shape[1]
+        delta = batch_mean - self.mean
+        total = self.count + batch_count
+        ratio = (batch_count / total)[:, None]
+        self.mean = self.mean + delta * ratio
+        m2 = self.var * self.count[:, None] + batch_var * batch_count + delta**2 * (self.count * batch_count / total)[:, None]
+        self.var = m2 / total[:, None]
+        self.count = total
+
+
+def normalize_obs(obs, mean, var, clip: float = 10.0):  # type: ignore[no-untyped-def]
+    """(obs - mean) / sqrt(var + 1e-8), clipped to [-clip, clip] (SB3 VecNormalize's defaults); jnp or numpy."""
+    import jax.numpy as jnp
+
+    return jnp.clip((obs - mean) / jnp.sqrt(var + 1e-8), -clip, clip)

@@ -1,0 +1,1 @@
+"""Networks: MLP torsos, critic ensembles and policies."""

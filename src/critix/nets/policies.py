@@ -1,0 +1,67 @@
+"""Policies for continuous actions in [-1, 1]: tanh-Gaussian (SAC) and deterministic (DDPG/TD3).
+
+Environment bounds are applied outside the agent (`critix.envs.gym.scale_action`), so every policy acts
+in [-1, 1]^A. Shapes: B batch, A action dimensions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from critix.nets.mlp import MLP
+
+LOG_STD_MIN = -20.0  # SAC reference implementation (Haarnoja et al. 2018) clips log-std to [-20, 2]
+LOG_STD_MAX = 2.0
+
+
+class TanhGaussianPolicy(nn.Module):
+    """obs [B, O] -> (mean [B, A], log_std [B, A]) of the Gaussian before the tanh squashing."""
+
+    hidden_sizes: Sequence[int]
+    action_dim: int
+    activation: str = "relu"
+    layer_norm: bool = False
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
+        x = MLP(self.hidden_sizes, None, self.activation, self.layer_norm)(obs)
+        mean = nn.Dense(self.action_dim)(x)
+        log_std = jnp.clip(nn.Dense(self.action_dim)(x), LOG_STD_MIN, LOG_STD_MAX)
+        return mean, log_std
+
+
+class DeterministicPolicy(nn.Module):
+    """obs [B, O] -> tanh(MLP(obs)) in [-1, 1]^A."""
+
+    hidden_sizes: Sequence[int]
+    action_dim: int
+    activation: str = "relu"
+    layer_norm: bool = False
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> jax.Array:
+        return jnp.tanh(MLP(self.hidden_sizes, self.action_dim, self.activation, self.layer_norm)(obs))
+
+
+def tanh_gaussian_sample(
+    key: jax.Array, mean: jax.Array, log_std: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    """Reparameterised sample a = tanh(mean + std * eps) and its log-density log pi(a|s), summed over A.
+
+    The change of variables is SAC's Eq. 21 (Haarnoja et al. 2018, Appendix C), with the stable identity
+    log(1 - tanh(u)^2) = 2 * (log 2 - u - softplus(-2u)).
+    """
+    eps = jax.random.normal(key, mean.shape, mean.dtype)
+    u = mean + jnp.exp(log_std) * eps
+    gaussian_log_prob = -0.5 * jnp.square(eps) - log_std - 0.5 * jnp.log(2.0 * jnp.pi)
+    log_det = 2.0 * (jnp.log(2.0) - u - jax.nn.softplus(-2.0 * u))
+    return jnp.tanh(u), jnp.sum(gaussian_log_prob - log_det, axis=-1)
+
+
+def tanh_gaussian_mode(mean: jax.Array) -> jax.Array:
+    """The deterministic (evaluation) action tanh(mean)."""
+    return jnp.tanh(mean)

@@ -1,0 +1,123 @@
+"""Run-folder logging on the host: a long-format metrics CSV (one row per step and seed), TensorBoard event
+files (one folder per seed, so TensorBoard overlays them), and the learning-curve plot."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from pathlib import Path
+
+import numpy as np
+
+from critix.train.checkpoint import atomic_write_bytes
+
+BASE_COLUMNS = ["step", "seed", "wall_seconds"]
+
+
+class MetricsLogger:
+    """Appends rows to metrics.csv and scalars to TensorBoard. `metrics` fixes the CSV columns up front."""
+
+    def __init__(self, run_dir: Path, num_seeds: int, metrics: list[str], tensorboard: bool = True) -> None:
+        self.path = Path(run_dir) / "metrics.csv"
+        self.num_seeds = num_seeds
+        self.columns = BASE_COLUMNS + sorted(metrics)
+        if self.path.exists():
+            with self.path.open(newline="") as f:
+                header = next(csv.reader(f), None)
+            if header:
+                self.columns = header
+        else:
+            with self.path.open("w", newline="") as f:
+                csv.writer(f).writerow(self.columns)
+        self.writers = []
+        if tensorboard:
+            from tensorboardX import SummaryWriter
+
+            self.writers = [SummaryWriter(str(Path(run_dir) / "tb" / f"seed_{i}")) for i in range(num_seeds)]
+
+    def truncate_after(self, step: int) -> None:
+        """Drop rows logged after `step` (used on resume, so no row is duplicated)."""
+        if not self.path.exists():
+            return
+        with self.path.open(newline="") as f:
+            rows = list(csv.reader(f))
+        if not rows:
+            return
+        kept = [rows[0]] + [r for r in rows[1:] if r and int(float(r[0])) <= step]
+        buffer = io.StringIO()
+        csv.writer(buffer).writerows(kept)
+        atomic_write_bytes(self.path, buffer.getvalue().encode())
+
+    def log(self, step: int, wall_seconds: float, per_seed: dict[str, np.ndarray]) -> None:
+        """per_seed: metric name -> array [S] (NaN where a seed has no value at this step)."""
+        names = sorted(per_seed)
+        with self.path.open("a", newline="") as f:
+            writer = csv.writer(f)
+            for seed in range(self.num_seeds):
+                row = {"step": step, "seed": seed, "wall_seconds": round(wall_seconds, 3)}
+                row.update({name: float(np.asarray(per_seed[name])[seed]) for name in names})
+                writer.writerow([_fmt(row.get(col, math.nan)) for col in self.columns])
+        for seed, writer in enumerate(self.writers):
+            for name in names:
+                value = float(np.asarray(per_seed[name])[seed])
+                if math.isfinite(value):
+                    writer.add_scalar(name, value, step)
+
+    def flush(self) -> None:
+        for writer in self.writers:
+            writer.flush()
+
+    def close(self) -> None:
+        for writer in self.writers:
+            writer.close()
+
+
+def _fmt(value: float | int) -> str:
+    if isinstance(value, int):
+        return str(value)
+    return "" if not math.isfinite(value) else f"{value:.6g}"
+
+
+def read_metrics(path: Path) -> dict[str, np.ndarray]:
+    """metrics.csv -> column name -> float array (empty cells are NaN)."""
+    with Path(path).open(newline="") as f:
+        reader = csv.DictReader(f)
+        rows = list(reader)
+        columns = reader.fieldnames or []
+    return {c: np.array([float(r[c]) if r[c] not in ("", None) else np.nan for r in rows]) for c in columns}
+
+
+def plot_learning_curve(metrics_csv: Path, out_png: Path, title: str, metric: str = "eval/return") -> bool:
+    """Mean over seeds with the min-max band, from metrics.csv; writes PNG and SVG. False if nothing to plot."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    data = read_metrics(metrics_csv)
+    if metric not in data:
+        return False
+    keep = np.isfinite(data[metric])
+    steps, seeds, values = data["step"][keep], data["seed"][keep], data[metric][keep]
+    if values.size == 0:
+        return False
+    grid = np.unique(steps)
+    table = np.full((grid.size, int(seeds.max()) + 1), np.nan)
+    table[np.searchsorted(grid, steps), seeds.astype(int)] = values
+    mean = np.nanmean(table, axis=1)
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
+    ax.plot(grid, mean, color="#0072B2", label=f"mean over {table.shape[1]} seed(s)")
+    ax.fill_between(grid, np.nanmin(table, axis=1), np.nanmax(table, axis=1), color="#0072B2", alpha=0.2,
+                    label="min-max over seeds")
+    ax.set_xlabel("environment steps (per seed)")
+    ax.set_ylabel("evaluation return (deterministic policy)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    out_png = Path(out_png)
+    fig.savefig(out_png)
+    fig.savefig(out_png.with_suffix(".svg"))
+    plt.close(fig)
+    return True

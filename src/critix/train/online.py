@@ -1,0 +1,431 @@
+"""Host environment loop for off-policy agents, with compiled update chunks and S seeds in one process.
+
+One Gymnasium vector env holds S seeds x N envs (seed-major). Each iteration steps the env `chunk_size` times
+(one vmapped, jitted `act` per step), then makes one compiled call that writes the chunk's transitions into
+the device-resident replay buffers and runs `utd_ratio * chunk_size * N` gradient steps per seed (`update_many`,
+a `lax.scan`, vmapped over seeds). Agent states, buffers and keys carry a leading seed axis S.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from critix import __version__, agents
+from critix.data import replay
+from critix.envs.gym import RunningMeanStd, final_observation, make_vector_env, normalize_obs, scale_action
+from critix.train import checkpoint
+from critix.train.evaluate import evaluate
+from critix.train.logging import MetricsLogger, plot_learning_curve
+from critix.train.progress import Progress
+from critix.types import CritixError, Transition
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """How a run is executed (the agent's hyperparameters live in the agent's Config)."""
+
+    env: str = "Pendulum-v1"
+    """Gymnasium environment id (classic control and MuJoCo work out of the box)."""
+    steps: int = 20_000
+    """Environment steps per seed (summed over that seed's envs), as SB3's total_timesteps."""
+    num_seeds: int = 1
+    """Independent seeds trained together in this process (states and buffers get a leading seed axis)."""
+    num_envs: int = 1
+    """Environments per seed."""
+    seed: int = 0
+    """Base seed: seed s of the run uses agent key split from PRNGKey(seed) and env seed seed*1000 + s*N + i."""
+    chunk_size: int = 50
+    """Vector-env steps between compiled update calls (updates per call = utd_ratio * chunk_size * num_envs)."""
+    eval_every: int = 5_000
+    """Evaluate every this many env steps per seed (and at the end); 0 evaluates only at the end."""
+    eval_episodes: int = 10
+    """Deterministic evaluation episodes per seed, on separate eval envs."""
+    checkpoint_every: int = 0
+    """Checkpoint every this many env steps per seed; 0 means at each evaluation (and always at the end)."""
+    keep_checkpoints: int = 2
+    """How many recent checkpoints to keep."""
+    log_every: int = 1_000
+    """Write training metrics (losses, episode returns) every this many env steps per seed."""
+    normalize_obs: bool = False
+    """Normalise observations with running mean/std per seed (stored raw in the buffer, normalised when used)."""
+    vectorization: str = "sync"
+    """Gymnasium vectorisation: 'sync' (fast envs) or 'async' (one process per env, for slow envs)."""
+    run_dir: str | None = None
+    """Run folder; default runs/<algo>-<env>-<time>."""
+    progress: bool = True
+    """Show a progress bar."""
+    tensorboard: bool = True
+    """Write TensorBoard event files."""
+
+    def __post_init__(self) -> None:
+        positive = ("steps", "num_seeds", "num_envs", "chunk_size", "eval_episodes", "log_every")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("eval_every", "checkpoint_every", "keep_checkpoints", "seed"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.steps < self.num_envs:
+            raise ValueError(f"steps ({self.steps}) must be >= num_envs ({self.num_envs})")
+
+
+@dataclasses.dataclass
+class Runner:
+    """Everything a run needs to continue: device pytrees (saved in state.safetensors) and host counters."""
+
+    agent: Any  # agent State, leading axis S
+    buffer: replay.ReplayBuffer  # leading axis S
+    key: jax.Array  # [S, 2] loop keys (acting and sampling)
+    obs_rms: RunningMeanStd
+    vector_steps: int = 0
+    updates: int = 0
+    episodes: int = 0
+    wall_seconds: float = 0.0
+    train_seconds: float = 0.0  # wall time of env steps + updates after learning started (steady state)
+    train_steps: int = 0  # env steps per seed counted in train_seconds
+    compile_seconds: float = 0.0
+
+    def arrays(self) -> dict[str, Any]:
+        rms = {"mean": self.obs_rms.mean, "var": self.obs_rms.var, "count": self.obs_rms.count}
+        return {"agent": self.agent, "buffer": self.buffer, "key": self.key, "obs_rms": rms}
+
+    def counters(self) -> dict[str, Any]:
+        fields = ("vector_steps", "updates", "episodes", "wall_seconds", "train_seconds", "train_steps",
+                  "compile_seconds")
+        return {f: getattr(self, f) for f in fields}
+
+
+LOOP_METRICS = ("train/episode_return", "time/steps_per_second", "eval/return", "eval/return_std")
+
+
+def config_to_json(algo: str, agent_cfg: Any, run: RunConfig) -> dict[str, Any]:
+    return {"algo": algo, "agent": dataclasses.asdict(agent_cfg), "run": dataclasses.asdict(run),
+            "critix_version": __version__}
+
+
+def config_from_dict(cls: type, values: dict[str, Any]) -> Any:
+    """Rebuild a frozen config dataclass from JSON, restoring tuples and rejecting unknown fields."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(values) - set(fields)
+    if unknown:
+        raise CritixError(f"config has unknown fields {sorted(unknown)} for {cls.__module__}.{cls.__name__}")
+    fixed = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+    try:
+        return cls(**fixed)
+    except (TypeError, ValueError) as err:
+        raise CritixError(f"invalid config: {err}") from None
+
+
+def load_run_config(run_dir: Path) -> tuple[str, Any, RunConfig]:
+    path = Path(run_dir) / "config.json"
+    try:
+        data = json.loads(path.read_text())
+        algo, agent_values, run_values = data["algo"], data["agent"], data["run"]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as err:
+        raise CritixError(f"{path} is missing or malformed ({err}); is {run_dir} a critix run folder?") from None
+    spec = agents.get(algo)
+    return algo, config_from_dict(type(spec.default_config), agent_values), config_from_dict(RunConfig, run_values)
+
+
+def default_run_dir(algo: str, env_id: str) -> Path:
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{algo}-{env_id.replace('/', '_')}-{stamp}"
+
+
+class Session:
+    """The compiled pieces and envs of one run (built from configs; holds no learned state)."""
+
+    def __init__(self, algo: str, agent_cfg: Any, run: RunConfig) -> None:
+        self.algo, self.cfg, self.run = algo, agent_cfg, run
+        self.spec = agents.get(algo)
+        self.module = self.spec.module
+        self.num_seeds, self.num_envs = run.num_seeds, run.num_envs
+        self.env = make_vector_env(run.env, run.num_seeds * run.num_envs, run.seed * 1000, run.vectorization)
+        self.obs_space, self.act_space = self.env.single_observation_space, self.env.single_action_space
+        try:
+            self.module.check_spaces(self.obs_space, self.act_space)
+        except CritixError:
+            self.env.close()
+            raise
+        self.eval_env = make_vector_env(run.env, run.num_seeds * run.eval_episodes, run.seed * 1000 + 500_000)
+        self.low, self.high = self.act_space.low, self.act_space.high
+        self.obs_shape, self.action_dim = self.obs_space.shape, self.act_space.shape[0]
+        self.capacity = min(agent_cfg.buffer_size, run.steps)
+        if self.capacity < agent_cfg.batch_size:
+            raise CritixError(
+                f"the replay buffer holds {self.capacity} transitions (min of buffer_size and steps), fewer than "
+                f"batch_size={agent_cfg.batch_size}; raise --steps or lower --batch-size"
+            )
+        self.updates_per_chunk = max(1, round(agent_cfg.utd_ratio * run.chunk_size * run.num_envs))
+        self._build_functions()
+
+    # ---- compiled functions -------------------------------------------------------------------------
+    def _build_functions(self) -> None:
+        cfg, module, normalize = self.cfg, self.module, self.run.normalize_obs
+
+        def prepare(obs: jax.Array, mean: jax.Array, var: jax.Array) -> jax.Array:
+            return normalize_obs(obs, mean, var) if normalize else obs
+
+        def policy(state: Any, key: jax.Array, obs: jax.Array, mean: jax.Array, var: jax.Array) -> Any:
+            key, act_key = jax.random.split(key)
+            return module.act(cfg, state, prepare(obs, mean, var), act_key, False), key
+
+        def greedy(state: Any, obs: jax.Array, mean: jax.Array, var: jax.Array) -> jax.Array:
+            return module.act(cfg, state, prepare(obs, mean, var), jax.random.PRNGKey(0), True)
+
+        def train_chunk(state, buffer, key, items, mean, var, num_updates):  # type: ignore[no-untyped-def]
+            buffer = replay.add(buffer, items)
+            if num_updates == 0:
+                return state, buffer, key, {}
+            key, sample_key = jax.random.split(key)
+            batches = replay.sample_many(buffer, sample_key, num_updates, cfg.batch_size)
+            batches = batches.replace(obs=prepare(batches.obs, mean, var), next_obs=prepare(batches.next_obs, mean, var))
+            state, metrics = module.update_many(cfg, state, batches)
+            return state, buffer, key, jax.tree.map(jnp.nanmean, metrics)
+
+        self.policy = jax.jit(jax.vmap(policy))
+        self.greedy = jax.jit(jax.vmap(greedy))
+        self.train_chunk = jax.jit(
+            jax.vmap(train_chunk, in_axes=(0, 0, 0, 0, 0, 0, None)), static_argnums=6, donate_argnums=(0, 1, 2)
+        )
+
+    # ---- state -------------------------------------------------------------------------------------
+    def init_runner(self) -> Runner:
+        root = jax.random.PRNGKey(self.run.seed)
+        agent_key, loop_key = jax.random.split(root)
+        agent_keys = jax.random.split(agent_key, self.num_seeds)
+        loop_keys = jax.random.split(loop_key, self.num_seeds)
+        obs_space, act_space, cfg, module = self.obs_space, self.act_space, self.cfg, self.module
+        agent = jax.jit(jax.vmap(lambda k: module.init(cfg, k, obs_space, act_space)))(agent_keys)
+        example = Transition(
+            obs=np.zeros(self.obs_shape, np.float32),
+            action=np.zeros(self.action_dim, np.float32),
+            reward=np.zeros((), np.float32),
+            next_obs=np.zeros(self.obs_shape, np.float32),
+            terminated=np.zeros((), bool),
+            truncated=np.zeros((), bool),
+        )
+        capacity = self.capacity
+        buffer = jax.jit(jax.vmap(lambda _: replay.init(capacity, example)))(jnp.arange(self.num_seeds))
+        return Runner(agent, buffer, loop_keys, RunningMeanStd.create(self.num_seeds, self.obs_shape))
+
+    def restore_runner(self, ckpt: Path) -> Runner:
+        template = self.init_runner()
+        arrays, meta = checkpoint.load(ckpt, template.arrays())
+        rms = RunningMeanStd(arrays["obs_rms"]["mean"], arrays["obs_rms"]["var"], arrays["obs_rms"]["count"])
+        runner = Runner(
+            jax.device_put(arrays["agent"]), jax.device_put(arrays["buffer"]), jax.device_put(arrays["key"]), rms
+        )
+        for name, value in meta["counters"].items():
+            setattr(runner, name, value)
+        return runner
+
+    def stats(self, runner: Runner) -> tuple[np.ndarray, np.ndarray]:
+        return runner.obs_rms.mean.astype(np.float32), runner.obs_rms.var.astype(np.float32)
+
+    def evaluate(self, runner: Runner, seed: int) -> np.ndarray:
+        mean, var = self.stats(runner)
+
+        def act(obs: np.ndarray) -> np.ndarray:
+            return np.asarray(self.greedy(runner.agent, obs.astype(np.float32), mean, var))
+
+        return evaluate(self.eval_env, act, self.num_seeds, seed)[0]
+
+    def metric_names(self) -> list[str]:
+        """Every column the run logs: the agent's update metrics (found by tracing `update`) and the loop's."""
+        runner = self.init_runner()
+        one = jax.tree.map(lambda x: x[0, : self.cfg.batch_size], runner.buffer.data)
+        agent0 = jax.tree.map(lambda x: x[0], runner.agent)
+        _, metrics = jax.eval_shape(lambda s, b: self.module.update(self.cfg, s, b), agent0, one)
+        return sorted(metrics) + list(LOOP_METRICS)
+
+    def close(self) -> None:
+        self.env.close()
+        self.eval_env.close()
+
+
+def train(algo: str, agent_cfg: Any, run: RunConfig, resume: Path | None = None) -> dict[str, Any]:
+    """Train (or resume) a run; returns the summary that is also written to summary.json."""
+    session = Session(algo, agent_cfg, run)
+    try:
+        return _train(session, resume)
+    finally:
+        session.close()
+
+
+def _train(session: Session, resume: Path | None) -> dict[str, Any]:
+    algo, cfg, run = session.algo, session.cfg, session.run
+    S, N = session.num_seeds, session.num_envs
+    run_dir = Path(resume) if resume else Path(run.run_dir) if run.run_dir else default_run_dir(algo, run.env)
+    ckpt_dir = run_dir / "checkpoints"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng([run.seed, 1])
+
+    runner = None
+    if resume is not None:
+        last = checkpoint.latest(ckpt_dir)
+        if last is not None:
+            runner = session.restore_runner(last)
+            meta = checkpoint.load_meta(last)
+            rng.bit_generator.state = meta["numpy_rng"]
+    if runner is None:
+        runner = session.init_runner()
+        checkpoint.atomic_write_json(run_dir / "config.json", config_to_json(algo, cfg, run))
+
+    logger = MetricsLogger(run_dir, S, session.metric_names(), run.tensorboard)
+    logger.truncate_after(runner.vector_steps * N)
+    total_vector_steps = math.ceil(run.steps / N)
+    eval_every = run.eval_every or run.steps
+    ckpt_every = run.checkpoint_every or eval_every
+
+    obs, _ = session.env.reset(seed=run.seed * 1000 + runner.vector_steps)
+    obs = obs.astype(np.float32)
+    episode_return = np.zeros(S * N)
+    recent_returns: list[list[float]] = [[] for _ in range(S)]
+    last_eval: np.ndarray | None = None
+    final_returns: np.ndarray | None = None
+    train_metrics: dict[str, np.ndarray] = {}
+    start = time.perf_counter() - runner.wall_seconds
+    K = run.chunk_size
+    stage_obs = np.zeros((K, S * N, *session.obs_shape), np.float32)
+    stage_next = np.zeros_like(stage_obs)
+    stage_act = np.zeros((K, S * N, session.action_dim), np.float32)
+    stage_rew = np.zeros((K, S * N), np.float32)
+    stage_term = np.zeros((K, S * N), bool)
+    stage_trunc = np.zeros((K, S * N), bool)
+
+    progress = Progress(run.steps, f"{algo} {run.env} x{S} seeds", enabled=run.progress)
+    progress.start(runner.vector_steps * N)
+    try:
+        while runner.vector_steps < total_vector_steps:
+            chunk_start = time.perf_counter()
+            k_steps = min(K, total_vector_steps - runner.vector_steps)
+            learning = runner.vector_steps * N >= cfg.learning_starts
+            mean, var = session.stats(runner)
+            for k in range(k_steps):
+                if runner.vector_steps * N < cfg.learning_starts:
+                    action = rng.uniform(-1.0, 1.0, (S * N, session.action_dim)).astype(np.float32)
+                else:
+                    action, runner.key = session.policy(runner.agent, runner.key, obs.reshape(S, N, -1), mean, var)
+                    action = np.asarray(action).reshape(S * N, -1)
+                next_obs, reward, terminated, truncated, info = session.env.step(
+                    scale_action(action, session.low, session.high)
+                )
+                next_obs = next_obs.astype(np.float32)
+                done = terminated | truncated
+                stage_obs[k], stage_act[k], stage_rew[k] = obs, action, reward
+                stage_next[k] = final_observation(next_obs, done, info)
+                stage_term[k], stage_trunc[k] = terminated, truncated
+                episode_return += reward
+                for i in np.flatnonzero(done):
+                    recent_returns[i // N].append(float(episode_return[i]))
+                    runner.episodes += 1
+                episode_return[done] = 0.0
+                obs = next_obs
+                runner.vector_steps += 1
+
+            def per_seed(x: np.ndarray) -> np.ndarray:  # [k, S*N, ...] -> [S, k*N, ...]
+                x = x[:k_steps].reshape(k_steps, S, N, *x.shape[2:]).swapaxes(0, 1)
+                return x.reshape(S, k_steps * N, *x.shape[3:])
+
+            items = Transition(per_seed(stage_obs), per_seed(stage_act), per_seed(stage_rew),
+                               per_seed(stage_next), per_seed(stage_term), per_seed(stage_trunc))
+            if run.normalize_obs:
+                runner.obs_rms.update(items.obs)
+            steps_now = runner.vector_steps * N
+            num_updates = 0
+            if steps_now >= cfg.learning_starts:
+                num_updates = max(1, round(cfg.utd_ratio * k_steps * N))
+            first_update = num_updates > 0 and runner.updates == 0
+            runner.agent, runner.buffer, runner.key, metrics = session.train_chunk(
+                runner.agent, runner.buffer, runner.key, items, mean, var, num_updates
+            )
+            if num_updates:
+                runner.updates += num_updates
+                train_metrics = metrics
+            if first_update or (num_updates and not learning):
+                jax.block_until_ready(runner.agent)
+                runner.compile_seconds += time.perf_counter() - chunk_start
+            elif learning:
+                runner.train_seconds += time.perf_counter() - chunk_start
+                runner.train_steps += k_steps * N
+
+            prev = steps_now - k_steps * N
+            done_run = runner.vector_steps >= total_vector_steps
+            if steps_now // run.log_every > prev // run.log_every or done_run:
+                _log_train(logger, runner, train_metrics, recent_returns, steps_now, start)
+            if steps_now // eval_every > prev // eval_every or done_run:
+                jax.block_until_ready(runner.agent)
+                returns = session.evaluate(runner, seed=run.seed * 1000 + 900_000 + steps_now)
+                last_eval = returns.mean(axis=1)
+                if done_run:
+                    final_returns = returns
+                logger.log(steps_now, time.perf_counter() - start, {"eval/return": last_eval,
+                                                                    "eval/return_std": returns.std(axis=1)})
+            if steps_now // ckpt_every > prev // ckpt_every or done_run:
+                runner.wall_seconds = time.perf_counter() - start
+                logger.flush()
+                checkpoint.save(ckpt_dir, steps_now, runner.arrays(),
+                                {"counters": runner.counters(), "numpy_rng": rng.bit_generator.state,
+                                 "algo": algo, "env": run.env},
+                                keep=run.keep_checkpoints)
+            sps = runner.train_steps / runner.train_seconds if runner.train_seconds else float("nan")
+            progress.update(steps_now, sps, None if last_eval is None else float(np.mean(last_eval)))
+    finally:
+        progress.stop()
+        logger.close()
+
+    runner.wall_seconds = time.perf_counter() - start
+    if final_returns is None:  # resumed a run that had already finished: evaluate its final policy again
+        final_returns = session.evaluate(runner, seed=run.seed * 1000 + 900_000 + runner.vector_steps * N)
+    plot_learning_curve(run_dir / "metrics.csv", run_dir / "learning_curve.png", f"{algo} on {run.env}")
+    per_seed_final = final_returns.mean(axis=1)
+    summary = {
+        "algo": algo,
+        "env": run.env,
+        "steps": runner.vector_steps * N,
+        "num_seeds": S,
+        "num_envs": N,
+        "final_return": [float(x) for x in per_seed_final],
+        "final_return_mean": float(per_seed_final.mean()),
+        "final_return_std": float(per_seed_final.std()),
+        "eval_episodes": run.eval_episodes,
+        "wall_seconds": runner.wall_seconds,
+        "steps_per_second": runner.train_steps / runner.train_seconds if runner.train_seconds else None,
+        "steps_per_second_note": "env steps per seed per second after learning starts; compile and eval excluded",
+        "compile_seconds": runner.compile_seconds,
+        "gradient_steps": runner.updates,
+        "critix_version": __version__,
+        "jax_version": jax.__version__,
+        "device": str(jax.devices()[0]),
+        "run_dir": str(run_dir),
+    }
+    checkpoint.atomic_write_json(run_dir / "summary.json", summary)
+    return summary
+
+
+def _log_train(
+    logger: MetricsLogger,
+    runner: Runner,
+    metrics: dict[str, Any],
+    recent_returns: list[list[float]],
+    step: int,
+    start: float,
+) -> None:
+    values = {name: np.asarray(v, np.float64) for name, v in metrics.items()}
+    values["train/episode_return"] = np.array([np.mean(r) if r else np.nan for r in recent_returns])
+    sps = runner.train_steps / runner.train_seconds if runner.train_seconds else np.nan
+    values["time/steps_per_second"] = np.full(len(recent_returns), sps)
+    for r in recent_returns:
+        r.clear()
+    logger.log(step, time.perf_counter() - start, values)

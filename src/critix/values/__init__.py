@@ -1,0 +1,1 @@
+"""Value heads, value losses and bootstrap targets."""
