@@ -48,6 +48,17 @@ def add(buffer: ReplayBuffer, items: Transition) -> ReplayBuffer:
     )
 
 
+def grow(buffer: ReplayBuffer, capacity: int) -> ReplayBuffer:
+    """A larger ring holding the same items (their ring order is kept up to rotation, which uniform sampling ignores)."""
+    if capacity < buffer.capacity:
+        raise ValueError(f"cannot shrink a replay buffer from {buffer.capacity} to {capacity}")
+    data = jax.tree.map(
+        lambda x: jnp.zeros((capacity, *x.shape[1:]), x.dtype).at[: x.shape[0]].set(x), buffer.data
+    )
+    full = buffer.size == buffer.capacity
+    return ReplayBuffer(data, jnp.where(full, buffer.capacity, buffer.position).astype(jnp.int32), buffer.size)
+
+
 def sample(buffer: ReplayBuffer, key: jax.Array, batch_size: int) -> Transition:
     """Uniformly sample `batch_size` items with replacement from the filled part: [B, ...]."""
     index = jax.random.randint(key, (batch_size,), 0, jnp.maximum(buffer.size, 1))

@@ -200,7 +200,7 @@ class Session:
         )
 
     # ---- state -------------------------------------------------------------------------------------
-    def init_runner(self) -> Runner:
+    def init_runner(self, capacity: int | None = None) -> Runner:
         root = jax.random.PRNGKey(self.run.seed)
         agent_key, loop_key = jax.random.split(root)
         agent_keys = jax.random.split(agent_key, self.num_seeds)
@@ -215,17 +215,19 @@ class Session:
             terminated=np.zeros((), bool),
             truncated=np.zeros((), bool),
         )
-        capacity = self.capacity
+        capacity = capacity or self.capacity
         buffer = jax.jit(jax.vmap(lambda _: replay.init(capacity, example)))(jnp.arange(self.num_seeds))
         return Runner(agent, buffer, loop_keys, RunningMeanStd.create(self.num_seeds, self.obs_shape))
 
     def restore_runner(self, ckpt: Path) -> Runner:
-        template = self.init_runner()
+        saved_capacity = int(checkpoint.load_meta(ckpt).get("buffer_capacity", self.capacity))
+        template = self.init_runner(saved_capacity)
         arrays, meta = checkpoint.load(ckpt, template.arrays())
         rms = RunningMeanStd(arrays["obs_rms"]["mean"], arrays["obs_rms"]["var"], arrays["obs_rms"]["count"])
-        runner = Runner(
-            jax.device_put(arrays["agent"]), jax.device_put(arrays["buffer"]), jax.device_put(arrays["key"]), rms
-        )
+        buffer = jax.device_put(arrays["buffer"])
+        if self.capacity > saved_capacity:  # the run was extended (--steps): grow the ring, keeping its data
+            buffer = jax.vmap(lambda b: replay.grow(b, self.capacity))(buffer)
+        runner = Runner(jax.device_put(arrays["agent"]), buffer, jax.device_put(arrays["key"]), rms)
         for name, value in meta["counters"].items():
             setattr(runner, name, value)
         return runner
@@ -377,7 +379,7 @@ def _train(session: Session, resume: Path | None) -> dict[str, Any]:
                 logger.flush()
                 checkpoint.save(ckpt_dir, steps_now, runner.arrays(),
                                 {"counters": runner.counters(), "numpy_rng": rng.bit_generator.state,
-                                 "algo": algo, "env": run.env},
+                                 "algo": algo, "env": run.env, "buffer_capacity": runner.buffer.capacity},
                                 keep=run.keep_checkpoints)
             sps = runner.train_steps / runner.train_seconds if runner.train_seconds else float("nan")
             progress.update(steps_now, sps, None if last_eval is None else float(np.mean(last_eval)))

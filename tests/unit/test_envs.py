@@ -1,0 +1,159 @@
+"""Gymnasium glue: env ids, SAME_STEP vector envs and final observations, action scaling, obs normalisation."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from gymnasium.vector import AutoresetMode
+
+from critix.agents import REGISTRY
+from critix.envs.gym import (
+    RunningMeanStd,
+    check_env_id,
+    final_observation,
+    make_vector_env,
+    normalize_obs,
+    scale_action,
+)
+from critix.types import CritixError
+
+# --- env ids ---------------------------------------------------------------------------------------------
+
+
+def test_check_env_id_accepts_known_ids():
+    check_env_id("Pendulum-v1")
+    check_env_id("CartPole-v1")
+
+
+@pytest.mark.parametrize("env_id", ["Pendulum-v2", "Pendulm-v1"])
+def test_check_env_id_suggests_close_ids(env_id):
+    with pytest.raises(CritixError, match=r"Did you mean .*Pendulum-v1") as err:
+        check_env_id(env_id)
+    assert repr(env_id) in str(err.value)
+
+
+def test_check_env_id_without_close_match_points_to_the_registry():
+    with pytest.raises(CritixError, match="pprint_registry"):
+        check_env_id("Qqqqqqqqqqqqqqqq-v9")
+
+
+def test_make_vector_env_rejects_bad_input():
+    with pytest.raises(CritixError, match="Pendulum-v1"):
+        make_vector_env("Pendulum-v2", 1, 0)
+    with pytest.raises(CritixError, match="vectorization"):
+        make_vector_env("Pendulum-v1", 1, 0, vectorization="threads")
+
+
+# --- action spaces the agents cannot handle --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("algo", ["sac", "td3"])
+def test_discrete_action_env_is_rejected_by_continuous_agents(algo):
+    envs = make_vector_env("CartPole-v1", 2, 0)
+    try:
+        module = REGISTRY[algo].module
+        with pytest.raises(CritixError, match=r"Discrete\(2\)") as err:
+            module.check_spaces(envs.single_observation_space, envs.single_action_space)
+        assert algo in str(err.value) and "continuous" in str(err.value)
+        with pytest.raises(CritixError, match="Discrete"):
+            module.init(REGISTRY[algo].default_config, jax.random.PRNGKey(0),
+                        envs.single_observation_space, envs.single_action_space)
+    finally:
+        envs.close()
+
+
+# --- SAME_STEP vector env and the final observation -------------------------------------------------------
+
+
+def test_final_observation_replaces_only_finished_envs():
+    obs = np.arange(6, dtype=np.float32).reshape(3, 2)  # reset obs for env 1, ongoing obs for envs 0 and 2
+    done = np.array([False, True, False])
+    final = np.array([None, np.array([-7.0, -8.0], np.float32), None], dtype=object)
+    info = {"final_obs": final, "_final_obs": done.copy()}
+    original = obs.copy()
+    next_obs = final_observation(obs, done, info)
+    np.testing.assert_array_equal(next_obs, [[0, 1], [-7, -8], [4, 5]])
+    np.testing.assert_array_equal(obs, original)  # the loop's obs (the reset one) is not modified
+
+
+def test_final_observation_without_done_is_the_obs():
+    obs = np.ones((2, 3), np.float32)
+    np.testing.assert_array_equal(final_observation(obs, np.zeros(2, bool), {}), obs)
+
+
+def test_final_observation_requires_same_step_info():
+    with pytest.raises(RuntimeError, match="SAME_STEP"):
+        final_observation(np.ones((2, 3)), np.array([True, False]), {})
+
+
+def test_pendulum_truncation_uses_the_real_final_observation():
+    """Pendulum truncates at 200 steps; the step that truncates returns the reset obs and the final obs in info."""
+    envs = make_vector_env("Pendulum-v1", 2, seed=0)
+    single = gym.make("Pendulum-v1")
+    try:
+        assert envs.metadata["autoreset_mode"] == AutoresetMode.SAME_STEP
+        obs, _ = envs.reset(seed=0)
+        single_obs, _ = single.reset(seed=0)  # the vector env seeds env 0 with seed 0
+        np.testing.assert_allclose(obs[0], single_obs)
+        action = np.zeros((2, 1), np.float32)
+        for t in range(1, 201):
+            obs, _, terminated, truncated, info = envs.step(action)
+            single_obs, _, _, single_truncated, _ = single.step(action[0])
+            done = terminated | truncated
+            next_obs = final_observation(obs, done, info)
+            if t < 200:
+                assert not done.any()
+                np.testing.assert_array_equal(next_obs, obs)
+        assert not terminated.any() and truncated.all() and single_truncated
+        # the returned obs is the reset one; the final one, where the episode really ended, is in info
+        assert not np.allclose(next_obs, obs)
+        np.testing.assert_allclose(next_obs[0], single_obs, rtol=1e-5, atol=1e-5)
+        for i in range(2):
+            np.testing.assert_array_equal(next_obs[i], info["final_obs"][i])
+        # a valid Pendulum observation: (cos theta, sin theta) on the unit circle
+        np.testing.assert_allclose(np.hypot(next_obs[:, 0], next_obs[:, 1]), 1.0, rtol=1e-5)
+    finally:
+        envs.close()
+        single.close()
+
+
+# --- action scaling and observation normalisation -----------------------------------------------------------
+
+
+def test_scale_action_maps_unit_box_to_bounds():
+    low, high = np.array([-2.0, 0.0]), np.array([2.0, 10.0])
+    np.testing.assert_allclose(scale_action(np.array([-1.0, -1.0]), low, high), low)
+    np.testing.assert_allclose(scale_action(np.array([1.0, 1.0]), low, high), high)
+    np.testing.assert_allclose(scale_action(np.array([0.0, 0.0]), low, high), [0.0, 5.0])
+    np.testing.assert_allclose(scale_action(np.array([0.5, -0.5]), low, high), [1.0, 2.5])
+    np.testing.assert_allclose(scale_action(np.array([3.0, -7.0]), low, high), [2.0, 0.0])  # clipped first
+    batch = scale_action(np.array([[-1.0, 1.0], [1.0, -1.0]]), low, high)  # [N, A] broadcasts
+    np.testing.assert_allclose(batch, [[-2.0, 10.0], [2.0, 0.0]])
+
+
+def test_running_mean_std_matches_numpy_on_concatenated_data():
+    rng = np.random.default_rng(0)
+    chunks = [rng.normal(3.0, 2.0, size=(2, m, 3)) for m in (5, 7, 1, 20)]  # [S, M, O]
+    chunks[0][1] += 100.0  # seed 1 gets different statistics
+    rms = RunningMeanStd.create(2, (3,))
+    for chunk in chunks:
+        rms.update(chunk)
+    data = np.concatenate(chunks, axis=1)
+    np.testing.assert_allclose(rms.mean, data.mean(axis=1), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(rms.var, data.var(axis=1), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(rms.count, 33 + 1e-4)
+
+
+def test_normalize_obs_hand_values(jit_vmap_check):
+    obs = jnp.array([1.0, 3.0, -5.0])
+    mean = jnp.array([1.0, 1.0, 0.0])
+    var = jnp.array([4.0, 0.0, 0.25])
+    expected = jnp.array([0.0, 10.0, -10.0])  # 2 / sqrt(1e-8) and -5 / 0.5 are clipped to +-10
+    cases = [(obs, mean, var), (obs * 0.1, mean, var + 1.0)]
+    expected2 = (obs * 0.1 - mean) / jnp.sqrt(var + 1.0 + 1e-8)
+    jit_vmap_check(normalize_obs, cases, [expected, expected2], rtol=1e-5)
+    np.testing.assert_allclose(normalize_obs(np.asarray(obs), np.asarray(mean), np.asarray(var), clip=5.0),
+                               [0.0, 5.0, -5.0])
