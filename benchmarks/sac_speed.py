@@ -96,7 +96,7 @@ def sac_update_macs(obs_dim: int, act_dim: int, hidden: tuple[int, ...] = (256, 
 
 
 def matmul_gflops(size: int = 256, iters: int = 200, repeats: int = 7) -> float:
-    """fp32 matmul rate (GFLOP/s) of jax at size^3: `iters` chained matmuls in one jitted scan, best of repeats.
+    """fp32 matmul rate (GFLOP/s) of jax at size^3: `iters` chained matmuls in one jitted scan, best time.
 
     The scan keeps dispatch out of the timing; multiplying by an orthogonal matrix keeps values bounded.
     """
@@ -399,7 +399,8 @@ def speed(args: argparse.Namespace) -> None:
         for lib in libs[1:]:
             cx = [r["steps_per_second"] for r in by["critix"]]
             per_pair = [ratio(c, r["steps_per_second"]) for c, r in zip(cx, by[lib], strict=True)]
-            per_pair_steady = [ratio(c, r["steps_per_second_steady"]) for c, r in zip(cx, by[lib], strict=True)]
+            steady = [r["steps_per_second_steady"] for r in by[lib]]
+            per_pair_steady = [ratio(c, p) for c, p in zip(cx, steady, strict=True)]
             ratios[f"critix/{lib}"] = {"per_pair": per_pair, "median": median(per_pair),
                                        "per_pair_steady": per_pair_steady,
                                        "median_steady": median(per_pair_steady)}
@@ -448,7 +449,6 @@ def seeds_scaling(args: argparse.Namespace) -> None:
             for i, r in enumerate(rs):
                 r.update(mode="seeds_scaling", env=env, pair=pair, steps=args.steps,
                          learning_starts=args.learning_starts, process=i, config=label)
-                r["lib"] = r["lib"] if label.startswith("critix") else "sb3"
             runs.extend(rs)
             agg = sum(r["aggregate_seed_steps_per_second"] or 0 for r in rs)
             per = ", ".join(fmt(r["steps_per_second"]) for r in rs)

@@ -115,7 +115,7 @@ def main() -> None:
                         help="torch.set_num_threads before training (0: leave torch's default)")
     args = parser.parse_args()
     if args.steps <= args.learning_starts + 2:
-        parser.error("--steps must exceed --learning-starts + 2 for anything after learning starts to be timed")
+        parser.error("--steps must exceed --learning-starts + 2, or nothing after learning starts is timed")
 
     if args.torch_threads > 0:
         torch.set_num_threads(args.torch_threads)
