@@ -27,7 +27,11 @@ BATCH = 16
 
 def small_config(name: str) -> Any:
     return dataclasses.replace(
-        REGISTRY[name].default_config, hidden_sizes=(32, 32), batch_size=BATCH, buffer_size=64, learning_starts=0
+        REGISTRY[name].default_config,
+        hidden_sizes=(32, 32),
+        batch_size=BATCH,
+        buffer_size=64,
+        learning_starts=0,
     )
 
 
@@ -91,13 +95,15 @@ def h(request, obs_space, act_space) -> Harness:
 
 def leaves_equal(a: Any, b: Any) -> bool:
     la, lb = jax.tree.leaves(a), jax.tree.leaves(b)
-    return len(la) == len(lb) and all(np.array_equal(np.asarray(x), np.asarray(y), equal_nan=True) for x, y in zip(la, lb))
+    if len(la) != len(lb):
+        return False
+    return all(np.array_equal(np.asarray(x), np.asarray(y), equal_nan=True) for x, y in zip(la, lb))
 
 
 def assert_trees_close(actual: Any, expected: Any, rtol: float = 1e-5, atol: float = 1e-6) -> None:
     assert jax.tree.structure(actual) == jax.tree.structure(expected)
-    for path_leaf, e in zip(jax.tree_util.tree_leaves_with_path(actual), jax.tree.leaves(expected), strict=True):
-        path, a = path_leaf
+    leaves = jax.tree_util.tree_leaves_with_path(actual)
+    for (path, a), e in zip(leaves, jax.tree.leaves(expected), strict=True):
         np.testing.assert_allclose(np.asarray(a), np.asarray(e), rtol=rtol, atol=atol, equal_nan=True,
                                    err_msg=jax.tree_util.keystr(path))
 
@@ -152,8 +158,7 @@ def test_init(h):
     leaves = jax.tree.leaves(h.state)
     assert leaves and all(isinstance(x, jax.Array) for x in leaves)
     assert all(np.all(np.isfinite(np.asarray(x))) for x in leaves if jnp.issubdtype(x.dtype, jnp.floating))
-    eager = h.module.init(h.cfg, jax.random.PRNGKey(0), h.obs_space, h.act_space)
-    assert leaves_equal(eager, h.state)  # jit and eager init agree; same key -> same state
+    assert leaves_equal(h.init(jax.random.PRNGKey(0)), h.state)  # same key -> same state
     other = h.init(jax.random.PRNGKey(1))
     for field in params_fields(h.state):
         assert not leaves_equal(getattr(other, field), getattr(h.state, field)), field
@@ -183,17 +188,26 @@ def test_deterministic_act_ignores_the_key_and_stochastic_act_uses_it(h):
 # --- update ----------------------------------------------------------------------------------------------
 
 
+def loss_names(metrics: dict) -> list[str]:
+    names = [name for name in metrics if name.endswith("/loss")]
+    assert names, f"no '<part>/loss' metric in {sorted(metrics)}"
+    return names
+
+
 def test_update_returns_finite_metrics_and_changes_params(h):
     state, metrics = h.update(h.state, h.batch)
     assert metrics, "update must return metrics"
     for name, value in metrics.items():
         assert "/" in name, f"metric {name!r} is not namespaced (e.g. 'critic/loss')"
         assert np.shape(value) == (), name
-    assert np.isfinite(metrics["critic/loss"])
-    assert not leaves_equal(state.critic_params, h.state.critic_params)
+        assert not np.isinf(value), name
+    assert any(np.isfinite(metrics[name]) for name in loss_names(metrics))
+    changed = [f for f in params_fields(h.state) if not leaves_equal(getattr(state, f), getattr(h.state, f))]
+    assert changed, "one update changed no parameters"
     assert jax.tree.structure(state) == jax.tree.structure(h.state)
-    # After K steps every parameter set has moved (delayed actors included); metrics finite on average
-    # (a NaN marks a metric not computed on that step, e.g. TD3's actor loss between delayed updates).
+    # After K steps every parameter set has moved (delayed actors and targets included) and every metric is
+    # finite on average (a NaN marks a metric not computed on that step, e.g. TD3's actor loss between
+    # delayed updates; the training loop averages with nanmean).
     state, metrics = h.update_many(h.state, h.batches)
     for field in params_fields(h.state):
         assert not leaves_equal(getattr(state, field), getattr(h.state, field)), f"{field} did not change"
@@ -201,7 +215,6 @@ def test_update_returns_finite_metrics_and_changes_params(h):
         assert np.shape(value) == (K,), name
         assert not np.any(np.isinf(np.asarray(value))), name
         assert np.isfinite(np.nanmean(np.asarray(value))), f"{name} is never finite: {value}"
-    assert np.all(np.isfinite(np.asarray(metrics["critic/loss"])))
 
 
 def test_update_many_equals_sequential_updates(h):
@@ -233,7 +246,8 @@ def test_truncation_does_not_change_the_update_but_termination_does(h):
 def test_jitted_update_many_is_reusable(h):
     state, _ = h.update_many(h.state, h.batches)
     state, metrics = h.update_many(state, random_batches(jax.random.PRNGKey(5), (K,)))
-    assert np.all(np.isfinite(np.asarray(metrics["critic/loss"])))
+    for name in loss_names(metrics):
+        assert np.isfinite(np.nanmean(np.asarray(metrics[name]))), name
     if hasattr(state, "steps"):
         assert int(state.steps) == 2 * K
 
@@ -247,7 +261,8 @@ def test_vmapped_seeds_equal_separate_runs(h):
     new_states, metrics = jax.jit(jax.vmap(partial(h.module.update, h.cfg)))(states, batches)
     obs = jax.random.normal(jax.random.PRNGKey(13), (SEEDS, 4, 3))
     act_keys = jax.random.split(jax.random.PRNGKey(14), SEEDS)
-    actions = jax.vmap(partial(h.module.act, h.cfg), in_axes=(0, 0, 0, None))(new_states, obs, act_keys, False)
+    vmapped_act = jax.jit(jax.vmap(partial(h.module.act, h.cfg, deterministic=False)))
+    actions = vmapped_act(new_states, obs, act_keys)
     assert actions.shape == (SEEDS, 4, 2)
     for s in range(SEEDS):
         single = h.init(keys[s])
@@ -255,7 +270,8 @@ def test_vmapped_seeds_equal_separate_runs(h):
         single, single_metrics = h.update(single, take(batches, s))
         assert_trees_close(take(new_states, s), single)
         assert_trees_close(take(metrics, s), single_metrics)
-        np.testing.assert_allclose(actions[s], h.act(single, obs[s], act_keys[s], False), rtol=1e-5, atol=1e-6)
+        want = h.act(single, obs[s], act_keys[s], False)
+        np.testing.assert_allclose(actions[s], want, rtol=1e-5, atol=1e-6)
     assert not leaves_equal(take(new_states, 0), take(new_states, 1))  # seeds really differ
 
 
@@ -288,6 +304,10 @@ def test_checkpoint_round_trip_with_a_seed_axis(h, tmp_path):
 def test_checkpoint_into_a_different_architecture_raises(h, tmp_path, hidden_sizes):
     ckpt = checkpoint.save(tmp_path, 1, h.state, {})
     other_cfg = dataclasses.replace(h.cfg, hidden_sizes=hidden_sizes)
-    template = h.module.init(other_cfg, jax.random.PRNGKey(0), h.obs_space, h.act_space)
+    # Only shapes and dtypes matter in a template: build it from eval_shape (no compile, no compute).
+    shapes = jax.eval_shape(
+        lambda key: h.module.init(other_cfg, key, h.obs_space, h.act_space), jax.random.PRNGKey(0)
+    )
+    template = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), shapes)
     with pytest.raises(CritixError, match="config"):
         checkpoint.load(ckpt, template)

@@ -26,8 +26,8 @@ def run(algo: str, tmp_path: Path, steps: int, num_seeds: int, **overrides: obje
 
 
 def test_td3_learns_pendulum_quickly(tmp_path: Path) -> None:
-    """CI's representative learning test: small TD3, 1 seed, 6,000 steps."""
-    summary = run("td3", tmp_path, steps=6_000, num_seeds=1, learning_starts=1_000, hidden_sizes=(64, 64))
+    """CI's representative learning test: TD3, 1 seed, 8,000 steps (reaches about -120 here)."""
+    summary = run("td3", tmp_path, steps=8_000, num_seeds=1, learning_starts=1_000)
     assert summary["final_return_mean"] >= -400, summary["final_return"]
 
 

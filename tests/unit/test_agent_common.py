@@ -5,7 +5,6 @@ from __future__ import annotations
 from functools import partial
 
 import gymnasium as gym
-import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -64,9 +63,9 @@ def test_scan_updates_equals_a_python_loop():
     "space,match",
     [
         (gym.spaces.Discrete(3), "continuous"),
-        (gym.spaces.Box(-1.0, 1.0, (2, 2)), "flat action vector"),
-        (gym.spaces.Box(-np.inf, np.inf, (2,)), "finite action bounds"),
-        (gym.spaces.Box(np.array([-1.0, -np.inf]), np.array([1.0, 1.0])), "RescaleAction"),
+        (gym.spaces.Box(-1.0, 1.0, (2, 2), np.float32), "flat action vector"),
+        (gym.spaces.Box(-np.inf, np.inf, (2,), np.float32), "finite action bounds"),
+        (gym.spaces.Box(np.array([-1.0, -np.inf], np.float32), np.ones(2, np.float32)), "RescaleAction"),
     ],
 )
 def test_check_box_actions_rejects_what_it_cannot_rescale(space, match):
@@ -81,7 +80,7 @@ def test_check_box_actions_returns_the_dimension(act_space):
 @pytest.mark.parametrize(
     "space",
     [gym.spaces.Box(0, 255, (8, 8, 3), np.uint8), gym.spaces.Discrete(4),
-     gym.spaces.Dict({"x": gym.spaces.Box(-1, 1, (2,))})],
+     gym.spaces.Dict({"x": gym.spaces.Box(-1, 1, (2,), np.float32)})],
 )
 def test_check_flat_obs_rejects_non_flat_observations(space):
     with pytest.raises(CritixError, match="FlattenObservation"):

@@ -48,7 +48,8 @@ def test_keep_prunes_old_checkpoints_and_latest(tmp_path):
     assert checkpoint.latest(tmp_path) is None
     for step in (1, 2, 3):
         checkpoint.save(tmp_path, step, _tree(), {}, keep=2)
-    assert [p.name for p in checkpoint.list_checkpoints(tmp_path)] == ["step_000000000002", "step_000000000003"]
+    names = [p.name for p in checkpoint.list_checkpoints(tmp_path)]
+    assert names == ["step_000000000002", "step_000000000003"]
     assert checkpoint.latest(tmp_path).name == "step_000000000003"
 
 

@@ -1,4 +1,4 @@
-"""Gymnasium glue: env ids, SAME_STEP vector envs and final observations, action scaling, obs normalisation."""
+"""Gymnasium glue: env ids, SAME_STEP vector envs and final observations, action scaling, normalisation."""
 
 from __future__ import annotations
 
@@ -90,7 +90,7 @@ def test_final_observation_requires_same_step_info():
 
 
 def test_pendulum_truncation_uses_the_real_final_observation():
-    """Pendulum truncates at 200 steps; the step that truncates returns the reset obs and the final obs in info."""
+    """Pendulum truncates at 200 steps: that step returns the reset obs, and the final obs in info."""
     envs = make_vector_env("Pendulum-v1", 2, seed=0)
     single = gym.make("Pendulum-v1")
     try:
@@ -157,3 +157,14 @@ def test_normalize_obs_hand_values(jit_vmap_check):
     jit_vmap_check(normalize_obs, cases, [expected, expected2], rtol=1e-5)
     np.testing.assert_allclose(normalize_obs(np.asarray(obs), np.asarray(mean), np.asarray(var), clip=5.0),
                                [0.0, 5.0, -5.0])
+
+
+def test_running_mean_std_with_non_flat_observations():
+    rng = np.random.default_rng(1)
+    chunks = [rng.normal(size=(2, m, 3, 4)) for m in (5, 6)]  # [S, M, H, W]
+    rms = RunningMeanStd.create(2, (3, 4))
+    for chunk in chunks:
+        rms.update(chunk)
+    data = np.concatenate(chunks, axis=1)
+    np.testing.assert_allclose(rms.mean, data.mean(axis=1), atol=1e-4)
+    np.testing.assert_allclose(rms.var, data.var(axis=1), atol=1e-4)

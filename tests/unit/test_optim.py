@@ -38,7 +38,7 @@ def test_clip_by_global_norm_scales_the_whole_gradient():
 
 
 def test_clipping_is_not_element_wise():
-    """Element-wise clipping (optax.clip, a silent bug in a peer) would give [-1, 0], [[-1]]: direction lost."""
+    """Element-wise clipping (optax.clip, a silent bug in a peer) gives [-1, 0], [[-1]]: direction lost."""
     updates = _first_update(OptimizerConfig(max_grad_norm=1.0, **LINEAR_ADAM), GRADS_NORM_10)
     elementwise = {"a": jnp.array([-1.0, 0.0]), "b": jnp.array([[-1.0]])}
     assert not np.allclose(updates["b"], elementwise["b"], atol=0.05)
@@ -77,7 +77,8 @@ def test_weight_decay_is_decoupled():
 
 
 def test_optimizer_step_is_the_same_under_jit_and_vmap(jit_vmap_check):
-    tx = make_optimizer(OptimizerConfig(learning_rate=0.01, max_grad_norm=1.0, schedule="cosine", total_steps=10))
+    cfg = OptimizerConfig(learning_rate=0.01, max_grad_norm=1.0, schedule="cosine", total_steps=10)
+    tx = make_optimizer(cfg)
 
     def two_steps(params, grads):
         state = tx.init(params)
@@ -97,17 +98,21 @@ def test_optimizer_step_is_the_same_under_jit_and_vmap(jit_vmap_check):
     "cfg,steps,expected",
     [
         (OptimizerConfig(learning_rate=0.5), [0, 10, 1000], [0.5, 0.5, 0.5]),
-        (OptimizerConfig(learning_rate=1.0, schedule="linear", total_steps=10), [0, 5, 10, 20], [1.0, 0.5, 0.0, 0.0]),
+        (OptimizerConfig(learning_rate=1.0, schedule="linear", total_steps=10), [0, 5, 10, 20],
+         [1.0, 0.5, 0.0, 0.0]),
         (OptimizerConfig(learning_rate=1.0, schedule="cosine", total_steps=10), [0, 5, 10, 20],
          [1.0, 0.5, 0.0, 0.0]),
-        (OptimizerConfig(learning_rate=1.0, schedule="cosine", total_steps=12), [3], [0.5 * (1 + math.cos(math.pi / 4))]),
+        (OptimizerConfig(learning_rate=1.0, schedule="cosine", total_steps=12), [3],
+         [0.5 * (1 + math.cos(math.pi / 4))]),
         (OptimizerConfig(learning_rate=1.0, schedule="linear", total_steps=10, warmup_steps=4),
          [0, 2, 4, 7, 10], [0.0, 0.5, 1.0, 0.5, 0.0]),
-        (OptimizerConfig(learning_rate=2.0, schedule="constant", warmup_steps=4), [0, 1, 4, 100], [0.0, 0.5, 2.0, 2.0]),
+        (OptimizerConfig(learning_rate=2.0, schedule="constant", warmup_steps=4), [0, 1, 4, 100],
+         [0.0, 0.5, 2.0, 2.0]),
         (OptimizerConfig(learning_rate=1.0, schedule="cosine", total_steps=14, warmup_steps=4),
          [2, 4, 9, 14], [0.5, 1.0, 0.5, 0.0]),
     ],
-    ids=["constant", "linear", "cosine", "cosine-quarter", "warmup-linear", "warmup-constant", "warmup-cosine"],
+    ids=["constant", "linear", "cosine", "cosine-quarter", "warmup-linear", "warmup-constant",
+         "warmup-cosine"],
 )
 def test_schedule_values(cfg, steps, expected, jit_vmap_check):
     schedule = make_schedule(cfg)

@@ -143,6 +143,62 @@ def test_vmap_over_seeds_with_different_fill_levels():
     more = jax.vmap(replay.add)(first, jax.vmap(lambda _: _items(2, 2))(jnp.arange(2)))
     mixed = jax.tree.map(lambda a, b: jnp.stack([a[0], b[1]]), more, first)
     np.testing.assert_array_equal(mixed.size, [4, 2])
-    batches = jax.vmap(lambda b, k: replay.sample_many(b, k, 2, 32))(mixed, jax.random.split(jax.random.PRNGKey(5), 2))
+    keys = jax.random.split(jax.random.PRNGKey(5), 2)
+    batches = jax.vmap(lambda b, k: replay.sample_many(b, k, 2, 32))(mixed, keys)
     assert set(np.asarray(batches.reward[0]).ravel().tolist()) == {0.0, 1.0, 2.0, 3.0}
     assert set(np.asarray(batches.reward[1]).ravel().tolist()) == {0.0, 1.0}
+
+
+def test_add_more_items_than_capacity_at_once():
+    """7 items into a ring of 5 in one call: the last 5 survive, in ring order."""
+    buffer = replay.add(replay.init(5, _example()), _items(0, 7))
+    assert (int(buffer.position), int(buffer.size)) == (2, 5)
+    np.testing.assert_array_equal(buffer.data.reward, [5, 6, 2, 3, 4])
+
+
+# --- grow (an extended run resumes into a larger ring) ----------------------------------------------------
+
+
+def _contents(buffer: replay.ReplayBuffer) -> list[float]:
+    return sorted(np.asarray(buffer.data.reward[: int(buffer.size)]).tolist())
+
+
+def test_grow_a_partly_filled_buffer_keeps_items_and_fifo_order():
+    buffer = replay.grow(replay.add(replay.init(5, _example()), _items(0, 3)), 8)
+    assert buffer.capacity == 8
+    assert (int(buffer.position), int(buffer.size)) == (3, 3)
+    np.testing.assert_array_equal(buffer.data.reward, [0, 1, 2, 0, 0, 0, 0, 0])
+    np.testing.assert_allclose(buffer.data.obs[:3, 0], [0, 1, 2])
+    buffer = replay.add(buffer, _items(3, 6))  # items 3..8: 3..7 fill slots 3..7, item 8 evicts item 0
+    assert _contents(buffer) == [1, 2, 3, 4, 5, 6, 7, 8]
+
+
+def test_grow_keeps_every_item_of_a_full_buffer():
+    full = replay.add(replay.init(5, _example()), _items(0, 7))  # items 2..6, position 2
+    grown = replay.grow(full, 8)
+    assert grown.capacity == 8 and int(grown.size) == 5
+    assert _contents(grown) == [2, 3, 4, 5, 6]
+    grown = replay.add(grown, _items(7, 3))  # fills the 3 new slots
+    assert int(grown.size) == 8 and _contents(grown) == [2, 3, 4, 5, 6, 7, 8, 9]
+
+
+def test_grow_a_full_buffer_keeps_fifo_eviction_order():
+    full = replay.add(replay.init(5, _example()), _items(0, 7))  # slots [5, 6, 2, 3, 4]: item 2 is the oldest
+    grown = replay.add(replay.grow(full, 8), _items(7, 4))  # items 7..10: 3 fill the new slots, 1 evicts
+    assert _contents(grown) == [3, 4, 5, 6, 7, 8, 9, 10]  # the oldest item (2) is the one evicted
+
+
+def test_grow_rejects_shrinking_and_works_under_vmap():
+    with pytest.raises(ValueError, match="shrink"):
+        replay.grow(replay.init(5, _example()), 4)
+    buffers = jax.vmap(lambda _: replay.init(5, _example()))(jnp.arange(2))
+    counts = [3, 7]  # seed 0 partly filled, seed 1 full and wrapped
+    filled = jax.tree.map(
+        lambda *xs: jnp.stack(xs),
+        *[replay.add(jax.tree.map(lambda x, s=s: x[s], buffers), _items(0, c)) for s, c in enumerate(counts)],
+    )
+    grown = jax.vmap(lambda b: replay.grow(b, 8))(filled)
+    assert grown.capacity == 8 and grown.data.obs.shape == (2, 8, 3)
+    np.testing.assert_array_equal(grown.size, [3, 5])
+    assert _contents(jax.tree.map(lambda x: x[0], grown)) == [0, 1, 2]
+    assert _contents(jax.tree.map(lambda x: x[1], grown)) == [2, 3, 4, 5, 6]

@@ -61,7 +61,10 @@ def test_td_target_has_no_gradient_into_bootstrap():
 
 
 def test_squared_error_hand_values(jit_vmap_check):
-    cases = [(jnp.array([3.0, 0.0, -1.0]), jnp.array([1.0, 0.0, 1.0])), (jnp.array([0.5, 2.0, 1.0]), jnp.zeros(3))]
+    cases = [
+        (jnp.array([3.0, 0.0, -1.0]), jnp.array([1.0, 0.0, 1.0])),
+        (jnp.array([0.5, 2.0, 1.0]), jnp.zeros(3)),
+    ]
     expected = [jnp.array([2.0, 0.0, 2.0]), jnp.array([0.125, 2.0, 0.5])]
     jit_vmap_check(losses.squared_error, cases, expected)
 
@@ -157,4 +160,5 @@ def test_select_min_keeps_whole_output_of_the_lowest_member(jit_vmap_check):
     # sample 1 ties (1 vs 1): argmin takes the first member.
     jit_vmap_check(partial(heads.select_min, _MeanHead()), [(outs,)], [expected])
     outs2 = outs.at[1, 1].set(jnp.array([-5.0, 0.0, 4.0]))  # value -1/3 < 1
-    jit_vmap_check(partial(heads.select_min, _MeanHead()), [(outs2,)], [jnp.array([[1.0, 1.0, 1.0], [-5.0, 0.0, 4.0]])])
+    expected2 = jnp.array([[1.0, 1.0, 1.0], [-5.0, 0.0, 4.0]])
+    jit_vmap_check(partial(heads.select_min, _MeanHead()), [(outs2,)], [expected2])

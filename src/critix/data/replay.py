@@ -49,14 +49,17 @@ def add(buffer: ReplayBuffer, items: Transition) -> ReplayBuffer:
 
 
 def grow(buffer: ReplayBuffer, capacity: int) -> ReplayBuffer:
-    """A larger ring holding the same items (their ring order is kept up to rotation, which uniform sampling ignores)."""
+    """A larger ring holding the same items, oldest first, so the oldest is still overwritten first."""
     if capacity < buffer.capacity:
         raise ValueError(f"cannot shrink a replay buffer from {buffer.capacity} to {capacity}")
+    # A full ring's oldest item sits at `position`; rotate it to slot 0. A ring that is not full starts at 0.
+    shift = jnp.where(buffer.size == buffer.capacity, buffer.position, 0)
     data = jax.tree.map(
-        lambda x: jnp.zeros((capacity, *x.shape[1:]), x.dtype).at[: x.shape[0]].set(x), buffer.data
+        lambda x: jnp.zeros((capacity, *x.shape[1:]), x.dtype).at[: x.shape[0]].set(jnp.roll(x, -shift, axis=0)),
+        buffer.data,
     )
-    full = buffer.size == buffer.capacity
-    return ReplayBuffer(data, jnp.where(full, buffer.capacity, buffer.position).astype(jnp.int32), buffer.size)
+    # Next write goes right after the newest item; `% capacity` also makes it a fresh array, not an alias of size.
+    return ReplayBuffer(data, buffer.size % capacity, buffer.size)
 
 
 def sample(buffer: ReplayBuffer, key: jax.Array, batch_size: int) -> Transition:

@@ -81,14 +81,15 @@ class RunningMeanStd:
         )
 
     def update(self, x: np.ndarray) -> None:
-        """x: [S, M, O] new observations for each seed."""
+        """x: [S, M, *obs_shape] new observations for each seed."""
         batch_mean, batch_var, batch_count = x.mean(axis=1), x.var(axis=1), x.shape[1]
         delta = batch_mean - self.mean
         total = self.count + batch_count
-        ratio = (batch_count / total)[:, None]
-        self.mean = self.mean + delta * ratio
-        m2 = self.var * self.count[:, None] + batch_var * batch_count + delta**2 * (self.count * batch_count / total)[:, None]
-        self.var = m2 / total[:, None]
+        per_seed = (slice(None),) + (None,) * (self.mean.ndim - 1)  # broadcast [S] over the obs axes
+        self.mean = self.mean + delta * (batch_count / total)[per_seed]
+        m2 = (self.var * self.count[per_seed] + batch_var * batch_count
+              + delta**2 * (self.count * batch_count / total)[per_seed])
+        self.var = m2 / total[per_seed]
         self.count = total
 
 

@@ -245,10 +245,17 @@ class Session:
 
     def metric_names(self) -> list[str]:
         """Every column the run logs: the agent's update metrics (found by tracing `update`) and the loop's."""
-        runner = self.init_runner()
-        one = jax.tree.map(lambda x: x[0, : self.cfg.batch_size], runner.buffer.data)
-        agent0 = jax.tree.map(lambda x: x[0], runner.agent)
-        _, metrics = jax.eval_shape(lambda s, b: self.module.update(self.cfg, s, b), agent0, one)
+        cfg, module, obs_space, act_space = self.cfg, self.module, self.obs_space, self.act_space
+        agent = jax.eval_shape(lambda: module.init(cfg, jax.random.PRNGKey(0), obs_space, act_space))
+        batch = Transition(
+            obs=jax.ShapeDtypeStruct((cfg.batch_size, *self.obs_shape), jnp.float32),
+            action=jax.ShapeDtypeStruct((cfg.batch_size, self.action_dim), jnp.float32),
+            reward=jax.ShapeDtypeStruct((cfg.batch_size,), jnp.float32),
+            next_obs=jax.ShapeDtypeStruct((cfg.batch_size, *self.obs_shape), jnp.float32),
+            terminated=jax.ShapeDtypeStruct((cfg.batch_size,), jnp.bool_),
+            truncated=jax.ShapeDtypeStruct((cfg.batch_size,), jnp.bool_),
+        )
+        _, metrics = jax.eval_shape(lambda s, b: module.update(cfg, s, b), agent, batch)
         return sorted(metrics) + list(LOOP_METRICS)
 
     def close(self) -> None:
