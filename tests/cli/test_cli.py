@@ -56,13 +56,21 @@ def test_tensorboard_events_are_written(tmp_path: Path) -> None:
 
 def test_resume_extends_a_finished_run_without_duplicate_rows(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    base = ["--env", "Pendulum-v1", "--eval-every", "200", "--run-dir", str(run_dir), *TINY]
+    base = ["--env", "Pendulum-v1", "--eval-every", "200", "--normalize-obs", "--run-dir", str(run_dir), *TINY]
     assert main(["train", "ddpg", "--steps", "400", *base]) == 0
     assert main(["train", "ddpg", "--resume", str(run_dir), "--steps", "600", "--no-progress"]) == 0
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["steps"] == 600
     keys = [(r["step"], r["seed"]) for r in rows(run_dir) if r["eval/return"]]
     assert len(keys) == len(set(keys)) and ("600", "0") in keys
+    from critix.train import checkpoint
+
+    state = checkpoint.latest(run_dir / "checkpoints")
+    assert state is not None and state.name.endswith("600")
+    from safetensors.numpy import load_file
+
+    count = load_file(state / "state.safetensors")["['obs_rms']['count']"]
+    assert count[0] > 600  # normalisation statistics survived the resume and kept counting
 
 
 def test_eval_and_list(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
