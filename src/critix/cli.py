@@ -22,6 +22,7 @@ import tyro
 
 from critix import agents
 from critix.train.online import RunConfig
+from critix.types import CritixError
 
 ConfigT = TypeVar("ConfigT")
 EXIT_USAGE = 2
@@ -68,7 +69,7 @@ def cmd_train(argv: list[str]) -> int:
     if args.resume:
         saved_algo, agent_cfg, run = load_run_config(Path(args.resume))
         if saved_algo != algo:
-            raise _error(f"--resume {args.resume} is a {saved_algo} run; use `critix train {saved_algo} --resume ...`")
+            raise CritixError(f"--resume {args.resume} is a {saved_algo} run; use `critix train {saved_algo} --resume ...`")
         if args.run.steps != RunConfig().steps:
             run = dataclasses.replace(run, steps=args.run.steps)
         summary = train(saved_algo, agent_cfg, dataclasses.replace(run, progress=args.run.progress),
@@ -90,7 +91,7 @@ def cmd_eval(argv: list[str]) -> int:
     algo, agent_cfg, run = load_run_config(run_dir)
     ckpt = checkpoint.latest(run_dir / "checkpoints")
     if ckpt is None:
-        raise _error(f"{run_dir} has no complete checkpoint in {run_dir / 'checkpoints'}")
+        raise CritixError(f"{run_dir} has no complete checkpoint in {run_dir / 'checkpoints'}")
     session = Session(algo, agent_cfg, dataclasses.replace(run, eval_episodes=args.episodes))
     try:
         runner = session.restore_runner(ckpt)
@@ -157,14 +158,6 @@ def _print_summary(summary: dict[str, Any]) -> None:
     )
 
 
-class _UsageError(Exception):
-    pass
-
-
-def _error(message: str) -> _UsageError:
-    return _UsageError(message)
-
-
 USAGE = """usage: critix {train,eval,list} ...
 
   critix train ALGO --env ENV [--steps N] [--num-seeds S] ...   train (ALGO: %s)
@@ -177,8 +170,6 @@ USAGE = """usage: critix {train,eval,list} ...
 
 
 def main(argv: list[str] | None = None) -> int:
-    from critix.types import CritixError
-
     argv = sys.argv[1:] if argv is None else argv
     commands = {"train": cmd_train, "eval": cmd_eval, "list": cmd_list}
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in commands:
@@ -187,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in argv
     try:
         return commands[argv[0]](argv[1:])
-    except (CritixError, _UsageError, ValueError) as err:
+    except (CritixError, ValueError) as err:  # ValueError: config validation
         if debug:
             traceback.print_exc()
         print(f"critix: error: {err}", file=sys.stderr)
