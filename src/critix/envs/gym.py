@@ -11,6 +11,8 @@ import dataclasses
 import difflib
 
 import gymnasium as gym
+import jax
+import jax.numpy as jnp
 import numpy as np
 from gymnasium.vector import AutoresetMode
 
@@ -27,7 +29,8 @@ def check_env_id(env_id: str) -> None:
 
 
 def make_vector_env(env_id: str, num_envs: int, seed: int, vectorization: str = "sync") -> gym.vector.VectorEnv:
-    """N copies of `env_id` in SAME_STEP autoreset mode, reset with seeds seed, seed+1, ...
+    """N copies of `env_id` in SAME_STEP autoreset mode; `seed` seeds the action space (the caller resets the
+    envs with `env.reset(seed=...)`, which seeds sub-env i with seed + i).
 
     vectorization: "sync" (one process, lowest overhead for fast envs) or "async" (one process per env).
     """
@@ -93,8 +96,6 @@ class RunningMeanStd:
         self.count = total
 
 
-def normalize_obs(obs, mean, var, clip: float = 10.0):  # type: ignore[no-untyped-def]
-    """(obs - mean) / sqrt(var + 1e-8), clipped to [-clip, clip] (SB3 VecNormalize's defaults); jnp or numpy."""
-    import jax.numpy as jnp
-
+def normalize_obs(obs: jax.Array, mean: jax.Array, var: jax.Array, clip: float = 10.0) -> jax.Array:
+    """(obs - mean) / sqrt(var + 1e-8), clipped to [-clip, clip] (SB3 VecNormalize's defaults)."""
     return jnp.clip((obs - mean) / jnp.sqrt(var + 1e-8), -clip, clip)
