@@ -362,8 +362,10 @@ def _train(session: Session, resume: Path | None) -> dict[str, Any]:
             if num_updates:
                 runner.updates += num_updates
                 train_metrics = metrics
-            if first_update or (num_updates and not learning):
+                # Wait for the updates so the chunk's time includes them (the next act would wait anyway);
+                # without this the last chunk before an evaluation or the end would go uncounted.
                 jax.block_until_ready(runner.agent)
+            if first_update or (num_updates and not learning):
                 runner.compile_seconds += time.perf_counter() - chunk_start
             elif learning:
                 runner.train_seconds += time.perf_counter() - chunk_start
