@@ -200,14 +200,9 @@ class Session:
         )
 
     # ---- state -------------------------------------------------------------------------------------
-    def init_runner(self, capacity: int | None = None) -> Runner:
-        root = jax.random.PRNGKey(self.run.seed)
-        agent_key, loop_key = jax.random.split(root)
-        agent_keys = jax.random.split(agent_key, self.num_seeds)
-        loop_keys = jax.random.split(loop_key, self.num_seeds)
-        obs_space, act_space, cfg, module = self.obs_space, self.act_space, self.cfg, self.module
-        agent = jax.jit(jax.vmap(lambda k: module.init(cfg, k, obs_space, act_space)))(agent_keys)
-        example = Transition(
+    def example(self) -> Transition:
+        """One unbatched transition of this env, zero-filled: the shapes and dtypes the replay buffer stores."""
+        return Transition(
             obs=np.zeros(self.obs_shape, np.float32),
             action=np.zeros(self.action_dim, np.float32),
             reward=np.zeros((), np.float32),
@@ -215,6 +210,15 @@ class Session:
             terminated=np.zeros((), bool),
             truncated=np.zeros((), bool),
         )
+
+    def init_runner(self, capacity: int | None = None) -> Runner:
+        root = jax.random.PRNGKey(self.run.seed)
+        agent_key, loop_key = jax.random.split(root)
+        agent_keys = jax.random.split(agent_key, self.num_seeds)
+        loop_keys = jax.random.split(loop_key, self.num_seeds)
+        obs_space, act_space, cfg, module = self.obs_space, self.act_space, self.cfg, self.module
+        agent = jax.jit(jax.vmap(lambda k: module.init(cfg, k, obs_space, act_space)))(agent_keys)
+        example = self.example()
         capacity = capacity or self.capacity
         buffer = jax.jit(jax.vmap(lambda _: replay.init(capacity, example)))(jnp.arange(self.num_seeds))
         return Runner(agent, buffer, loop_keys, RunningMeanStd.create(self.num_seeds, self.obs_shape))
@@ -247,14 +251,7 @@ class Session:
         """Every column the run logs: the agent's update metrics (found by tracing `update`) and the loop's."""
         cfg, module, obs_space, act_space = self.cfg, self.module, self.obs_space, self.act_space
         agent = jax.eval_shape(lambda: module.init(cfg, jax.random.PRNGKey(0), obs_space, act_space))
-        batch = Transition(
-            obs=jax.ShapeDtypeStruct((cfg.batch_size, *self.obs_shape), jnp.float32),
-            action=jax.ShapeDtypeStruct((cfg.batch_size, self.action_dim), jnp.float32),
-            reward=jax.ShapeDtypeStruct((cfg.batch_size,), jnp.float32),
-            next_obs=jax.ShapeDtypeStruct((cfg.batch_size, *self.obs_shape), jnp.float32),
-            terminated=jax.ShapeDtypeStruct((cfg.batch_size,), jnp.bool_),
-            truncated=jax.ShapeDtypeStruct((cfg.batch_size,), jnp.bool_),
-        )
+        batch = jax.tree.map(lambda x: jax.ShapeDtypeStruct((cfg.batch_size, *x.shape), x.dtype), self.example())
         _, metrics = jax.eval_shape(lambda s, b: module.update(cfg, s, b), agent, batch)
         return sorted(metrics) + list(LOOP_METRICS)
 
