@@ -120,6 +120,65 @@ def matmul_gflops(size: int = 256, iters: int = 200, repeats: int = 7) -> float:
     return 2 * size**3 * iters / best / 1e9
 
 
+def critix_update_ms(obs_dim: int, act_dim: int, num_seeds: int = 1, chunk: int = CHUNK_SIZE,
+                     repeats: int = 10) -> float:
+    """Best wall time (ms) of one critix SAC gradient step alone: `update_many` over `chunk` synthetic batches
+    (the loop's compiled chunk, no env, no acting, no buffer), vmapped over `num_seeds` seeds when > 1.
+
+    Set against the loop's ms per env step it splits the run into update compute and everything else.
+    """
+    from functools import partial
+
+    import gymnasium as gym
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from critix.agents import sac
+    from critix.types import Transition
+
+    cfg = sac.Config()
+    obs_space = gym.spaces.Box(-np.inf, np.inf, (obs_dim,), np.float32)
+    act_space = gym.spaces.Box(-1.0, 1.0, (act_dim,), np.float32)
+    keys = jax.random.split(jax.random.PRNGKey(0), num_seeds)
+    state = jax.vmap(lambda k: sac.init(cfg, k, obs_space, act_space))(keys)
+    rng = np.random.default_rng(0)
+    lead = (num_seeds, chunk, cfg.batch_size)
+
+    def normal(*shape: int) -> jax.Array:
+        return jnp.asarray(rng.normal(size=(*lead, *shape)), jnp.float32)
+
+    batches = Transition(obs=normal(obs_dim), action=jnp.tanh(normal(act_dim)), reward=normal(),
+                         next_obs=normal(obs_dim), terminated=jnp.zeros(lead), truncated=jnp.zeros(lead))
+    step = jax.jit(jax.vmap(partial(sac.update_many, cfg)), donate_argnums=0)
+    state, _ = step(state, batches)
+    jax.block_until_ready(state)
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        state, _ = step(state, batches)
+        jax.block_until_ready(state)
+        best = min(best, time.perf_counter() - t)
+    return best / chunk * 1e3
+
+
+def numpy_matmul_gflops(size: int = 256, iters: int = 400, repeats: int = 7) -> float:
+    """fp32 matmul rate (GFLOP/s) of numpy's BLAS at size^3, best of `repeats`: a second reference next to XLA's
+    own dot (hand-tuned BLAS kernels can be faster than the code XLA emits for these sizes)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    a, b = (rng.standard_normal((size, size), dtype=np.float32) for _ in range(2))
+    out = np.empty_like(a)
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        for _ in range(iters):
+            np.dot(a, b, out=out)
+        best = min(best, time.perf_counter() - t)
+    return 2 * size**3 * iters / best / 1e9
+
+
 def env_sizes(env_id: str) -> tuple[int, int]:
     import gymnasium as gym
 
@@ -371,8 +430,11 @@ def speed(args: argparse.Namespace) -> None:
     gflops = max(gflops_before, gflops_after)  # the best rate seen is the bound
     print(f"\nfp32 matmul 256^3: {gflops_before:.1f} GFLOP/s before the runs, {gflops_after:.1f} after; "
           f"the bound uses {gflops:.1f}")
+    blas_gflops = numpy_matmul_gflops()
+    print(f"numpy (BLAS) fp32 matmul 256^3: {blas_gflops:.1f} GFLOP/s (for reference; the bound uses XLA's)")
     summary: dict[str, Any] = {"matmul_gflops_256": gflops, "matmul_gflops_256_before": gflops_before,
-                               "matmul_gflops_256_after": gflops_after, "envs": {}}
+                               "matmul_gflops_256_after": gflops_after,
+                               "numpy_blas_matmul_gflops_256": blas_gflops, "envs": {}}
     for env in envs:
         er = [r for r in runs if r["env"] == env]
         by = {lib: sorted((r for r in er if r["lib"] == lib), key=lambda r: r["pair"]) for lib in libs}
@@ -418,6 +480,12 @@ def speed(args: argparse.Namespace) -> None:
         print(f"  FLOP bound: obs {obs_dim}, act {act_dim}: one SAC update = {macs['total'] / 1e6:.1f} M "
               f"MACs = {flops / 1e6:.0f} MFLOP -> {sec_per_update * 1e3:.2f} ms at {gflops:.0f} GFLOP/s "
               f"= at most {max_sps:.0f} steps/s at UTD 1")
+        update_ms = critix_update_ms(obs_dim, act_dim)
+        loop_ms = 1e3 / med["critix"] if med["critix"] else None
+        rest_ms = loop_ms - update_ms if loop_ms else None
+        print(f"  critix SAC update alone ({CHUNK_SIZE} fused, synthetic batches): {update_ms:.2f} ms "
+              f"= {flops / update_ms / 1e6:.0f} GFLOP/s; the loop takes {fmt(loop_ms, '.2f')} ms per "
+              f"env step, so {fmt(rest_ms, '.2f')} ms goes to env, acting and the buffer")
         fractions = {lib: (med[lib] / max_sps if med[lib] else None) for lib in libs}
         print("  fraction of the bound (median steps/s / max): "
               + ", ".join(f"{lib} {fmt(fractions[lib], '.2f')}" for lib in libs))
@@ -425,7 +493,8 @@ def speed(args: argparse.Namespace) -> None:
                  flop_bound_seconds_per_update=sec_per_update, flop_bound_max_steps_per_second=max_sps,
                  median_steps_per_second=med, median_steps_per_second_steady=med_steady, ratios=ratios,
                  critix_fraction_of_flop_bound=fractions["critix"], fraction_of_flop_bound=fractions,
-                 critix_compile_seconds_median=compile_med)
+                 critix_compile_seconds_median=compile_med, critix_update_ms=update_ms,
+                 critix_loop_ms_per_step=loop_ms)
         summary["envs"][env] = s
 
     meta = provenance(runs)
@@ -472,8 +541,16 @@ def seeds_scaling(args: argparse.Namespace) -> None:
     print(f"{'med':>5} " + " ".join(f"{med[label]:>10.1f}" for label in labels))
     print(f"  SB3 processes used torch threads = {args.scaling_torch_threads or 'default'}; "
           f"critix {n} seeds run vmapped in one process")
+    obs_dim, act_dim = env_sizes(env)
+    flops = 2 * sac_update_macs(obs_dim, act_dim)["total"]
+    update_ms = {1: critix_update_ms(obs_dim, act_dim, 1), n: critix_update_ms(obs_dim, act_dim, n)}
+    for seeds, ms in update_ms.items():
+        print(f"  critix SAC update alone, {seeds} seed(s) vmapped: {ms:.2f} ms per step = "
+              f"{seeds * 1e3 / ms:.0f} seed-updates/s = {seeds * flops / ms / 1e6:.0f} GFLOP/s "
+              "(the ceiling of the loop's aggregate)")
     summary = {"env": env, "seeds": n, "aggregate_per_round": agg, "median_aggregate": med,
-               "scaling_torch_threads": args.scaling_torch_threads}
+               "scaling_torch_threads": args.scaling_torch_threads,
+               "critix_update_ms": {str(k): v for k, v in update_ms.items()}}
     meta = provenance(runs)
     json_path, csv_path = write_results("sac_seeds_scaling", meta, runs, summary, Path(args.results_dir))
     print(f"\nraw results: {json_path}, {csv_path.name}")
