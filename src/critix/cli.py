@@ -127,7 +127,12 @@ def cmd_bench(argv: list[str]) -> int:
         seeds_per_run=args.seeds_per_run, train_args=(args.train_args,) if args.train_args else (), reps=args.reps,
         report_only=args.report_only,
     )
-    run(cfg)
+    try:
+        run(cfg)
+    except KeyboardInterrupt:
+        print("critix: interrupted; rerun the same `critix bench` command to resume (finished runs are kept)",
+              file=sys.stderr)
+        return 130
     return 0
 
 
