@@ -7,6 +7,7 @@ whose spaces it handles (see `compatibility`), with the suite's budget. Budgets 
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import gymnasium as gym
 
@@ -74,8 +75,9 @@ def get(name: str) -> Suite:
     return SUITES[name]
 
 
+@functools.lru_cache(maxsize=None)
 def spaces(env_id: str) -> tuple[gym.Space, gym.Space]:
-    """Observation and action space of `env_id` (one env is built and closed)."""
+    """Observation and action space of `env_id` (one env is built and closed; cached per id)."""
     check_env_id(env_id)
     try:
         env = gym.make(env_id)
