@@ -18,7 +18,7 @@ import json
 import sys
 import traceback
 from pathlib import Path
-from typing import Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 import tyro
 
@@ -61,7 +61,7 @@ class Eval:
 class Plot:
     """Plot run folders: learning curves, aggregate-metric intervals or performance profiles (PNG and SVG)."""
 
-    run_dirs: tyro.conf.Positional[tuple[str, ...]]
+    run_dirs: Annotated[tuple[str, ...], tyro.conf.Positional, tyro.conf.arg(metavar="RUN_DIR...")]
     """Run folders (written by `critix train`), or folders holding them (e.g. a `critix bench` output)."""
     out: str
     """Output file, .png or .svg (the other format is written beside it)."""
@@ -93,7 +93,7 @@ def cmd_plot(argv: list[str]) -> int:
 class Bench:
     """Run a benchmark suite (every algorithm x task x seed it lacks), resumably, and write its report."""
 
-    suite: tyro.conf.Positional[str]
+    suite: Annotated[str, tyro.conf.Positional, tyro.conf.arg(metavar="SUITE")]
     """Suite name: classic, mujoco (100k steps) or mujoco-300k (see critix/envs/suites.py)."""
     algos: str
     """Comma-separated algorithm names from `critix list`, e.g. sac,td3."""
@@ -108,7 +108,7 @@ class Bench:
     seeds_per_run: int = 0
     """Seeds trained together in one process and run folder; 0 = all seeds of an (algorithm, task) at once."""
     train_args: str = ""
-    """Extra `critix train` flags for every run, e.g. "--utd-ratio 2"."""
+    """Extra `critix train` flags for every run, written with '=': --train-args="--utd-ratio 2"."""
     reps: int = 50_000
     """Bootstrap replicates for the report's intervals."""
     report_only: bool = False

@@ -199,6 +199,8 @@ def plot_runs(
     algorithms share, normalised per env) or 'profile' (performance profiles, same scores)."""
     from critix.stats.runs import find_runs, final_returns, load_run, score_table
 
+    if not paths:
+        raise CritixError("give at least one run folder: critix plot RUN_DIR... --out FILE")
     runs = [load_run(p, metric) for p in find_runs(paths)]
     if kind == "curves":
         ylabel = "evaluation return (deterministic policy)" if metric == "eval/return" else metric
