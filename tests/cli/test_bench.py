@@ -90,7 +90,7 @@ def test_bench_is_killed_resumes_and_reports(tmp_path: Path, capsys: pytest.Capt
 
 
 def test_plan_fills_missing_seeds_around_existing_run_folders(tmp_path: Path) -> None:
-    folder = bench.task_dir(tmp_path, "sac", "Pendulum-v1", 20_000)
+    folder = bench.task_dir(tmp_path, "sac", "Pendulum-v1", 15_000)
     (folder / "seeds_0-1").mkdir(parents=True)
     (folder / "seeds_0-1" / "summary.json").write_text("{}")
     (folder / "seeds_3-3").mkdir()  # started and killed before it wrote anything
@@ -106,7 +106,7 @@ def test_plan_fills_missing_seeds_around_existing_run_folders(tmp_path: Path) ->
     whole = bench.plan(bench.BenchConfig("classic", ("sac",), seeds=5, out=str(tmp_path / "b"), tasks=("Pendulum-v1",)))
     assert [(u.first_seed, u.num_seeds) for u in whole.units] == [(0, 5)]
     argv = bench.train_command(whole.units[0], whole.suite, ["--utd-ratio", "2"])
-    assert argv[:5] == ["sac", "--env", "Pendulum-v1", "--steps", "20000"] and argv[-2:] == ["--utd-ratio", "2"]
+    assert argv[:5] == ["sac", "--env", "Pendulum-v1", "--steps", "15000"] and argv[-2:] == ["--utd-ratio", "2"]
 
 
 @pytest.mark.parametrize("argv, message", [
