@@ -74,7 +74,7 @@ def test_bench_is_killed_resumes_and_reports(tmp_path: Path, capsys: pytest.Capt
     assert "| sac | 1 | 2 | **" in report  # aggregate row: 1 task, 2 runs
     assert "| Pendulum-v1 | sac | 2 |" in report
     assert "| sac | CartPole-v1 | sac needs a continuous (Box) action space" in report
-    assert "2 of 2 run folders finished" in report and "overridden with --steps" in report
+    assert "2 of 2 run folders finished (under `runs/`); their wall times add up to" in report and "overridden with --steps" in report
     for name in ("learning_curves", "aggregate", "performance_profiles"):
         assert (out / "plots" / f"{name}.png").stat().st_size > 5000
         assert (out / "plots" / f"{name}.svg").exists()

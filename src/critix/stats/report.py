@@ -197,8 +197,9 @@ def write_report(cfg: BenchConfig, the_plan: Plan, failures: dict[Path, str],
     # ---- what did not run ---------------------------------------------------------------------------------
     lines += ["## Runs", ""]
     unfinished = [u for u in the_plan.units if not u.finished]
+    total = sum(float(r.summary["wall_seconds"]) for r in finished if r.summary and "wall_seconds" in r.summary)
     lines.append(f"{len(the_plan.units) - len(unfinished)} of {len(the_plan.units)} run folders finished "
-                 f"(under `runs/`).")
+                 f"(under `runs/`); their wall times add up to {total / 60:.1f} minutes.")
     if the_plan.skipped:
         lines += ["", "Skipped (algorithm, task) pairs: the algorithm cannot handle the task's spaces.", "",
                   "| algorithm | task | reason |", "|---|---|---|"]
