@@ -1,9 +1,11 @@
-"""The `critix` command: train, eval, list.
+"""The `critix` command: train, eval, list, plot, bench.
 
     critix train sac --env Pendulum-v1 --steps 20000 --num-seeds 3
     critix train td3 --resume runs/td3-Pendulum-v1-20261121-120000
     critix eval RUN_DIR --episodes 10
     critix list [ALGO]
+    critix plot RUN_DIR... --out curves.png
+    critix bench classic --algos sac,td3 --seeds 5
 
 Errors in user input print one line naming the problem and the fix, and exit with code 2 (`--debug` shows the
 traceback).
@@ -16,7 +18,7 @@ import json
 import sys
 import traceback
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 import tyro
 
@@ -53,6 +55,85 @@ class Eval:
     """Seed of the evaluation envs."""
     debug: bool = False
     """Show full tracebacks on errors."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Plot:
+    """Plot run folders: learning curves, aggregate-metric intervals or performance profiles (PNG and SVG)."""
+
+    run_dirs: Annotated[tuple[str, ...], tyro.conf.Positional, tyro.conf.arg(metavar="RUN_DIR...")]
+    """Run folders (written by `critix train`), or folders holding them (e.g. a `critix bench` output)."""
+    out: str
+    """Output file, .png or .svg (the other format is written beside it)."""
+    kind: Literal["curves", "aggregate", "profile"] = "curves"
+    """curves: learning curves per env; aggregate: IQM/mean/median/optimality gap with 95% intervals over the
+    envs every algorithm has (scores normalised per env); profile: performance profiles of the same scores."""
+    estimator: Literal["iqm", "mean"] = "iqm"
+    """Learning curves: interquartile mean or mean over seeds at each evaluation step."""
+    metric: str = "eval/return"
+    """Learning curves: the metrics.csv column to plot."""
+    reps: int | None = None
+    """Bootstrap replicates (default 50,000 for aggregate, 2,000 for curves and profiles)."""
+    seed: int = 0
+    """Bootstrap seed."""
+    debug: bool = False
+    """Show full tracebacks on errors."""
+
+
+def cmd_plot(argv: list[str]) -> int:
+    from critix.stats.plots import plot_runs
+
+    args = tyro.cli(Plot, args=argv, prog="critix plot")
+    paths = plot_runs(args.run_dirs, Path(args.out), args.kind, args.estimator, args.metric, args.reps, args.seed)
+    print(f"wrote {', '.join(str(p) for p in paths)}")
+    return 0
+
+
+@dataclasses.dataclass(frozen=True)
+class Bench:
+    """Run a benchmark suite (every algorithm x task x seed it lacks), resumably, and write its report."""
+
+    suite: Annotated[str, tyro.conf.Positional, tyro.conf.arg(metavar="SUITE")]
+    """Suite name: classic, mujoco (100k steps) or mujoco-300k (see critix/envs/suites.py)."""
+    algos: str
+    """Comma-separated algorithm names from `critix list`, e.g. sac,td3."""
+    seeds: int | None = None
+    """Seeds per (algorithm, task); default: the suite's (classic 5, mujoco 3)."""
+    out: str | None = None
+    """Output folder (run folders, report.md, plots); default benchmarks/results/<suite>."""
+    tasks: str = ""
+    """Comma-separated subset of the suite's envs (default: all)."""
+    steps: int | None = None
+    """Override the suite's budgets (smoke tests; the report marks it)."""
+    seeds_per_run: int = 0
+    """Seeds trained together in one process and run folder; 0 = all seeds of an (algorithm, task) at once."""
+    train_args: str = ""
+    """Extra `critix train` flags for every run, written with '=': --train-args="--utd-ratio 2"."""
+    reps: int = 50_000
+    """Bootstrap replicates for the report's intervals."""
+    report_only: bool = False
+    """Only (re)write the report from the finished runs."""
+    debug: bool = False
+    """Show full tracebacks on errors."""
+
+
+def cmd_bench(argv: list[str]) -> int:
+    from critix.train.bench import BenchConfig, run
+
+    args = tyro.cli(Bench, args=argv, prog="critix bench")
+    cfg = BenchConfig(
+        suite=args.suite, algos=tuple(a.strip() for a in args.algos.split(",") if a.strip()), seeds=args.seeds,
+        out=args.out, tasks=tuple(t.strip() for t in args.tasks.split(",") if t.strip()), steps=args.steps,
+        seeds_per_run=args.seeds_per_run, train_args=(args.train_args,) if args.train_args else (), reps=args.reps,
+        report_only=args.report_only,
+    )
+    try:
+        run(cfg)
+    except KeyboardInterrupt:
+        print("critix: interrupted; rerun the same `critix bench` command to resume (finished runs are kept)",
+              file=sys.stderr)
+        return 130
+    return 0
 
 
 def cmd_train(argv: list[str]) -> int:
@@ -158,12 +239,14 @@ def _print_summary(summary: dict[str, Any]) -> None:
     )
 
 
-USAGE = """usage: critix {train,eval,list} ...
+USAGE = """usage: critix {train,eval,list,plot,bench} ...
 
   critix train ALGO --env ENV [--steps N] [--num-seeds S] ...   train (ALGO: %s)
   critix train ALGO --resume RUN_DIR                          continue a stopped run
   critix eval RUN_DIR [--episodes N]                          evaluate a run's last checkpoint
   critix list [ALGO]                                          algorithms and their hyperparameters
+  critix plot RUN_DIR... --out FILE [--kind curves|aggregate|profile]   learning curves, aggregate intervals
+  critix bench SUITE --algos A,B [--seeds N] [--out DIR]      run a benchmark suite (resumable) and its report
 
 `critix train ALGO --help` documents every flag with its default and the default's source.
 """
@@ -172,6 +255,8 @@ USAGE = """usage: critix {train,eval,list} ...
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     commands = {"train": cmd_train, "eval": cmd_eval, "list": cmd_list}
+    commands["plot"] = cmd_plot
+    commands["bench"] = cmd_bench
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in commands:
         print(USAGE % ", ".join(agents.REGISTRY), file=sys.stderr if argv and argv[0] not in ("-h", "--help") else sys.stdout)
         return 0 if argv and argv[0] in ("-h", "--help") else EXIT_USAGE

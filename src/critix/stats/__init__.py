@@ -1,0 +1,1 @@
+"""Statistics for trustworthy evaluation: normalised scores, aggregate metrics with bootstrap intervals, plots."""
