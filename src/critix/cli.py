@@ -72,6 +72,8 @@ def cmd_train(argv: list[str]) -> int:
             raise CritixError(f"--resume {args.resume} is a {saved_algo} run; use `critix train {saved_algo} --resume ...`")
         if args.run.steps != RunConfig().steps:
             run = dataclasses.replace(run, steps=args.run.steps)
+        if args.run.on_nan != RunConfig().on_nan:  # e.g. continue a run stopped by NaN with --on-nan skip
+            run = dataclasses.replace(run, on_nan=args.run.on_nan)
         summary = train(saved_algo, agent_cfg, dataclasses.replace(run, progress=args.run.progress),
                         resume=Path(args.resume))
     else:
@@ -89,9 +91,10 @@ def cmd_eval(argv: list[str]) -> int:
     args = tyro.cli(Eval, args=argv, prog="critix eval")
     run_dir = Path(args.run_dir)
     algo, agent_cfg, run = load_run_config(run_dir)
-    ckpt = checkpoint.latest(run_dir / "checkpoints")
-    if ckpt is None:
+    found = checkpoint.latest_valid(run_dir / "checkpoints", quarantine=False)  # skips corrupt ones, warning
+    if found is None:
         raise CritixError(f"{run_dir} has no complete checkpoint in {run_dir / 'checkpoints'}")
+    ckpt = found[0]
     session = Session(algo, agent_cfg, dataclasses.replace(run, eval_episodes=args.episodes))
     try:
         runner = session.restore_runner(ckpt)

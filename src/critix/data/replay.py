@@ -72,3 +72,15 @@ def sample_many(buffer: ReplayBuffer, key: jax.Array, num_batches: int, batch_si
     """K independent uniform batches in one gather: [K, B, ...] (the input of an agent's `update_many`)."""
     index = jax.random.randint(key, (num_batches, batch_size), 0, jnp.maximum(buffer.size, 1))
     return jax.tree.map(lambda x: x[index], buffer.data)
+
+
+def add_masked(buffer: ReplayBuffer, items: Transition, valid: jax.Array) -> ReplayBuffer:
+    """Write only the items where `valid` [M] is True, in order and contiguously (used to drop non-finite data)."""
+    capacity = buffer.data.reward.shape[0]
+    valid = valid.astype(jnp.int32)
+    offset = jnp.cumsum(valid) - 1
+    # Invalid items get the out-of-range index `capacity`, which mode="drop" discards.
+    index = jnp.where(valid > 0, (buffer.position + offset) % capacity, capacity)
+    data = jax.tree.map(lambda store, x: store.at[index].set(x.astype(store.dtype), mode="drop"), buffer.data, items)
+    num_items = valid.sum()
+    return ReplayBuffer(data, (buffer.position + num_items) % capacity, jnp.minimum(buffer.size + num_items, capacity))
