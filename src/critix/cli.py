@@ -15,6 +15,7 @@ import dataclasses
 import json
 import sys
 import traceback
+import warnings
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -179,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE % ", ".join(agents.REGISTRY), file=sys.stderr if argv and argv[0] not in ("-h", "--help") else sys.stdout)
         return 0 if argv and argv[0] in ("-h", "--help") else EXIT_USAGE
     debug = "--debug" in argv
+    if not debug:  # warnings (e.g. a corrupt checkpoint skipped on resume) as one line each
+        warnings.formatwarning = lambda message, *_args, **_kwargs: f"critix: warning: {message}\n"
     try:
         return commands[argv[0]](argv[1:])
     except (CritixError, ValueError) as err:  # ValueError: config validation

@@ -16,7 +16,6 @@ import hashlib
 import json
 import os
 import shutil
-import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -248,9 +247,7 @@ def latest_valid(directory: Path, quarantine: bool = True) -> tuple[Path, dict[s
             return ckpt, verify(ckpt)
         except CritixError as err:
             problems.append(str(err))
-            message = f"critix: skipping checkpoint {ckpt.name}: {err}"
-            warnings.warn(message, stacklevel=2)
-            print(message, file=sys.stderr)
+            warnings.warn(f"skipping checkpoint {ckpt.name}: {err}", stacklevel=2)
             if quarantine:
                 target = ckpt.with_name(f"corrupt_{ckpt.name}")
                 shutil.rmtree(target, ignore_errors=True)

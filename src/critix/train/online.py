@@ -133,6 +133,8 @@ def config_to_json(algo: str, agent_cfg: Any, run: RunConfig) -> dict[str, Any]:
 def config_from_dict(cls: type, values: dict[str, Any]) -> Any:
     """Rebuild a frozen config dataclass from JSON, restoring tuples and rejecting unknown fields."""
     fields = {f.name: f for f in dataclasses.fields(cls)}
+    if not isinstance(values, dict):
+        raise CritixError(f"config for {cls.__module__}.{cls.__name__} must be a JSON object, got {type(values).__name__}")
     unknown = set(values) - set(fields)
     if unknown:
         raise CritixError(f"config has unknown fields {sorted(unknown)} for {cls.__module__}.{cls.__name__}")
@@ -146,9 +148,11 @@ def config_from_dict(cls: type, values: dict[str, Any]) -> Any:
 def load_run_config(run_dir: Path) -> tuple[str, Any, RunConfig]:
     path = Path(run_dir) / "config.json"
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_bytes().decode("utf-8"))
         algo, agent_values, run_values = data["algo"], data["agent"], data["run"]
-    except (OSError, json.JSONDecodeError, KeyError, TypeError) as err:
+        if not isinstance(algo, str):
+            raise TypeError(f"algo must be a string, got {algo!r}")
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as err:  # ValueError: JSON, UTF-8
         raise CritixError(f"{path} is missing or malformed ({err}); is {run_dir} a critix run folder?") from None
     spec = agents.get(algo)
     return algo, config_from_dict(type(spec.default_config), agent_values), config_from_dict(RunConfig, run_values)

@@ -12,7 +12,6 @@ episodes (with a warning) and is not bit-exact, but loses nothing else.
 from __future__ import annotations
 
 import dataclasses
-import sys
 import warnings
 from typing import Any
 
@@ -77,7 +76,5 @@ def restore_loop(loop: Any, env: gym.vector.VectorEnv, num_seeds: int, obs_shape
 
 
 def _warn(reason: str) -> None:
-    message = (f"critix: {reason}; the resumed run starts fresh episodes, so it will not reproduce an "
-               "uninterrupted run exactly (nothing else is lost)")
-    warnings.warn(message, stacklevel=3)
-    print(message, file=sys.stderr)
+    warnings.warn(f"{reason}; the resumed run starts fresh episodes, so it will not reproduce an uninterrupted "
+                  "run exactly (nothing else is lost)", stacklevel=3)
