@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -114,21 +115,24 @@ def test_resume_after_kills_reproduces_the_uninterrupted_run(sac_reference: tupl
     assert_same_run(run_dir, reference)
 
 
-def test_resume_from_a_checkpoint_mid_episode(sac_reference: tuple[Path, float], tmp_path: Path) -> None:
-    """Deterministic variant: stop at a checkpoint taken mid-episode (step 900 of 200-step episodes),
-    by truncating a finished copy of the run back to it, and resume."""
+def test_resume_falls_back_past_a_corrupt_checkpoint_mid_episode(sac_reference: tuple[Path, float],
+                                                                  tmp_path: Path) -> None:
+    """Deterministic variant: take the finished run, truncate its newest checkpoint (step 950) and drop the
+    summary: --resume must skip the corrupt checkpoint with a warning, continue from step 900 (mid-episode:
+    Pendulum episodes are 200 steps) and still reproduce the uninterrupted run."""
     reference, _ = sac_reference
     run_dir = tmp_path / "copy"
-    import shutil
-
     shutil.copytree(reference, run_dir)
-    ckpts = checkpoint.list_checkpoints(run_dir / "checkpoints")
-    for ckpt in ckpts[1:]:  # keep only the older one: the run "died" after it
-        shutil.rmtree(ckpt)
+    older, newest = checkpoint.list_checkpoints(run_dir / "checkpoints")
+    state = newest / checkpoint.STATE_FILE
+    state.write_bytes(state.read_bytes()[: state.stat().st_size // 2])
     (run_dir / "summary.json").unlink()
-    meta = checkpoint.load_meta(ckpts[0])
-    assert meta["loop"]["env"] is not None and meta["step"] % 200 != 0
-    run_to_completion(resume_argv("sac", run_dir))
+    meta = checkpoint.load_meta(older)
+    assert meta["step"] == 900 and meta["loop"]["env"] is not None
+    done = subprocess.run(resume_argv("sac", run_dir), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "critix: warning: skipping checkpoint step_000000000950" in done.stderr
+    assert (run_dir / "checkpoints" / "corrupt_step_000000000950").is_dir()
     assert_same_run(run_dir, reference)
 
 
