@@ -190,3 +190,20 @@ def test_env_snapshot_refuses_what_it_cannot_capture() -> None:
     cartpole.reset(seed=0)
     with pytest.raises(CritixError, match="is of 'Pendulum-v1', this run uses 'CartPole-v1'"):
         restore_vector_env(cartpole, snap)
+
+
+def test_unsupported_envs_resume_with_fresh_episodes_and_a_warning() -> None:
+    from critix.train.resume import LoopState, restore_loop
+
+    gym.register("critix-test/Opaque-v1", entry_point=OpaqueEnv, max_episode_steps=10)
+    env = make("critix-test/Opaque-v1", 2)
+    obs, _ = env.reset(seed=0)
+    loop = LoopState(obs, np.array([1.5, -2.0]), [[3.0], []], {"critic/loss": np.array([0.25], np.float32)})
+    record = json.loads(json.dumps(loop.to_json(env)))
+    assert record["env"] is None and "neither a classic-control nor a MuJoCo env" in record["env_unsupported"]
+    with pytest.warns(UserWarning, match="could not be saved .* starts fresh episodes"):
+        assert restore_loop(record, env, 2, (2,)) is None
+    with pytest.raises(CritixError, match="loop state holds 2 envs"):
+        restore_loop(record, env, 2, (5,))
+    with pytest.raises(CritixError, match="loop state is malformed"):
+        restore_loop({"obs": "x"}, env, 2, (2,))
