@@ -180,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE % ", ".join(agents.REGISTRY), file=sys.stderr if argv and argv[0] not in ("-h", "--help") else sys.stdout)
         return 0 if argv and argv[0] in ("-h", "--help") else EXIT_USAGE
     debug = "--debug" in argv
+    format_warning = warnings.formatwarning
     if not debug:  # warnings (e.g. a corrupt checkpoint skipped on resume) as one line each
         warnings.formatwarning = lambda message, *_args, **_kwargs: f"critix: warning: {message}\n"
     try:
@@ -194,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("critix: interrupted; resume with `critix train ALGO --resume RUN_DIR`", file=sys.stderr)
         return 130
+    finally:
+        warnings.formatwarning = format_warning
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ from critix.train import checkpoint
 from critix.train.online import RunConfig, load_run_config
 from critix.types import CritixError
 
-FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 hostile_scalars = st.one_of(
     st.none(),
@@ -85,7 +85,7 @@ cli_text = st.one_of(st.text(max_size=12), st.sampled_from(["nan", "inf", "-inf"
                                                             "9" * 30, "", "--", "True", "None", "-0"]))
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(pairs=st.lists(st.tuples(st.sampled_from(CLI_FLAGS), cli_text), min_size=1, max_size=3),
        algo=st.sampled_from(sorted(REGISTRY)))
 def test_hostile_cli_arguments_exit_2_without_traceback(pairs: list[tuple[str, str]], algo: str) -> None:
