@@ -17,6 +17,7 @@ import dataclasses
 import json
 import sys
 import traceback
+import warnings
 from pathlib import Path
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
@@ -153,6 +154,8 @@ def cmd_train(argv: list[str]) -> int:
             raise CritixError(f"--resume {args.resume} is a {saved_algo} run; use `critix train {saved_algo} --resume ...`")
         if args.run.steps != RunConfig().steps:
             run = dataclasses.replace(run, steps=args.run.steps)
+        if args.run.on_nan != RunConfig().on_nan:  # e.g. continue a run stopped by NaN with --on-nan skip
+            run = dataclasses.replace(run, on_nan=args.run.on_nan)
         summary = train(saved_algo, agent_cfg, dataclasses.replace(run, progress=args.run.progress),
                         resume=Path(args.resume))
     else:
@@ -170,9 +173,10 @@ def cmd_eval(argv: list[str]) -> int:
     args = tyro.cli(Eval, args=argv, prog="critix eval")
     run_dir = Path(args.run_dir)
     algo, agent_cfg, run = load_run_config(run_dir)
-    ckpt = checkpoint.latest(run_dir / "checkpoints")
-    if ckpt is None:
+    found = checkpoint.latest_valid(run_dir / "checkpoints", quarantine=False)  # skips corrupt ones, warning
+    if found is None:
         raise CritixError(f"{run_dir} has no complete checkpoint in {run_dir / 'checkpoints'}")
+    ckpt = found[0]
     session = Session(algo, agent_cfg, dataclasses.replace(run, eval_episodes=args.episodes))
     try:
         runner = session.restore_runner(ckpt)
@@ -261,6 +265,9 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE % ", ".join(agents.REGISTRY), file=sys.stderr if argv and argv[0] not in ("-h", "--help") else sys.stdout)
         return 0 if argv and argv[0] in ("-h", "--help") else EXIT_USAGE
     debug = "--debug" in argv
+    format_warning = warnings.formatwarning
+    if not debug:  # warnings (e.g. a corrupt checkpoint skipped on resume) as one line each
+        warnings.formatwarning = lambda message, *_args, **_kwargs: f"critix: warning: {message}\n"
     try:
         return commands[argv[0]](argv[1:])
     except (CritixError, ValueError) as err:  # ValueError: config validation
@@ -273,6 +280,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("critix: interrupted; resume with `critix train ALGO --resume RUN_DIR`", file=sys.stderr)
         return 130
+    finally:
+        warnings.formatwarning = format_warning
 
 
 if __name__ == "__main__":

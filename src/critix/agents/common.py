@@ -11,6 +11,8 @@ import jax
 import numpy as np
 import optax
 
+from critix import validation
+from critix.nets.mlp import ACTIVATIONS
 from critix.types import CritixError, Transition
 
 StateT = TypeVar("StateT")
@@ -68,18 +70,26 @@ def check_flat_obs(algo: str, observation_space: gym.Space) -> int:
     return int(observation_space.shape[0])
 
 
+MAX_HIDDEN_SIZE = 1 << 16
+MAX_UTD_RATIO = 1_000.0
+
+
 def check_common(cfg: Any) -> None:
-    """Ranges shared by the off-policy configs; raises ValueError naming the field and the valid range."""
+    """Types and ranges shared by the off-policy configs; raises ValueError naming the field and the valid range."""
+    validation.check_types(cfg)
     checks = [
         ("gamma", 0.0 <= cfg.gamma <= 1.0, "in [0, 1]"),
         ("target_tau", 0.0 < cfg.target_tau <= 1.0, "in (0, 1]"),
         ("batch_size", cfg.batch_size >= 1, ">= 1"),
         ("buffer_size", cfg.buffer_size >= cfg.batch_size, f">= batch_size ({cfg.batch_size})"),
         ("learning_starts", cfg.learning_starts >= 0, ">= 0"),
-        ("utd_ratio", cfg.utd_ratio > 0, "> 0"),
+        ("utd_ratio", 0 < cfg.utd_ratio <= MAX_UTD_RATIO, f"in (0, {MAX_UTD_RATIO:g}]"),
         ("num_critics", cfg.num_critics >= 1, ">= 1"),
-        ("hidden_sizes", len(cfg.hidden_sizes) >= 1 and min(cfg.hidden_sizes) >= 1, "non-empty, positive"),
+        ("hidden_sizes", len(cfg.hidden_sizes) >= 1 and 1 <= min(cfg.hidden_sizes) <= max(cfg.hidden_sizes)
+         <= MAX_HIDDEN_SIZE, f"non-empty, each in [1, {MAX_HIDDEN_SIZE}]"),
     ]
+    if getattr(cfg, "activation", "relu") not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {cfg.activation!r}")
     for name, ok, valid in checks:
         if not ok:
             raise ValueError(f"{name} must be {valid}, got {getattr(cfg, name)!r}")

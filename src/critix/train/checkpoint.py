@@ -3,14 +3,21 @@
 Loading never executes code: safetensors holds raw tensors and a JSON header; the pytree structure comes from a
 template built by the agent's `init`, and every array is checked against it (names, shapes, dtypes).
 Layout: <run>/checkpoints/step_<N>/{state.safetensors, meta.json}; a checkpoint counts once meta.json exists.
+
+Integrity (format 2): meta.json records the SHA-256 and size of state.safetensors and a SHA-256 of its own
+content, so a truncated or bit-flipped checkpoint is detected; `latest_valid` then falls back to the previous
+good checkpoint with a warning and moves the bad one aside (`corrupt_step_<N>`). Every file write is
+temp file + fsync + rename + fsync of the folder, so a kill -9 at any moment leaves either the old or the new file.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +30,13 @@ from safetensors.numpy import save as st_save
 from critix import __version__
 from critix.types import CritixError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""2: checksums of state.safetensors and meta.json, and the loop state (env snapshot) in meta.json.
+1: critix 0.1.0 before checksums; still loads (unverified, and its envs restart with fresh episodes)."""
+OLDEST_READABLE_FORMAT = 1
 STATE_FILE = "state.safetensors"
 META_FILE = "meta.json"
+META_CHECKSUM = "meta_sha256"
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -41,7 +52,12 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
+    fsync_dir(path.parent)
+
+
+def fsync_dir(directory: Path) -> None:
+    """Make a folder's entries (a rename, a new or removed child) durable."""
+    dir_fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
     finally:
@@ -82,16 +98,58 @@ def unflatten(template: Any, arrays: dict[str, np.ndarray], source: str) -> Any:
 
 
 def save(directory: Path, step: int, tree: Any, meta: dict[str, Any], keep: int = 2) -> Path:
-    """Save `tree` and `meta` as checkpoints/step_<step>; keep the newest `keep` checkpoints."""
-    ckpt = Path(directory) / f"step_{step:012d}"
+    """Save `tree` and `meta` as checkpoints/step_<step>; keep the newest `keep` checkpoints.
+
+    Order: state.safetensors (atomic), then meta.json (atomic) holding the state's checksum; a checkpoint
+    exists only once its meta.json does, so a kill between the two leaves an incomplete folder that is ignored.
+    """
+    directory = Path(directory)
+    ckpt = directory / f"step_{step:012d}"
     ckpt.mkdir(parents=True, exist_ok=True)
+    fsync_dir(directory)
     (ckpt / META_FILE).unlink(missing_ok=True)  # an overwrite is incomplete until meta.json lands again
-    atomic_write_bytes(ckpt / STATE_FILE, st_save(flatten(tree)))
-    full_meta = {"format_version": FORMAT_VERSION, "critix_version": __version__, "step": step, **meta}
+    for stale in ckpt.glob(".*.tmp"):  # temporary files of a write that a kill interrupted
+        stale.unlink(missing_ok=True)
+    data = st_save(flatten(tree))
+    atomic_write_bytes(ckpt / STATE_FILE, data)
+    full_meta = {
+        "format_version": FORMAT_VERSION,
+        "critix_version": __version__,
+        "step": step,
+        **meta,
+        "files": {STATE_FILE: {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}},
+    }
+    full_meta[META_CHECKSUM] = _meta_digest(full_meta)
     atomic_write_json(ckpt / META_FILE, full_meta)
-    for old in list_checkpoints(directory)[:-keep] if keep > 0 else []:
-        shutil.rmtree(old, ignore_errors=True)
+    if keep > 0:
+        for old in list_checkpoints(directory)[:-keep]:
+            _remove(old)
+        for partial in directory.glob("step_*"):  # incomplete folders older than this one (interrupted saves)
+            if partial.name < ckpt.name and not (partial / META_FILE).is_file():
+                shutil.rmtree(partial, ignore_errors=True)
+        fsync_dir(directory)
     return ckpt
+
+
+def _remove(ckpt: Path) -> None:
+    """Delete a checkpoint so that a kill midway leaves it incomplete (meta.json goes first), never half-valid."""
+    (ckpt / META_FILE).unlink(missing_ok=True)
+    fsync_dir(ckpt)
+    shutil.rmtree(ckpt, ignore_errors=True)
+
+
+def _meta_digest(meta: dict[str, Any]) -> str:
+    body = {k: v for k, v in meta.items() if k != META_CHECKSUM}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def _file_digest(path: Path) -> tuple[str, int]:
+    digest, size = hashlib.sha256(), 0
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 22):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
 
 
 def list_checkpoints(directory: Path) -> list[Path]:
@@ -108,17 +166,60 @@ def latest(directory: Path) -> Path | None:
 
 
 def load_meta(ckpt: Path) -> dict[str, Any]:
+    """Read and check meta.json: JSON object, a format version this critix reads, its own checksum."""
     try:
-        meta = json.loads((Path(ckpt) / META_FILE).read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise CritixError(f"checkpoint {ckpt} has an unreadable {META_FILE}: {err}") from None
+        meta = json.loads((Path(ckpt) / META_FILE).read_bytes().decode("utf-8"))
+    except (OSError, ValueError) as err:  # ValueError: JSONDecodeError, UnicodeDecodeError
+        raise CritixError(f"checkpoint {ckpt} has an unreadable {META_FILE} ({err}); it is corrupt or not a "
+                          "critix checkpoint: resume from an earlier checkpoint or start the run again") from None
+    except RecursionError:
+        raise CritixError(f"checkpoint {ckpt}: {META_FILE} is nested too deeply; it is not a critix checkpoint") from None
     if not isinstance(meta, dict):
-        raise CritixError(f"checkpoint {ckpt}: {META_FILE} must hold a JSON object")
-    version = meta.get("format_version")
-    if version != FORMAT_VERSION:
+        raise CritixError(f"checkpoint {ckpt}: {META_FILE} must hold a JSON object, got {type(meta).__name__}; "
+                          "it is not a critix checkpoint")
+    version, writer = meta.get("format_version"), meta.get("critix_version", "unknown")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise CritixError(f"checkpoint {ckpt}: {META_FILE} has no integer format_version (got {version!r}); "
+                          "it is not a critix checkpoint")
+    if version > FORMAT_VERSION:
         raise CritixError(
-            f"checkpoint {ckpt} has format version {version!r} (written by critix {meta.get('critix_version')!r}); "
-            f"this critix {__version__} reads format {FORMAT_VERSION}. Load it with the critix version that wrote it."
+            f"checkpoint {ckpt} has format version {version}, written by critix {writer}; this critix {__version__} "
+            f"reads formats {OLDEST_READABLE_FORMAT}-{FORMAT_VERSION}. Upgrade critix to {writer} or newer to load it."
+        )
+    if version < OLDEST_READABLE_FORMAT:
+        raise CritixError(
+            f"checkpoint {ckpt} has format version {version}, written by critix {writer}; this critix {__version__} "
+            f"reads formats {OLDEST_READABLE_FORMAT}-{FORMAT_VERSION}. Load it with critix {writer}."
+        )
+    if version >= 2:
+        if meta.get(META_CHECKSUM) != _meta_digest(meta):
+            raise CritixError(f"checkpoint {ckpt}: {META_FILE} does not match its checksum (edited or corrupt); "
+                              "resume from an earlier checkpoint")
+        if not isinstance(meta.get("step"), int) or meta["step"] < 0:
+            raise CritixError(f"checkpoint {ckpt}: {META_FILE} has no valid step (got {meta.get('step')!r})")
+    return meta
+
+
+def verify(ckpt: Path) -> dict[str, Any]:
+    """load_meta plus the size and SHA-256 of state.safetensors (format 2); returns the metadata."""
+    ckpt = Path(ckpt)
+    meta = load_meta(ckpt)
+    if meta["format_version"] < 2:
+        warnings.warn(f"checkpoint {ckpt} has format {meta['format_version']} (critix "
+                      f"{meta.get('critix_version', 'unknown')}), which has no checksums: loading it unverified",
+                      stacklevel=2)
+        return meta
+    expected = meta.get("files", {}).get(STATE_FILE) if isinstance(meta.get("files"), dict) else None
+    if not isinstance(expected, dict):
+        raise CritixError(f"checkpoint {ckpt}: {META_FILE} lacks the checksum of {STATE_FILE}")
+    try:
+        digest, size = _file_digest(ckpt / STATE_FILE)
+    except OSError as err:
+        raise CritixError(f"checkpoint {ckpt}: cannot read {STATE_FILE} ({err})") from None
+    if size != expected.get("bytes") or digest != expected.get("sha256"):
+        raise CritixError(
+            f"checkpoint {ckpt}: {STATE_FILE} is corrupt ({size} bytes, expected {expected.get('bytes')}; "
+            "checksum mismatch); resume from an earlier checkpoint"
         )
     return meta
 
@@ -126,9 +227,32 @@ def load_meta(ckpt: Path) -> dict[str, Any]:
 def load(ckpt: Path, template: Any) -> tuple[Any, dict[str, Any]]:
     """Load a checkpoint into the structure of `template` (e.g. a freshly initialised state)."""
     ckpt = Path(ckpt)
-    meta = load_meta(ckpt)
+    meta = verify(ckpt)
     try:
         arrays = st_load((ckpt / STATE_FILE).read_bytes())
     except (OSError, SafetensorError, ValueError) as err:
         raise CritixError(f"checkpoint {ckpt}: {STATE_FILE} is not a valid safetensors file ({err})") from None
     return unflatten(template, arrays, str(ckpt)), meta
+
+
+def latest_valid(directory: Path, quarantine: bool = True) -> tuple[Path, dict[str, Any]] | None:
+    """The newest checkpoint that passes `verify`, with its metadata; None if there is no checkpoint.
+
+    A checkpoint that fails is reported with a warning and, if `quarantine`, renamed to corrupt_step_<N> so it
+    no longer counts (nor pushes good checkpoints out of `keep`). Raises CritixError if none is valid.
+    """
+    problems = []
+    for ckpt in reversed(list_checkpoints(directory)):
+        try:
+            return ckpt, verify(ckpt)
+        except CritixError as err:
+            problems.append(str(err))
+            warnings.warn(f"skipping checkpoint {ckpt.name}: {err}", stacklevel=2)
+            if quarantine:
+                target = ckpt.with_name(f"corrupt_{ckpt.name}")
+                shutil.rmtree(target, ignore_errors=True)
+                ckpt.rename(target)
+                fsync_dir(ckpt.parent)
+    if problems:
+        raise CritixError(f"no readable checkpoint in {directory}: " + " | ".join(problems))
+    return None

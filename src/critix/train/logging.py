@@ -18,7 +18,10 @@ BASE_COLUMNS = ["step", "seed", "wall_seconds"]
 class MetricsLogger:
     """Appends rows to metrics.csv and scalars to TensorBoard. `metrics` fixes the CSV columns up front."""
 
-    def __init__(self, run_dir: Path, num_seeds: int, metrics: list[str], tensorboard: bool = True) -> None:
+    def __init__(
+        self, run_dir: Path, num_seeds: int, metrics: list[str], tensorboard: bool = True, purge_step: int | None = None
+    ) -> None:
+        """purge_step: on resume, TensorBoard drops events at steps >= purge_step written by the killed process."""
         self.path = Path(run_dir) / "metrics.csv"
         self.num_seeds = num_seeds
         self.columns = BASE_COLUMNS + sorted(metrics)
@@ -34,17 +37,21 @@ class MetricsLogger:
         if tensorboard:
             from tensorboardX import SummaryWriter
 
-            self.writers = [SummaryWriter(str(Path(run_dir) / "tb" / f"seed_{i}")) for i in range(num_seeds)]
+            self.writers = [SummaryWriter(str(Path(run_dir) / "tb" / f"seed_{i}"), purge_step=purge_step)
+                            for i in range(num_seeds)]
 
     def truncate_after(self, step: int) -> None:
         """Drop rows logged after `step` (used on resume, so no row is duplicated)."""
         if not self.path.exists():
             return
-        with self.path.open(newline="") as f:
-            rows = list(csv.reader(f))
+        text = self.path.read_text()
+        if not text.endswith("\n"):  # a kill interrupted the last append: drop the partial row
+            text = text[: text.rfind("\n") + 1]
+        rows = list(csv.reader(io.StringIO(text, newline="")))
         if not rows:
             return
-        kept = [rows[0]] + [r for r in rows[1:] if r and int(float(r[0])) <= step]
+        width = len(rows[0])
+        kept = [rows[0]] + [r for r in rows[1:] if len(r) == width and int(float(r[0])) <= step]
         buffer = io.StringIO()
         csv.writer(buffer).writerows(kept)
         atomic_write_bytes(self.path, buffer.getvalue().encode())

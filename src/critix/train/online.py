@@ -13,21 +13,26 @@ import datetime
 import json
 import math
 import time
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from critix import __version__, agents
+from critix import __version__, agents, validation
 from critix.data import replay
 from critix.envs.gym import RunningMeanStd, final_observation, make_vector_env, normalize_obs, scale_action
-from critix.train import checkpoint
+from critix.train import checkpoint, guards
 from critix.train.evaluate import evaluate
 from critix.train.logging import MetricsLogger, plot_learning_curve
 from critix.train.progress import Progress
+from critix.train.resume import LoopState, restore_loop
 from critix.types import CritixError, Transition
+
+
+MAX_ENVS = 10_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,8 +71,12 @@ class RunConfig:
     """Show a progress bar."""
     tensorboard: bool = True
     """Write TensorBoard event files."""
+    on_nan: Literal["stop", "skip"] = "stop"
+    """NaN/Inf in observations, rewards, losses or parameters: 'stop' exits with an error and keeps the last good
+    checkpoint; 'skip' drops the bad transitions / updates and counts them (guard/* metrics)."""
 
     def __post_init__(self) -> None:
+        validation.check_types(self)
         positive = ("steps", "num_seeds", "num_envs", "chunk_size", "eval_episodes", "log_every")
         for name in positive:
             if getattr(self, name) < 1:
@@ -77,6 +86,12 @@ class RunConfig:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.steps < self.num_envs:
             raise ValueError(f"steps ({self.steps}) must be >= num_envs ({self.num_envs})")
+        if self.seed >= 2**31:
+            raise ValueError(f"seed must be in [0, 2**31), got {self.seed}")
+        for name, count in (("num_seeds * num_envs", self.num_seeds * self.num_envs),
+                            ("num_seeds * eval_episodes", self.num_seeds * self.eval_episodes)):
+            if count > MAX_ENVS:
+                raise ValueError(f"{name} must be <= {MAX_ENVS} (envs in one process), got {count}")
 
 
 @dataclasses.dataclass
@@ -94,6 +109,8 @@ class Runner:
     train_seconds: float = 0.0  # wall time of env steps + updates after learning started (steady state)
     train_steps: int = 0  # env steps per seed counted in train_seconds
     compile_seconds: float = 0.0
+    skipped_transitions: int = 0  # non-finite transitions kept out of the buffer (on_nan="skip")
+    skipped_updates: int = 0  # gradient steps discarded for non-finite losses or parameters (on_nan="skip")
 
     def arrays(self) -> dict[str, Any]:
         rms = {"mean": self.obs_rms.mean, "var": self.obs_rms.var, "count": self.obs_rms.count}
@@ -101,7 +118,7 @@ class Runner:
 
     def counters(self) -> dict[str, Any]:
         fields = ("vector_steps", "updates", "episodes", "wall_seconds", "train_seconds", "train_steps",
-                  "compile_seconds")
+                  "compile_seconds", "skipped_transitions", "skipped_updates")
         return {f: getattr(self, f) for f in fields}
 
 
@@ -116,6 +133,8 @@ def config_to_json(algo: str, agent_cfg: Any, run: RunConfig) -> dict[str, Any]:
 def config_from_dict(cls: type, values: dict[str, Any]) -> Any:
     """Rebuild a frozen config dataclass from JSON, restoring tuples and rejecting unknown fields."""
     fields = {f.name: f for f in dataclasses.fields(cls)}
+    if not isinstance(values, dict):
+        raise CritixError(f"config for {cls.__module__}.{cls.__name__} must be a JSON object, got {type(values).__name__}")
     unknown = set(values) - set(fields)
     if unknown:
         raise CritixError(f"config has unknown fields {sorted(unknown)} for {cls.__module__}.{cls.__name__}")
@@ -129,9 +148,11 @@ def config_from_dict(cls: type, values: dict[str, Any]) -> Any:
 def load_run_config(run_dir: Path) -> tuple[str, Any, RunConfig]:
     path = Path(run_dir) / "config.json"
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_bytes().decode("utf-8"))
         algo, agent_values, run_values = data["algo"], data["agent"], data["run"]
-    except (OSError, json.JSONDecodeError, KeyError, TypeError) as err:
+        if not isinstance(algo, str):
+            raise TypeError(f"algo must be a string, got {algo!r}")
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as err:  # ValueError: JSON, UTF-8
         raise CritixError(f"{path} is missing or malformed ({err}); is {run_dir} a critix run folder?") from None
     spec = agents.get(algo)
     return algo, config_from_dict(type(spec.default_config), agent_values), config_from_dict(RunConfig, run_values)
@@ -166,6 +187,8 @@ class Session:
                 f"the replay buffer holds {self.capacity} transitions (min of buffer_size and steps), fewer than "
                 f"batch_size={agent_cfg.batch_size}; raise --steps or lower --batch-size"
             )
+        item_bytes = sum(np.asarray(x).nbytes for x in jax.tree.leaves(self.example()))
+        validation.check_buffer_memory(self.capacity, item_bytes, run.num_seeds)
         self.updates_per_chunk = max(1, round(agent_cfg.utd_ratio * run.chunk_size * run.num_envs))
         self._build_functions()
 
@@ -183,15 +206,26 @@ class Session:
         def greedy(state: Any, obs: jax.Array, mean: jax.Array, var: jax.Array) -> jax.Array:
             return module.act(cfg, state, prepare(obs, mean, var), jax.random.PRNGKey(0), True)
 
+        skip = self.run.on_nan == "skip"
+
         def train_chunk(state, buffer, key, items, mean, var, num_updates):  # type: ignore[no-untyped-def]
-            buffer = replay.add(buffer, items)
+            # guard: counts of non-finite transitions and updates in this chunk (see critix.train.guards)
+            valid = guards.finite_items(items)
+            guard = {"transitions": (~valid).sum(), "updates": jnp.zeros((), jnp.int32)}
+            buffer = replay.add_masked(buffer, items, valid) if skip else replay.add(buffer, items)
             if num_updates == 0:
-                return state, buffer, key, {}
+                return state, buffer, key, {}, guard
             key, sample_key = jax.random.split(key)
             batches = replay.sample_many(buffer, sample_key, num_updates, cfg.batch_size)
             batches = batches.replace(obs=prepare(batches.obs, mean, var), next_obs=prepare(batches.next_obs, mean, var))
-            state, metrics = module.update_many(cfg, state, batches)
-            return state, buffer, key, jax.tree.map(jnp.nanmean, metrics)
+            if skip:
+                state, metrics, skipped = guards.skip_nonfinite_updates(partial(module.update, cfg), state, batches)
+                guard["updates"] = skipped.sum()
+            else:
+                state, metrics = module.update_many(cfg, state, batches)
+                bad = guards.nonfinite_steps(metrics)
+                guard["updates"] = jnp.where(guards.all_finite(state), bad, jnp.maximum(bad, 1))
+            return state, buffer, key, jax.tree.map(jnp.nanmean, metrics), guard
 
         self.policy = jax.jit(jax.vmap(policy))
         self.greedy = jax.jit(jax.vmap(greedy))
@@ -253,7 +287,8 @@ class Session:
         agent = jax.eval_shape(lambda: module.init(cfg, jax.random.PRNGKey(0), obs_space, act_space))
         batch = jax.tree.map(lambda x: jax.ShapeDtypeStruct((cfg.batch_size, *x.shape), x.dtype), self.example())
         _, metrics = jax.eval_shape(lambda s, b: module.update(cfg, s, b), agent, batch)
-        return sorted(metrics) + list(LOOP_METRICS)
+        guard = list(guards.GUARD_METRICS) if self.run.on_nan == "skip" else []
+        return sorted(metrics) + list(LOOP_METRICS) + guard
 
     def close(self) -> None:
         self.env.close()
@@ -277,18 +312,20 @@ def _train(session: Session, resume: Path | None) -> dict[str, Any]:
     run_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng([run.seed, 1])
 
-    runner = None
+    runner, meta = None, None
     if resume is not None:
-        last = checkpoint.latest(ckpt_dir)
-        if last is not None:
+        found = checkpoint.latest_valid(ckpt_dir)  # the newest checkpoint that verifies (warns about bad ones)
+        if found is not None:
+            last, meta = found
             runner = session.restore_runner(last)
-            meta = checkpoint.load_meta(last)
             rng.bit_generator.state = meta["numpy_rng"]
     if runner is None:
         runner = session.init_runner()
         checkpoint.atomic_write_json(run_dir / "config.json", config_to_json(algo, cfg, run))
 
-    logger = MetricsLogger(run_dir, S, session.metric_names(), run.tensorboard)
+    # Rows and TensorBoard events after the checkpoint were written by the killed process: drop them.
+    purge_step = runner.vector_steps * N + 1 if resume is not None else None
+    logger = MetricsLogger(run_dir, S, session.metric_names(), run.tensorboard, purge_step=purge_step)
     logger.truncate_after(runner.vector_steps * N)
     total_vector_steps = math.ceil(run.steps / N)
     eval_every = run.eval_every or run.steps
@@ -301,8 +338,13 @@ def _train(session: Session, resume: Path | None) -> dict[str, Any]:
     last_eval: np.ndarray | None = None
     final_returns: np.ndarray | None = None
     train_metrics: dict[str, np.ndarray] = {}
+    if meta is not None:  # continue mid-episode: envs, observations and return accumulators as they were
+        loop = restore_loop(meta.get("loop"), session.env, S, session.obs_shape)
+        if loop is not None:
+            obs, episode_return, recent_returns, train_metrics = (
+                loop.obs, loop.episode_return, loop.recent_returns, loop.train_metrics)
     start = time.perf_counter() - runner.wall_seconds
-    K = run.chunk_size
+    K = min(run.chunk_size, total_vector_steps)
     stage_obs = np.zeros((K, S * N, *session.obs_shape), np.float32)
     stage_next = np.zeros_like(stage_obs)
     stage_act = np.zeros((K, S * N, session.action_dim), np.float32)
@@ -324,6 +366,8 @@ def _train(session: Session, resume: Path | None) -> dict[str, Any]:
                 else:
                     action, runner.key = session.policy(runner.agent, runner.key, obs.reshape(S, N, -1), mean, var)
                     action = np.asarray(action).reshape(S * N, -1)
+                    if run.on_nan == "skip":  # a non-finite observation gives a non-finite action: send 0
+                        action = np.where(np.isfinite(action), action, np.float32(0.0))
                 next_obs, reward, terminated, truncated, info = session.env.step(
                     scale_action(action, session.low, session.high)
                 )
@@ -346,16 +390,22 @@ def _train(session: Session, resume: Path | None) -> dict[str, Any]:
 
             items = Transition(per_seed(stage_obs), per_seed(stage_act), per_seed(stage_rew),
                                per_seed(stage_next), per_seed(stage_term), per_seed(stage_trunc))
-            if run.normalize_obs:
+            if run.normalize_obs and (run.on_nan == "stop" or np.isfinite(items.obs).all()):
                 runner.obs_rms.update(items.obs)
             steps_now = runner.vector_steps * N
             num_updates = 0
             if steps_now >= cfg.learning_starts:
                 num_updates = max(1, round(cfg.utd_ratio * k_steps * N))
             first_update = num_updates > 0 and runner.updates == 0
-            runner.agent, runner.buffer, runner.key, metrics = session.train_chunk(
+            runner.agent, runner.buffer, runner.key, metrics, guard = session.train_chunk(
                 runner.agent, runner.buffer, runner.key, items, mean, var, num_updates
             )
+            bad_items, bad_updates = (int(np.sum(guard["transitions"])), int(np.sum(guard["updates"])))
+            if bad_items or bad_updates:
+                if run.on_nan == "stop":  # before any log row or checkpoint of the bad chunk is written
+                    raise CritixError(_nan_message(steps_now, bad_items, bad_updates, ckpt_dir))
+                runner.skipped_transitions += bad_items
+                runner.skipped_updates += bad_updates
             if num_updates:
                 runner.updates += num_updates
                 train_metrics = metrics
@@ -383,9 +433,12 @@ def _train(session: Session, resume: Path | None) -> dict[str, Any]:
             if steps_now // ckpt_every > prev // ckpt_every or done_run:
                 runner.wall_seconds = time.perf_counter() - start
                 logger.flush()
+                loop_state = LoopState(obs, episode_return, recent_returns,
+                                       {k: np.asarray(v) for k, v in train_metrics.items()})
                 checkpoint.save(ckpt_dir, steps_now, runner.arrays(),
                                 {"counters": runner.counters(), "numpy_rng": rng.bit_generator.state,
-                                 "algo": algo, "env": run.env, "buffer_capacity": runner.buffer.capacity},
+                                 "algo": algo, "env": run.env, "buffer_capacity": runner.buffer.capacity,
+                                 "loop": loop_state.to_json(session.env)},
                                 keep=run.keep_checkpoints)
             sps = runner.train_steps / runner.train_seconds if runner.train_seconds else float("nan")
             progress.update(steps_now, sps, None if last_eval is None else float(np.mean(last_eval)))
@@ -413,6 +466,8 @@ def _train(session: Session, resume: Path | None) -> dict[str, Any]:
         "steps_per_second_note": "env steps per seed per second after learning starts; compile and eval excluded",
         "compile_seconds": runner.compile_seconds,
         "gradient_steps": runner.updates,
+        "skipped_transitions": runner.skipped_transitions,
+        "skipped_updates": runner.skipped_updates,
         "critix_version": __version__,
         "jax_version": jax.__version__,
         "device": str(jax.devices()[0]),
@@ -434,6 +489,22 @@ def _log_train(
     values["train/episode_return"] = np.array([np.mean(r) if r else np.nan for r in recent_returns])
     sps = runner.train_steps / runner.train_seconds if runner.train_seconds else np.nan
     values["time/steps_per_second"] = np.full(len(recent_returns), sps)
+    if guards.GUARD_METRICS[0] in logger.columns:  # on_nan="skip": running totals, summed over seeds
+        values["guard/skipped_transitions"] = np.full(len(recent_returns), float(runner.skipped_transitions))
+        values["guard/skipped_updates"] = np.full(len(recent_returns), float(runner.skipped_updates))
     for r in recent_returns:
         r.clear()
     logger.log(step, time.perf_counter() - start, values)
+
+
+def _nan_message(step: int, bad_items: int, bad_updates: int, ckpt_dir: Path) -> str:
+    last = checkpoint.latest(ckpt_dir)
+    found = []
+    if bad_items:
+        found.append(f"{bad_items} transition(s) with NaN/Inf observations or rewards (check the environment)")
+    if bad_updates:
+        found.append(f"{bad_updates} update(s) with NaN/Inf losses or parameters (lower the learning rates, set "
+                     "--max-grad-norm, or scale the rewards)")
+    kept = f"the last good checkpoint, {last}, is kept" if last else "no checkpoint had been written yet"
+    return (f"non-finite values in the chunk ending at env step {step}: {'; '.join(found)}. Stopped; {kept}. "
+            "Pass --on-nan skip to drop such transitions and updates and count them instead.")
