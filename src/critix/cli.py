@@ -21,6 +21,7 @@ from typing import Any, Generic, TypeVar
 import tyro
 
 from critix import agents
+from critix.train.offline import OfflineRunConfig
 from critix.train.online import RunConfig
 from critix.types import CritixError
 
@@ -37,6 +38,9 @@ class Train(Generic[ConfigT]):
     resume: str | None = None
     """Continue the stopped run in this folder from its last checkpoint (its config.json is used; a different
     --steps extends or shortens the run)."""
+    init_from: str | None = None
+    """Offline-to-online: continue the agents of this offline run folder online in their env, the replay buffer
+    seeded with its dataset (iql, xql, fdvl, cql, td3bc)."""
     debug: bool = False
     """Show full tracebacks on errors."""
 
@@ -62,6 +66,8 @@ def cmd_train(argv: list[str]) -> int:
         print(USAGE % ", ".join(agents.REGISTRY))
         return 0 if argv and argv[0] in ("-h", "--help") else EXIT_USAGE
     algo, rest = argv[0], argv[1:]
+    if _is_offline(rest):
+        return cmd_train_offline(algo, rest)
     spec = agents.get(algo)
     default = Train(agent=spec.default_config, run=RunConfig())
     args = tyro.cli(Train[type(spec.default_config)], args=rest, default=default,  # type: ignore[misc]
@@ -74,9 +80,81 @@ def cmd_train(argv: list[str]) -> int:
             run = dataclasses.replace(run, steps=args.run.steps)
         summary = train(saved_algo, agent_cfg, dataclasses.replace(run, progress=args.run.progress),
                         resume=Path(args.resume))
+    elif args.init_from:
+        from critix.train.offline import finetune
+
+        summary = finetune(Path(args.init_from), args.run)
     else:
         summary = train(algo, args.agent, args.run)
     _print_summary(summary)
+    return 0
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainOffline(Generic[ConfigT]):
+    """Train an agent on a Minari-format dataset (the whole run compiled, seeds vmapped) and write a run folder."""
+
+    agent: tyro.conf.OmitArgPrefixes[ConfigT]
+    run: tyro.conf.OmitArgPrefixes[OfflineRunConfig]
+    resume: str | None = None
+    """Continue the stopped offline run in this folder from its last checkpoint."""
+    debug: bool = False
+    """Show full tracebacks on errors."""
+
+
+def _is_offline(argv: list[str]) -> bool:
+    """An offline run: --dataset given, or --resume of a folder whose config.json says mode "offline"."""
+    from critix.train.offline import is_offline_run
+
+    if any(a == "--dataset" or a.startswith("--dataset=") for a in argv):
+        return True
+    for i, a in enumerate(argv):
+        value = a.split("=", 1)[1] if a.startswith("--resume=") else argv[i + 1] if a == "--resume" and i + 1 < len(argv) else None
+        if value and is_offline_run(Path(value)):
+            return True
+    return False
+
+
+def cmd_train_offline(algo: str, argv: list[str]) -> int:
+    from critix.train.offline import load_run_config, train
+
+    spec = agents.get(algo)
+    default = TrainOffline(agent=spec.default_config, run=OfflineRunConfig())
+    args = tyro.cli(TrainOffline[type(spec.default_config)], args=argv, default=default,  # type: ignore[misc]
+                    prog=f"critix train {algo} --dataset PATH", description=f"Train {algo} offline: {spec.summary}.")
+    if args.resume:
+        saved_algo, agent_cfg, run = load_run_config(Path(args.resume))
+        if saved_algo != algo:
+            raise CritixError(f"--resume {args.resume} is a {saved_algo} run; use `critix train {saved_algo} --resume ...`")
+        if args.run.steps != OfflineRunConfig().steps:
+            run = dataclasses.replace(run, steps=args.run.steps)
+        summary = train(saved_algo, agent_cfg, dataclasses.replace(run, progress=args.run.progress),
+                        resume=Path(args.resume))
+    else:
+        summary = train(algo, args.agent, args.run)
+    norm, data_norm = summary["final_normalized_score_mean"], summary["dataset_normalized_score_mean"]
+    print(
+        f"{algo} offline on {summary['dataset']} ({summary['env']}): final evaluation return "
+        f"{summary['final_return_mean']:.1f} (per seed: {', '.join(f'{x:.1f}' for x in summary['final_return'])}), "
+        f"normalised score {norm:.1f} (dataset mean {'-' if data_norm is None else f'{data_norm:.1f}'}); "
+        f"{summary['steps']} gradient steps, {summary['gradient_steps_per_second'] or 0:.0f} steps/s per seed; "
+        f"run folder {summary['run_dir']}"
+    )
+    return 0
+
+
+def cmd_collect(argv: list[str]) -> int:
+    from critix.data.collect import CollectConfig, collect
+
+    cfg = tyro.cli(CollectConfig, args=[a for a in argv if a != "--debug"], prog="critix collect",
+                   description="Make a D4RL-style Minari-format dataset from critix agents.")
+    if not cfg.out:
+        raise CritixError("critix collect needs --out PATH (the dataset folder to write)")
+    result = collect(cfg)[cfg.kind]
+    print(json.dumps(result, indent=2))
+    print(f"{cfg.kind} dataset for {cfg.env}: {result['episodes']} episodes, {result['transitions']} transitions, "
+          f"mean normalised score {result['normalized_score_mean']:.1f} (random {result['ref_min_score']:.1f}, "
+          f"expert {result['ref_max_score']:.1f}) -> {result['path']}")
     return 0
 
 
@@ -164,6 +242,9 @@ USAGE = """usage: critix {train,eval,list} ...
   critix train ALGO --resume RUN_DIR                          continue a stopped run
   critix eval RUN_DIR [--episodes N]                          evaluate a run's last checkpoint
   critix list [ALGO]                                          algorithms and their hyperparameters
+  critix collect --env ENV --kind KIND --out PATH [--steps N]   make a D4RL-style offline dataset
+  critix train ALGO --dataset PATH [--steps N] [--num-seeds S]  train offline (bc td3bc cql iql xql fdvl)
+  critix train ALGO --init-from OFFLINE_RUN_DIR [--steps N]     continue an offline agent online
 
 `critix train ALGO --help` documents every flag with its default and the default's source.
 """
@@ -171,7 +252,7 @@ USAGE = """usage: critix {train,eval,list} ...
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    commands = {"train": cmd_train, "eval": cmd_eval, "list": cmd_list}
+    commands = {"train": cmd_train, "eval": cmd_eval, "list": cmd_list, "collect": cmd_collect}
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in commands:
         print(USAGE % ", ".join(agents.REGISTRY), file=sys.stderr if argv and argv[0] not in ("-h", "--help") else sys.stdout)
         return 0 if argv and argv[0] in ("-h", "--help") else EXIT_USAGE
