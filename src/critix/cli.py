@@ -166,6 +166,8 @@ def cmd_eval(argv: list[str]) -> int:
 
     args = tyro.cli(Eval, args=argv, prog="critix eval")
     run_dir = Path(args.run_dir)
+    if _is_offline(["--resume", str(run_dir)]):
+        return _eval_offline(run_dir, args.episodes, args.seed)
     algo, agent_cfg, run = load_run_config(run_dir)
     ckpt = checkpoint.latest(run_dir / "checkpoints")
     if ckpt is None:
@@ -188,6 +190,30 @@ def cmd_eval(argv: list[str]) -> int:
     print(json.dumps(result, indent=2))
     print(f"{algo} on {run.env}: mean return {per_seed.mean():.1f} over {len(per_seed)} seed(s) "
           f"(per seed: {', '.join(f'{x:.1f}' for x in per_seed)}; min {np.min(returns):.1f}, max {np.max(returns):.1f})")
+    return 0
+
+
+def _eval_offline(run_dir: Path, episodes: int, seed: int) -> int:
+    """`critix eval` of an offline run: its last checkpoint in the dataset's env, normalised with its references."""
+    from critix.train import checkpoint
+    from critix.train.offline import OfflineSession, load_run_config
+
+    algo, agent_cfg, run = load_run_config(run_dir)
+    ckpt = checkpoint.latest(run_dir / "checkpoints")
+    if ckpt is None:
+        raise CritixError(f"{run_dir} has no complete checkpoint in {run_dir / 'checkpoints'}")
+    session = OfflineSession(algo, agent_cfg, dataclasses.replace(run, eval_episodes=episodes))
+    try:
+        states, keys = session.init_state()
+        arrays, _ = checkpoint.load(ckpt, {"agent": states, "key": keys})
+        returns = session.evaluate(arrays["agent"], seed=seed)
+    finally:
+        session.close()
+    per_seed = returns.mean(axis=1)
+    result = {"run_dir": str(run_dir), "checkpoint": ckpt.name, "episodes_per_seed": episodes,
+              "return_per_seed": [float(x) for x in per_seed], "return_mean": float(per_seed.mean()),
+              "normalized_score_per_seed": [float(x) for x in session.normalized(per_seed)]}
+    print(json.dumps(result, indent=2))
     return 0
 
 

@@ -42,6 +42,11 @@ def test_offline_train_writes_the_run_folder_and_resumes(dataset, tmp_path, caps
     assert main(["train", "iql", "--resume", str(run_dir), "--steps", "30", "--no-progress"]) == 0
     assert json.loads((run_dir / "summary.json").read_text())["steps"] == 30
     assert [r["step"] for r in eval_rows(run_dir)][-2:] == ["30", "30"]
+    capsys.readouterr()
+    assert main(["eval", str(run_dir), "--episodes", "1"]) == 0
+    out = capsys.readouterr().out
+    result = json.loads(out[out.index("{"): out.rindex("}") + 1])
+    assert len(result["return_per_seed"]) == 2 and len(result["normalized_score_per_seed"]) == 2
 
 
 def test_offline_to_online_continues_with_the_dataset_in_the_buffer(dataset, tmp_path):
