@@ -102,9 +102,9 @@ def matmul_gflops(batch: int, hidden: int, repeats: int = 200) -> float:
 
 
 def run_peer(peer: str, algo: str, dataset: Path, steps: int, seed: int, timeout: int) -> dict[str, Any]:
-    python = ROOT / "benchmarks" / "peers" / ".venv" / "bin" / "python"
+    python = ROOT / "benchmarks" / "peers" / ".venv-d3rlpy" / "bin" / "python"
     if not python.exists():
-        return {"error": f"{python} missing: run bash benchmarks/peers/install.sh"}
+        return {"error": f"{python} missing: run bash benchmarks/peers/install_d3rlpy.sh"}
     cmd = [str(python), str(ROOT / "benchmarks" / "peers" / "peer_offline.py"), "--algo", algo, "--dataset",
            str(dataset), "--steps", str(steps), "--seed", str(seed)]
     try:

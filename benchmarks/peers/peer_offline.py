@@ -1,6 +1,6 @@
 """Train d3rlpy's IQL, CQL or TD3+BC on a Minari-format dataset written by critix; print one JSON line.
 
-Runs ONLY inside benchmarks/peers/.venv (add `d3rlpy==2.8.1` there; see install.sh); critix never imports it.
+Runs ONLY inside benchmarks/peers/.venv-d3rlpy (made by install_d3rlpy.sh); critix never imports it.
 The dataset is read with h5py (the Minari layout of critix.data.datasets) and handed to d3rlpy as an MDPDataset.
 Networks 256x256 and batch 256 as critix; every other hyperparameter is d3rlpy's default, except TD3+BC's
 StandardObservationScaler (the paper's normalisation, as critix's --normalize-obs). Actions are stored in env
@@ -8,7 +8,7 @@ units: Hopper-v5 and HalfCheetah-v5 have bounds [-1, 1], so no rescaling is need
 
 Timed: `fit` (gradient steps; no evaluation inside). Evaluation: deterministic, --eval-episodes episodes.
 
-    benchmarks/peers/.venv/bin/python benchmarks/peers/peer_offline.py --algo iql --dataset PATH --steps 10000
+    benchmarks/peers/.venv-d3rlpy/bin/python benchmarks/peers/peer_offline.py --algo iql --dataset PATH --steps 10000
 """
 
 from __future__ import annotations
