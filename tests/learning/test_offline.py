@@ -2,7 +2,7 @@
 
 The near-expert episodes come from a hand-written energy-pumping + PD swing-up controller (about -130 return;
 uniform random actions score about -1200), with Gaussian action noise, so no behaviour agent needs training.
-The dataset's mean normalised score is about 50; an offline agent that learns should beat it clearly, and a
+The dataset's mean normalised score is about 46; an offline agent that learns should beat it clearly, and a
 broken one (wrong signs, no bootstrapping, no advantage weighting) stays near the random half or the average.
 """
 
@@ -93,8 +93,12 @@ def test_bc_recovers_the_expert_from_expert_data(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("algo", ["iql", "td3bc", "cql", "fdvl", "xql"])
 def test_offline_agents_beat_the_dataset_average_and_bc(pendulum_dataset, tmp_path, algo):
-    """Half expert, half random data: BC lands near the dataset's average (about 50); offline RL must beat it."""
-    summary = train(algo, pendulum_dataset, tmp_path / algo, 15_000)
+    """Half expert, half random data: BC lands near the dataset's average (about 46); offline RL must beat it.
+
+    The critics need about 25k steps to propagate Pendulum's values (gamma 0.99, target_tau 0.005); measured for
+    IQL on 2026-11-21: 86 and 89 after 30k steps (BC: 33 and 58 after 3k steps, near the average).
+    """
+    summary = train(algo, pendulum_dataset, tmp_path / algo, 30_000)
     data_score = summary["dataset_normalized_score_mean"]
     assert 40 < data_score < 60
-    assert np.mean(summary["final_normalized_score"]) > data_score + 15, (algo, summary["final_normalized_score"])
+    assert np.mean(summary["final_normalized_score"]) > data_score + 25, (algo, summary["final_normalized_score"])
