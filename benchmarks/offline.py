@@ -101,12 +101,13 @@ def matmul_gflops(batch: int, hidden: int, repeats: int = 200) -> float:
     return 2 * batch * hidden * hidden * repeats / best / 1e9
 
 
-def run_peer(peer: str, algo: str, dataset: Path, steps: int, seed: int, timeout: int) -> dict[str, Any]:
+def run_peer(peer: str, algo: str, dataset: Path, steps: int, seed: int, timeout: int,
+             eval_episodes: int) -> dict[str, Any]:
     python = ROOT / "benchmarks" / "peers" / ".venv-d3rlpy" / "bin" / "python"
     if not python.exists():
         return {"error": f"{python} missing: run bash benchmarks/peers/install_d3rlpy.sh"}
     cmd = [str(python), str(ROOT / "benchmarks" / "peers" / "peer_offline.py"), "--algo", algo, "--dataset",
-           str(dataset), "--steps", str(steps), "--seed", str(seed)]
+           str(dataset), "--steps", str(steps), "--seed", str(seed), "--eval-episodes", str(eval_episodes)]
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
@@ -130,6 +131,8 @@ def main() -> None:
     parser.add_argument("--datasets-dir", default=str(ROOT / "benchmarks" / "datasets"))
     parser.add_argument("--peer", choices=["none", "d3rlpy"], default="none")
     parser.add_argument("--peer-timeout", type=int, default=6 * 3600)
+    parser.add_argument("--peer-steps", type=int, default=0, help="gradient steps of each peer run (0: --steps)")
+    parser.add_argument("--peer-seeds", type=int, default=0, help="peer runs per algorithm (0: --num-seeds)")
     args = parser.parse_args()
 
     stamp = datetime.datetime.now().strftime("%Y-%m-%d-%H%M%S")
@@ -173,8 +176,9 @@ def main() -> None:
                 rows.append(row)
                 print(json.dumps(row), flush=True)
                 if args.peer == "d3rlpy" and algo in ("iql", "cql", "td3bc"):
-                    for seed in range(args.num_seeds):
-                        peer = run_peer("d3rlpy", algo, path, args.steps, seed, args.peer_timeout)
+                    for seed in range(args.peer_seeds or args.num_seeds):
+                        peer = run_peer("d3rlpy", algo, path, args.peer_steps or args.steps, seed, args.peer_timeout,
+                                        args.eval_episodes)
                         peer.update({"lib": "d3rlpy", "env": env, "kind": kind, "algo": algo, "seed": seed})
                         rows.append(peer)
                         print(json.dumps(peer), flush=True)
