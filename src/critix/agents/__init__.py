@@ -25,7 +25,7 @@ REGISTRY: dict[str, AgentSpec] = {
     "sac": AgentSpec("sac", sac, sac.Config(), "Soft Actor-Critic, twin critics, automatic temperature (#50, #53)"),
     "td3": AgentSpec("td3", td3, td3.Config(), "Twin Delayed DDPG (#98)"),
     "ddpg": AgentSpec("ddpg", td3, td3.Config.ddpg(), "Deep Deterministic Policy Gradient (#81), a td3 config"),
-    # Offline RL (train with --dataset PATH; see docs/algorithms/offline.md).
+    # Offline RL (train with --dataset PATH; see docs/offline.md).
     "bc": AgentSpec("bc", bc, bc.Config(), "Behaviour cloning (offline baseline)"),
     "td3bc": AgentSpec("td3bc", td3, td3.Config.td3bc(), "TD3+BC, offline TD3 with a BC term (a td3 config)"),
     "cql": AgentSpec("cql", cql, cql.Config(), "Conservative Q-Learning, SAC-based, optional Lagrange (offline)"),
