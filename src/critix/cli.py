@@ -24,6 +24,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 import tyro
 
 from critix import agents
+from critix.train.offline import OfflineRunConfig
 from critix.train.online import RunConfig
 from critix.types import CritixError
 
@@ -40,6 +41,9 @@ class Train(Generic[ConfigT]):
     resume: str | None = None
     """Continue the stopped run in this folder from its last checkpoint (its config.json is used; a different
     --steps extends or shortens the run)."""
+    init_from: str | None = None
+    """Offline-to-online: continue the agents of this offline run folder online in their env, the replay buffer
+    seeded with its dataset (iql, xql, fdvl, cql, td3bc)."""
     debug: bool = False
     """Show full tracebacks on errors."""
 
@@ -144,6 +148,8 @@ def cmd_train(argv: list[str]) -> int:
         print(USAGE % ", ".join(agents.REGISTRY))
         return 0 if argv and argv[0] in ("-h", "--help") else EXIT_USAGE
     algo, rest = argv[0], argv[1:]
+    if _is_offline(rest):
+        return cmd_train_offline(algo, rest)
     spec = agents.get(algo)
     default = Train(agent=spec.default_config, run=RunConfig())
     args = tyro.cli(Train[type(spec.default_config)], args=rest, default=default,  # type: ignore[misc]
@@ -158,9 +164,81 @@ def cmd_train(argv: list[str]) -> int:
             run = dataclasses.replace(run, on_nan=args.run.on_nan)
         summary = train(saved_algo, agent_cfg, dataclasses.replace(run, progress=args.run.progress),
                         resume=Path(args.resume))
+    elif args.init_from:
+        from critix.train.offline import finetune
+
+        summary = finetune(Path(args.init_from), args.run)
     else:
         summary = train(algo, args.agent, args.run)
     _print_summary(summary)
+    return 0
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainOffline(Generic[ConfigT]):
+    """Train an agent on a Minari-format dataset (the whole run compiled, seeds vmapped) and write a run folder."""
+
+    agent: tyro.conf.OmitArgPrefixes[ConfigT]
+    run: tyro.conf.OmitArgPrefixes[OfflineRunConfig]
+    resume: str | None = None
+    """Continue the stopped offline run in this folder from its last checkpoint."""
+    debug: bool = False
+    """Show full tracebacks on errors."""
+
+
+def _is_offline(argv: list[str]) -> bool:
+    """An offline run: --dataset given, or --resume of a folder whose config.json says mode "offline"."""
+    from critix.train.offline import is_offline_run
+
+    if any(a == "--dataset" or a.startswith("--dataset=") for a in argv):
+        return True
+    for i, a in enumerate(argv):
+        value = a.split("=", 1)[1] if a.startswith("--resume=") else argv[i + 1] if a == "--resume" and i + 1 < len(argv) else None
+        if value and is_offline_run(Path(value)):
+            return True
+    return False
+
+
+def cmd_train_offline(algo: str, argv: list[str]) -> int:
+    from critix.train.offline import load_run_config, train
+
+    spec = agents.get(algo)
+    default = TrainOffline(agent=spec.default_config, run=OfflineRunConfig())
+    args = tyro.cli(TrainOffline[type(spec.default_config)], args=argv, default=default,  # type: ignore[misc]
+                    prog=f"critix train {algo} --dataset PATH", description=f"Train {algo} offline: {spec.summary}.")
+    if args.resume:
+        saved_algo, agent_cfg, run = load_run_config(Path(args.resume))
+        if saved_algo != algo:
+            raise CritixError(f"--resume {args.resume} is a {saved_algo} run; use `critix train {saved_algo} --resume ...`")
+        if args.run.steps != OfflineRunConfig().steps:
+            run = dataclasses.replace(run, steps=args.run.steps)
+        summary = train(saved_algo, agent_cfg, dataclasses.replace(run, progress=args.run.progress),
+                        resume=Path(args.resume))
+    else:
+        summary = train(algo, args.agent, args.run)
+    norm, data_norm = summary["final_normalized_score_mean"], summary["dataset_normalized_score_mean"]
+    print(
+        f"{algo} offline on {summary['dataset']} ({summary['env']}): final evaluation return "
+        f"{summary['final_return_mean']:.1f} (per seed: {', '.join(f'{x:.1f}' for x in summary['final_return'])}), "
+        f"normalised score {norm:.1f} (dataset mean {'-' if data_norm is None else f'{data_norm:.1f}'}); "
+        f"{summary['steps']} gradient steps, {summary['gradient_steps_per_second'] or 0:.0f} steps/s per seed; "
+        f"run folder {summary['run_dir']}"
+    )
+    return 0
+
+
+def cmd_collect(argv: list[str]) -> int:
+    from critix.data.collect import CollectConfig, collect
+
+    cfg = tyro.cli(CollectConfig, args=[a for a in argv if a != "--debug"], prog="critix collect",
+                   description="Make a D4RL-style Minari-format dataset from critix agents.")
+    if not cfg.out:
+        raise CritixError("critix collect needs --out PATH (the dataset folder to write)")
+    result = collect(cfg)[cfg.kind]
+    print(json.dumps(result, indent=2))
+    print(f"{cfg.kind} dataset for {cfg.env}: {result['episodes']} episodes, {result['transitions']} transitions, "
+          f"mean normalised score {result['normalized_score_mean']:.1f} (random {result['ref_min_score']:.1f}, "
+          f"expert {result['ref_max_score']:.1f}) -> {result['path']}")
     return 0
 
 
@@ -172,6 +250,8 @@ def cmd_eval(argv: list[str]) -> int:
 
     args = tyro.cli(Eval, args=argv, prog="critix eval")
     run_dir = Path(args.run_dir)
+    if _is_offline(["--resume", str(run_dir)]):
+        return _eval_offline(run_dir, args.episodes, args.seed)
     algo, agent_cfg, run = load_run_config(run_dir)
     found = checkpoint.latest_valid(run_dir / "checkpoints", quarantine=False)  # skips corrupt ones, warning
     if found is None:
@@ -195,6 +275,30 @@ def cmd_eval(argv: list[str]) -> int:
     print(json.dumps(result, indent=2))
     print(f"{algo} on {run.env}: mean return {per_seed.mean():.1f} over {len(per_seed)} seed(s) "
           f"(per seed: {', '.join(f'{x:.1f}' for x in per_seed)}; min {np.min(returns):.1f}, max {np.max(returns):.1f})")
+    return 0
+
+
+def _eval_offline(run_dir: Path, episodes: int, seed: int) -> int:
+    """`critix eval` of an offline run: its last checkpoint in the dataset's env, normalised with its references."""
+    from critix.train import checkpoint
+    from critix.train.offline import OfflineSession, load_run_config
+
+    algo, agent_cfg, run = load_run_config(run_dir)
+    ckpt = checkpoint.latest(run_dir / "checkpoints")
+    if ckpt is None:
+        raise CritixError(f"{run_dir} has no complete checkpoint in {run_dir / 'checkpoints'}")
+    session = OfflineSession(algo, agent_cfg, dataclasses.replace(run, eval_episodes=episodes))
+    try:
+        states, keys = session.init_state()
+        arrays, _ = checkpoint.load(ckpt, {"agent": states, "key": keys})
+        returns = session.evaluate(arrays["agent"], seed=seed)
+    finally:
+        session.close()
+    per_seed = returns.mean(axis=1)
+    result = {"run_dir": str(run_dir), "checkpoint": ckpt.name, "episodes_per_seed": episodes,
+              "return_per_seed": [float(x) for x in per_seed], "return_mean": float(per_seed.mean()),
+              "normalized_score_per_seed": [float(x) for x in session.normalized(per_seed)]}
+    print(json.dumps(result, indent=2))
     return 0
 
 
@@ -251,6 +355,9 @@ USAGE = """usage: critix {train,eval,list,plot,bench} ...
   critix list [ALGO]                                          algorithms and their hyperparameters
   critix plot RUN_DIR... --out FILE [--kind curves|aggregate|profile]   learning curves, aggregate intervals
   critix bench SUITE --algos A,B [--seeds N] [--out DIR]      run a benchmark suite (resumable) and its report
+  critix collect --env ENV --kind KIND --out PATH [--steps N]   make a D4RL-style offline dataset
+  critix train ALGO --dataset PATH [--steps N] [--num-seeds S]  train offline (bc td3bc cql iql xql fdvl)
+  critix train ALGO --init-from OFFLINE_RUN_DIR [--steps N]     continue an offline agent online
 
 `critix train ALGO --help` documents every flag with its default and the default's source.
 """
@@ -258,7 +365,7 @@ USAGE = """usage: critix {train,eval,list,plot,bench} ...
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    commands = {"train": cmd_train, "eval": cmd_eval, "list": cmd_list}
+    commands = {"train": cmd_train, "eval": cmd_eval, "list": cmd_list, "collect": cmd_collect}
     commands["plot"] = cmd_plot
     commands["bench"] = cmd_bench
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in commands:

@@ -9,7 +9,7 @@ import dataclasses
 from types import ModuleType
 from typing import Any
 
-from critix.agents import sac, td3
+from critix.agents import bc, cql, iql, sac, td3
 from critix.types import CritixError
 
 
@@ -25,6 +25,13 @@ REGISTRY: dict[str, AgentSpec] = {
     "sac": AgentSpec("sac", sac, sac.Config(), "Soft Actor-Critic, twin critics, automatic temperature (#50, #53)"),
     "td3": AgentSpec("td3", td3, td3.Config(), "Twin Delayed DDPG (#98)"),
     "ddpg": AgentSpec("ddpg", td3, td3.Config.ddpg(), "Deep Deterministic Policy Gradient (#81), a td3 config"),
+    # Offline RL (train with --dataset PATH; see docs/offline.md).
+    "bc": AgentSpec("bc", bc, bc.Config(), "Behaviour cloning (offline baseline)"),
+    "td3bc": AgentSpec("td3bc", td3, td3.Config.td3bc(), "TD3+BC, offline TD3 with a BC term (a td3 config)"),
+    "cql": AgentSpec("cql", cql, cql.Config(), "Conservative Q-Learning, SAC-based, optional Lagrange (offline)"),
+    "iql": AgentSpec("iql", iql, iql.Config(), "Implicit Q-Learning, expectile value loss (offline, #78 lineage)"),
+    "xql": AgentSpec("xql", iql, iql.Config.xql(), "Extreme Q-Learning, Gumbel value loss (offline), an iql config"),
+    "fdvl": AgentSpec("fdvl", iql, iql.Config.fdvl(), "f-DVL, Dual-RL chi-square value loss (#0, offline), an iql config"),
 }
 
 

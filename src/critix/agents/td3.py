@@ -8,6 +8,8 @@ TD3 — Fujimoto et al. 2018, "Addressing Function Approximation Error in Actor-
 DDPG — Lillicrap et al. 2016, "Continuous control with deep reinforcement learning" (#81): the same update with
 one critic, no smoothing and no delay (Alg. 1), as `Config.ddpg()` (TD3 paper's "our DDPG" settings, Sec. 6.1).
 Exploration adds Gaussian noise N(0, exploration_noise) to the actor's action (TD3 Sec. 6.1).
+TD3+BC — Fujimoto & Gu 2021 (offline): the same update with a behaviour-cloning term in the actor loss,
+as `Config.td3bc()` (`bc_alpha` = 2.5).
 """
 
 from __future__ import annotations
@@ -71,13 +73,16 @@ class Config:
     """Clip of the smoothing noise (#98 Sec. 6.1: 0.5)."""
     exploration_noise: float = 0.1
     """Std of the Gaussian exploration noise, in [-1, 1] action units (#98 Sec. 6.1: 0.1)."""
+    bc_alpha: float = 0.0
+    """TD3+BC's alpha (Fujimoto & Gu 2021, Eq. 3-4: 2.5): the actor maximises lambda Q - (pi(s) - a)^2 with
+    lambda = alpha / mean|Q|, for offline data; 0 disables the behaviour-cloning term (plain TD3)."""
 
     def __post_init__(self) -> None:
         common.check_common(self)
         heads.make_head(self.critic_head)
         if self.policy_delay < 1:
             raise ValueError(f"policy_delay must be >= 1, got {self.policy_delay}")
-        for name in ("target_noise", "target_noise_clip", "exploration_noise"):
+        for name in ("target_noise", "target_noise_clip", "exploration_noise", "bc_alpha"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
 
@@ -90,6 +95,11 @@ class Config:
         """DDPG (#81) as evaluated in the TD3 paper ("our DDPG", #98 Sec. 6.1): one critic, no smoothing, no delay."""
         base = dict(num_critics=1, policy_delay=1, target_noise=0.0, target_noise_clip=0.0)
         return cls(**{**base, **overrides})  # type: ignore[arg-type]
+
+    @classmethod
+    def td3bc(cls, **overrides: object) -> Config:
+        """TD3+BC (Fujimoto & Gu 2021, "A Minimalist Approach to Offline RL"): TD3 plus a BC term, alpha = 2.5."""
+        return cls(**{"bc_alpha": 2.5, "learning_starts": 0, **overrides})  # type: ignore[arg-type]
 
 
 class State(struct.PyTreeNode):
@@ -177,8 +187,13 @@ def update(cfg: Config, state: State, batch: Transition) -> tuple[State, common.
     )
 
     def actor_loss_fn(params: dict) -> tuple[jax.Array, None]:
-        out = critic.apply(critic_params, batch.obs, actor.apply(params, batch.obs))
-        return -jnp.mean(head.value(out)[0]), None  # Q_1 only (#98 Alg. 1)
+        action = actor.apply(params, batch.obs)
+        q = head.value(critic.apply(critic_params, batch.obs, action))[0]  # Q_1 only (#98 Alg. 1)
+        if cfg.bc_alpha == 0.0:
+            return -jnp.mean(q), None
+        # TD3+BC (Fujimoto & Gu 2021, Eq. 3-4): lambda = alpha / mean|Q| normalises the Q term's scale.
+        lam = jax.lax.stop_gradient(cfg.bc_alpha / jnp.mean(jnp.abs(q)))
+        return -lam * jnp.mean(q) + jnp.mean(jnp.square(action - batch.action)), None
 
     def delayed_update(_: None) -> tuple[dict, optax.OptState, dict, dict, jax.Array]:
         actor_params, actor_opt_state, actor_loss, _ = common.gradient_step(

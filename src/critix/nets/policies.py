@@ -65,3 +65,33 @@ def tanh_gaussian_sample(
 def tanh_gaussian_mode(mean: jax.Array) -> jax.Array:
     """The deterministic (evaluation) action tanh(mean)."""
     return jnp.tanh(mean)
+
+
+class GaussianPolicy(nn.Module):
+    """obs [B, O] -> (mean [B, A] = tanh(MLP(obs)), log_std [A]): a Gaussian whose mean lies in [-1, 1] and whose
+    log-std is a state-independent parameter, as in IQL's reference actor (Kostrikov et al. 2022, appendix;
+    `tanh_squash_distribution=False`). Dataset actions at the bounds keep a finite likelihood, unlike under a
+    tanh-squashed density, which suits advantage-weighted and behaviour-cloning regression."""
+
+    hidden_sizes: Sequence[int]
+    action_dim: int
+    activation: str = "relu"
+    layer_norm: bool = False
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
+        mean = jnp.tanh(MLP(self.hidden_sizes, self.action_dim, self.activation, self.layer_norm)(obs))
+        log_std = self.param("log_std", nn.initializers.zeros, (self.action_dim,))
+        return mean, jnp.clip(log_std, -5.0, 2.0)  # IQL reference bounds on the log-std
+
+
+def gaussian_log_prob(mean: jax.Array, log_std: jax.Array, action: jax.Array) -> jax.Array:
+    """log N(action; mean, exp(log_std)^2), summed over the action axis: [B, A] -> [B]."""
+    z = (action - mean) * jnp.exp(-log_std)
+    return jnp.sum(-0.5 * jnp.square(z) - log_std - 0.5 * jnp.log(2.0 * jnp.pi), axis=-1)
+
+
+def gaussian_sample(key: jax.Array, mean: jax.Array, log_std: jax.Array) -> jax.Array:
+    """A Gaussian sample clipped to the action box [-1, 1]."""
+    noise = jax.random.normal(key, mean.shape, mean.dtype)
+    return jnp.clip(mean + jnp.exp(log_std) * noise, -1.0, 1.0)

@@ -13,6 +13,7 @@ import datetime
 import json
 import math
 import time
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal
@@ -295,16 +296,22 @@ class Session:
         self.eval_env.close()
 
 
-def train(algo: str, agent_cfg: Any, run: RunConfig, resume: Path | None = None) -> dict[str, Any]:
-    """Train (or resume) a run; returns the summary that is also written to summary.json."""
+def train(algo: str, agent_cfg: Any, run: RunConfig, resume: Path | None = None,
+          init_runner: Callable[[Session], Runner] | None = None) -> dict[str, Any]:
+    """Train (or resume) a run; returns the summary that is also written to summary.json.
+
+    init_runner: builds the starting agents and buffers of a new run (default `Session.init_runner`); offline-to-
+    online fine-tuning (`critix.train.offline.finetune`) passes one that loads offline agents and the dataset.
+    """
     session = Session(algo, agent_cfg, run)
     try:
-        return _train(session, resume)
+        return _train(session, resume, init_runner)
     finally:
         session.close()
 
 
-def _train(session: Session, resume: Path | None) -> dict[str, Any]:
+def _train(session: Session, resume: Path | None,
+           init_runner: Callable[[Session], Runner] | None = None) -> dict[str, Any]:
     algo, cfg, run = session.algo, session.cfg, session.run
     S, N = session.num_seeds, session.num_envs
     run_dir = Path(resume) if resume else Path(run.run_dir) if run.run_dir else default_run_dir(algo, run.env)
@@ -320,7 +327,7 @@ def _train(session: Session, resume: Path | None) -> dict[str, Any]:
             runner = session.restore_runner(last)
             rng.bit_generator.state = meta["numpy_rng"]
     if runner is None:
-        runner = session.init_runner()
+        runner = init_runner(session) if init_runner is not None else session.init_runner()
         checkpoint.atomic_write_json(run_dir / "config.json", config_to_json(algo, cfg, run))
 
     # Rows and TensorBoard events after the checkpoint were written by the killed process: drop them.

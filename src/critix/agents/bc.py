@@ -1,0 +1,104 @@
+"""Behaviour cloning: maximise the likelihood of the dataset's actions, max_pi E_D[log pi(a|s)].
+
+The offline baseline every offline method must beat (Fu et al. 2020, D4RL, Sec. 6). The policy is the Gaussian
+of `critix.nets.policies.GaussianPolicy` (tanh mean, state-independent log-std), the same actor IQL trains with
+advantage weights, so BC is IQL's actor loss with every weight equal to 1. It uses no reward and no critic.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from functools import partial
+
+import gymnasium as gym
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from critix.agents import common
+from critix.nets.policies import GaussianPolicy, gaussian_log_prob, gaussian_sample
+from critix.optim import OptimizerConfig, make_optimizer
+from critix.types import Transition
+
+NAME = "bc"
+USES_REWARDS = False
+"""BC ignores rewards and termination flags (the conformance harness skips its bootstrapping checks)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """BC hyperparameters (d3rlpy 2.8 BC defaults for the learning rate; network and batch as the other agents)."""
+
+    hidden_sizes: tuple[int, ...] = (256, 256)
+    """Hidden layers of the policy (as IQL's actor)."""
+    activation: str = "relu"
+    """Hidden activation."""
+    actor_lr: float = 1e-3
+    """Policy learning rate (d3rlpy BCConfig: 1e-3)."""
+    batch_size: int = 256
+    """Minibatch size."""
+    max_grad_norm: float = 0.0
+    """Global gradient-norm clip; 0 disables."""
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if len(self.hidden_sizes) < 1 or min(self.hidden_sizes) < 1:
+            raise ValueError(f"hidden_sizes must be non-empty, positive, got {self.hidden_sizes!r}")
+        if not self.actor_lr > 0:
+            raise ValueError(f"actor_lr must be > 0, got {self.actor_lr}")
+        if self.max_grad_norm < 0:
+            raise ValueError(f"max_grad_norm must be >= 0, got {self.max_grad_norm}")
+
+
+class State(struct.PyTreeNode):
+    actor_params: dict
+    actor_opt_state: optax.OptState
+    steps: jax.Array
+    action_dim: int = struct.field(pytree_node=False)
+
+
+def networks(cfg: Config, action_dim: int) -> GaussianPolicy:
+    return GaussianPolicy(cfg.hidden_sizes, action_dim, cfg.activation)
+
+
+def optimizer(cfg: Config) -> optax.GradientTransformation:
+    return make_optimizer(OptimizerConfig(cfg.actor_lr, max_grad_norm=cfg.max_grad_norm))
+
+
+def check_spaces(observation_space: gym.Space, action_space: gym.Space) -> None:
+    common.check_flat_obs(NAME, observation_space)
+    common.check_box_actions(NAME, action_space)
+
+
+def init(cfg: Config, key: jax.Array, observation_space: gym.Space, action_space: gym.Space) -> State:
+    obs_dim = common.check_flat_obs(NAME, observation_space)
+    action_dim = common.check_box_actions(NAME, action_space)
+    params = networks(cfg, action_dim).init(key, jnp.zeros((1, obs_dim)))
+    return State(params, optimizer(cfg).init(params), jnp.zeros((), jnp.int32), action_dim)
+
+
+def act(cfg: Config, state: State, obs: jax.Array, key: jax.Array, deterministic: bool) -> jax.Array:
+    """obs [B, O] -> actions [B, A] in [-1, 1]: the Gaussian mean, or a clipped sample."""
+    mean, log_std = networks(cfg, state.action_dim).apply(state.actor_params, obs)
+    return mean if deterministic else gaussian_sample(key, mean, log_std)
+
+
+def update(cfg: Config, state: State, batch: Transition) -> tuple[State, common.Metrics]:
+    """One step of negative log-likelihood on the batch's (obs, action) pairs."""
+    actor = networks(cfg, state.action_dim)
+
+    def loss_fn(params: dict) -> tuple[jax.Array, jax.Array]:
+        mean, log_std = actor.apply(params, batch.obs)
+        return -jnp.mean(gaussian_log_prob(mean, log_std, batch.action)), jnp.mean(jnp.square(mean - batch.action))
+
+    params, opt_state, loss, mse = common.gradient_step(loss_fn, state.actor_params, state.actor_opt_state,
+                                                        optimizer(cfg))
+    new_state = state.replace(actor_params=params, actor_opt_state=opt_state, steps=state.steps + 1)
+    return new_state, {"actor/loss": loss, "actor/mse": mse}
+
+
+def update_many(cfg: Config, state: State, batches: Transition) -> tuple[State, common.Metrics]:
+    """K gradient steps in one `lax.scan` over batches [K, B, ...]; metrics are [K]."""
+    return common.scan_updates(partial(update, cfg), state, batches)

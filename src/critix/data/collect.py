@@ -1,0 +1,301 @@
+"""D4RL-style datasets from critix agents, for any Gymnasium env with Box spaces (`critix collect`).
+
+One behaviour run trains an online agent (SAC by default) and snapshots its policy every `snapshot_every` env
+steps, recording every episode it plays. From that run (Fu et al. 2020, D4RL, Sec. 4, "Gym-MuJoCo"):
+- random:        uniform random actions;
+- expert:        the best snapshot (highest deterministic evaluation return), actions sampled from its policy;
+- medium:        the first snapshot whose evaluation return reaches a third of the way from the random to the
+                 expert return (normalised score 33; D4RL: "about 1/3 of the expert"), actions sampled;
+- medium-replay: every episode the behaviour run played until the medium snapshot (its replay buffer);
+- medium-expert: medium and expert data, equally many of each.
+The reference returns stored in the metadata are the mean return of uniform random actions (`ref_min_score`) and
+the expert snapshot's deterministic evaluation return (`ref_max_score`), both over `ref_episodes` episodes, so
+scores normalise as D4RL's: 100 * (return - random) / (expert - random).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from critix import agents
+from critix.data.datasets import Episode, normalized_score, write_dataset
+from critix.envs.gym import final_observation, make_vector_env, scale_action
+from critix.train import online
+from critix.types import CritixError, Transition
+
+KINDS = ("random", "medium", "expert", "medium-replay", "medium-expert")
+
+
+@dataclasses.dataclass(frozen=True)
+class CollectConfig:
+    """What to collect and how the behaviour policies are trained."""
+
+    env: str = "Pendulum-v1"
+    """Gymnasium environment id."""
+    kind: str = "medium"
+    """Dataset kind: random, medium, expert, medium-replay or medium-expert (D4RL's)."""
+    out: str = ""
+    """Output dataset folder (Minari format; must not exist unless --overwrite)."""
+    steps: int = 0
+    """Transitions to collect (whole episodes, so slightly more); medium-expert collects this many of each.
+    Default when neither --steps nor --episodes is given: 100,000."""
+    episodes: int = 0
+    """Episodes to collect instead of --steps (medium-expert: this many of each)."""
+    train_steps: int = 100_000
+    """Env steps of the behaviour agent's training run (the expert is its best snapshot)."""
+    snapshot_every: int = 5_000
+    """Evaluate and snapshot the behaviour policy every this many env steps."""
+    learning_starts: int = 5_000
+    """Random-action env steps before the behaviour agent starts learning."""
+    algo: str = "sac"
+    """Online agent that trains the behaviour policies."""
+    ref_episodes: int = 10
+    """Episodes for the random and expert reference returns (and each snapshot's evaluation)."""
+    seed: int = 0
+    """Seed of training, rollouts and references."""
+    dataset_id: str | None = None
+    """Minari dataset id stored in the metadata; default critix/<env>/<kind>-v0."""
+    overwrite: bool = False
+    """Replace an existing --out folder."""
+    progress: bool = True
+    """Show progress."""
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
+        if self.steps < 0 or self.episodes < 0:
+            raise ValueError("steps and episodes must be >= 0")
+        if self.steps and self.episodes:
+            raise ValueError("give either --steps or --episodes, not both")
+        for name in ("train_steps", "snapshot_every", "ref_episodes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.learning_starts < 0:
+            raise ValueError(f"learning_starts must be >= 0, got {self.learning_starts}")
+        if self.snapshot_every > self.train_steps:
+            raise ValueError(f"snapshot_every ({self.snapshot_every}) must be <= train_steps ({self.train_steps})")
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(steps, episodes) to collect per policy."""
+        return (self.steps or (0 if self.episodes else 100_000)), self.episodes
+
+
+class EpisodeRecorder:
+    """Accumulates vector-env steps into whole `Episode`s, one open episode per sub-env."""
+
+    def __init__(self, obs: np.ndarray) -> None:
+        self.current: list[dict[str, list[Any]]] = [self._empty(o) for o in obs]
+
+    @staticmethod
+    def _empty(first_obs: np.ndarray) -> dict[str, list[Any]]:
+        return {"observations": [first_obs], "actions": [], "rewards": [], "terminations": [], "truncations": []}
+
+    def step(self, action: np.ndarray, reward: np.ndarray, terminated: np.ndarray, truncated: np.ndarray,
+             next_obs: np.ndarray, final_obs: np.ndarray) -> list[Episode]:
+        """Record one step of every sub-env; returns the episodes that ended on it."""
+        finished = []
+        for i, episode in enumerate(self.current):
+            episode["actions"].append(action[i])
+            episode["rewards"].append(reward[i])
+            episode["terminations"].append(bool(terminated[i]))
+            episode["truncations"].append(bool(truncated[i]))
+            episode["observations"].append(final_obs[i])
+            if terminated[i] or truncated[i]:
+                finished.append(Episode(**{k: np.asarray(v) for k, v in episode.items()}))
+                self.current[i] = self._empty(next_obs[i])
+        return finished
+
+
+@dataclasses.dataclass
+class Behaviour:
+    """What a behaviour run leaves: its played episodes (with the env step each ended at) and policy snapshots."""
+
+    session: online.Session
+    episodes: list[tuple[int, Episode]]
+    snapshots: list[tuple[int, float, Any]]  # (env step, deterministic eval return, agent state [1, ...])
+    random_return: float
+
+    @property
+    def expert(self) -> tuple[int, float, Any]:
+        return max(self.snapshots, key=lambda s: s[1])
+
+    def medium(self) -> tuple[int, float, Any]:
+        """First snapshot at a third of the way from random to expert (else the one closest to it)."""
+        target = self.random_return + (self.expert[1] - self.random_return) / 3.0
+        for snapshot in self.snapshots:
+            if snapshot[1] >= target:
+                return snapshot
+        return min(self.snapshots, key=lambda s: abs(s[1] - target))
+
+
+def random_return(env_id: str, episodes: int, seed: int) -> float:
+    """Mean return of uniform random actions over `episodes` episodes (D4RL's random reference)."""
+    env = make_vector_env(env_id, episodes, seed)
+    rng = np.random.default_rng(seed)
+    try:
+        from critix.train.evaluate import evaluate
+
+        shape = env.single_action_space.shape
+        returns, _ = evaluate(env, lambda obs: rng.uniform(-1, 1, (*obs.shape[:2], *shape)), 1, seed)
+    finally:
+        env.close()
+    return float(returns.mean())
+
+
+def train_behaviour(cfg: CollectConfig) -> Behaviour:
+    """Train the behaviour agent on one env, recording its episodes and snapshotting its policy."""
+    spec = agents.get(cfg.algo)
+    agent_cfg = dataclasses.replace(spec.default_config, learning_starts=cfg.learning_starts)
+    run = online.RunConfig(env=cfg.env, steps=cfg.train_steps, seed=cfg.seed, eval_episodes=cfg.ref_episodes,
+                           progress=False, tensorboard=False)
+    session = online.Session(cfg.algo, agent_cfg, run)
+    runner = session.init_runner()
+    env, rng = session.env, np.random.default_rng([cfg.seed, 2])
+    obs, _ = env.reset(seed=cfg.seed * 1000)
+    obs = obs.astype(np.float32)
+    recorder = EpisodeRecorder(obs)
+    played: list[tuple[int, Episode]] = []
+    snapshots: list[tuple[int, float, Any]] = []
+    mean, var = session.stats(runner)
+    K = run.chunk_size
+    step = 0
+    while step < cfg.train_steps:
+        k_steps = min(K, cfg.train_steps - step)
+        batch: list[tuple[np.ndarray, ...]] = []
+        for _ in range(k_steps):
+            if step < cfg.learning_starts:
+                action = rng.uniform(-1.0, 1.0, (1, session.action_dim)).astype(np.float32)
+            else:
+                action, runner.key = session.policy(runner.agent, runner.key, obs.reshape(1, 1, -1), mean, var)
+                action = np.asarray(action).reshape(1, -1)
+            env_action = scale_action(action, session.low, session.high)
+            next_obs, reward, terminated, truncated, info = env.step(env_action)
+            next_obs = next_obs.astype(np.float32)
+            final = final_observation(next_obs, terminated | truncated, info)
+            batch.append((obs[0], action[0], np.float32(reward[0]), final[0], terminated[0], truncated[0]))
+            step += 1
+            played += [(step, e) for e in recorder.step(env_action, reward, terminated, truncated, next_obs, final)]
+            obs = next_obs
+        items = Transition(*[np.stack(x)[None] for x in zip(*batch)])
+        num_updates = max(1, round(agent_cfg.utd_ratio * k_steps)) if step >= cfg.learning_starts else 0
+        runner.agent, runner.buffer, runner.key, _ = session.train_chunk(
+            runner.agent, runner.buffer, runner.key, items, mean, var, num_updates)
+        if step // cfg.snapshot_every > (step - k_steps) // cfg.snapshot_every or step >= cfg.train_steps:
+            returns = session.evaluate(runner, seed=cfg.seed * 1000 + 900_000 + step)
+            snapshots.append((step, float(returns.mean()), jax.device_get(runner.agent)))
+            if cfg.progress:
+                print(f"collect: behaviour {cfg.algo} on {cfg.env}, step {step}: eval return {returns.mean():.1f}")
+    rand = random_return(cfg.env, cfg.ref_episodes, cfg.seed * 1000 + 700_000)
+    return Behaviour(session, played, snapshots, rand)
+
+
+def rollout(env_id: str, act: Callable[[np.ndarray], np.ndarray], steps: int, episodes: int, seed: int,
+            num_envs: int = 4) -> list[Episode]:
+    """Whole episodes of `act` (obs [N, O] -> actions [N, A] in [-1, 1]) until `steps` transitions or `episodes`."""
+    env = make_vector_env(env_id, num_envs, seed)
+    low, high = env.single_action_space.low, env.single_action_space.high
+    try:
+        obs, _ = env.reset(seed=seed)
+        recorder = EpisodeRecorder(obs)
+        collected: list[Episode] = []
+        while (sum(e.length for e in collected) < steps) if steps else (len(collected) < episodes):
+            env_action = scale_action(act(obs.astype(np.float32)), low, high)
+            next_obs, reward, terminated, truncated, info = env.step(env_action)
+            final = final_observation(next_obs, terminated | truncated, info)
+            collected += recorder.step(env_action, reward, terminated, truncated, next_obs, final)
+            obs = next_obs
+    finally:
+        env.close()
+    return collected if steps else collected[:episodes]
+
+
+def policy_actor(behaviour: Behaviour, agent: Any, seed: int) -> Callable[[np.ndarray], np.ndarray]:
+    """The snapshot's stochastic policy as a host function (D4RL samples from its behaviour policies)."""
+    session = behaviour.session
+    key = jax.random.PRNGKey(seed)[None]
+    state = {"key": key}
+    zeros = np.zeros((1, *session.obs_shape), np.float32)
+    ones = np.ones((1, *session.obs_shape), np.float32)
+
+    def act(obs: np.ndarray) -> np.ndarray:
+        action, state["key"] = session.policy(agent, state["key"], obs[None], zeros, ones)
+        return np.asarray(action)[0]
+
+    return act
+
+
+def build_episodes(behaviour: Behaviour, kind: str, steps: int, episodes: int, seed: int) -> list[Episode]:
+    env_id = behaviour.session.run.env
+    medium, expert = behaviour.medium(), behaviour.expert
+    if kind == "random":
+        rng = np.random.default_rng(seed)
+        dim = behaviour.session.action_dim
+        return rollout(env_id, lambda obs: rng.uniform(-1, 1, (obs.shape[0], dim)), steps, episodes, seed)
+    if kind == "medium":
+        return rollout(env_id, policy_actor(behaviour, medium[2], seed), steps, episodes, seed)
+    if kind == "expert":
+        return rollout(env_id, policy_actor(behaviour, expert[2], seed), steps, episodes, seed)
+    if kind == "medium-replay":
+        replayed = [e for ended, e in behaviour.episodes if ended <= medium[0]]
+        if not replayed:
+            raise CritixError("the behaviour run finished no episode before reaching the medium level; "
+                              "raise --train-steps or lower --snapshot-every")
+        return replayed
+    return (rollout(env_id, policy_actor(behaviour, medium[2], seed), steps, episodes, seed)
+            + rollout(env_id, policy_actor(behaviour, expert[2], seed + 1), steps, episodes, seed + 1))
+
+
+def collect(cfg: CollectConfig, kinds: Sequence[str] | None = None,
+            outs: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:
+    """Train one behaviour run, then write a dataset per kind (default: cfg.kind to cfg.out).
+
+    Returns, per kind, a summary: path, episodes, transitions, references and the data's mean normalised score.
+    """
+    kinds = list(kinds or [cfg.kind])
+    outs = outs or {cfg.kind: cfg.out}
+    for kind in kinds:
+        if kind not in KINDS:
+            raise CritixError(f"unknown dataset kind {kind!r}; choose from {', '.join(KINDS)}")
+        if not outs.get(kind):
+            raise CritixError(f"no output folder for kind {kind!r}; pass --out PATH")
+        if Path(outs[kind]).exists() and not cfg.overwrite:
+            raise CritixError(f"{outs[kind]} already exists; choose another --out or pass --overwrite")
+    behaviour = train_behaviour(cfg)
+    try:
+        steps, episodes = cfg.size
+        expert, medium = behaviour.expert, behaviour.medium()
+        ref_min, ref_max = behaviour.random_return, expert[1]
+        if not ref_max > ref_min:
+            raise CritixError(f"the behaviour agent never beat random actions on {cfg.env} (expert {ref_max:.1f} <= "
+                              f"random {ref_min:.1f}); raise --train-steps")
+        results = {}
+        for i, kind in enumerate(kinds):
+            data = build_episodes(behaviour, kind, steps, episodes, cfg.seed * 1000 + 800_000 + 10 * i)
+            info = {"kind": kind, "behaviour_algo": cfg.algo, "behaviour_train_steps": cfg.train_steps,
+                    "medium_snapshot_step": medium[0], "medium_snapshot_return": medium[1],
+                    "expert_snapshot_step": expert[0], "expert_snapshot_return": expert[1],
+                    "random_return": ref_min, "seed": cfg.seed,
+                    "snapshots": [[s, r] for s, r, _ in behaviour.snapshots]}
+            dataset_id = cfg.dataset_id if cfg.dataset_id and len(kinds) == 1 else f"critix/{cfg.env}/{kind}-v0"
+            path = write_dataset(
+                outs[kind], data, behaviour.session.obs_space, behaviour.session.act_space, dataset_id,
+                env_id=cfg.env, ref_min_score=ref_min, ref_max_score=ref_max,
+                num_episodes_average_score=cfg.ref_episodes, algorithm_name=f"critix-{cfg.algo}",
+                description=f"D4RL-style {kind} data for {cfg.env} from critix {cfg.algo} policies",
+                critix_info=info, overwrite=cfg.overwrite)
+            returns = np.array([e.episode_return for e in data])
+            results[kind] = {
+                "path": str(path), "episodes": len(data), "transitions": int(sum(e.length for e in data)),
+                "return_mean": float(returns.mean()), "ref_min_score": ref_min, "ref_max_score": ref_max,
+                "normalized_score_mean": float(np.mean(normalized_score(returns, ref_min, ref_max))),
+            }
+        return results
+    finally:
+        behaviour.session.close()
