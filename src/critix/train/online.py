@@ -16,13 +16,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from critix import __version__, agents
 from critix.data import replay
-from critix.envs.gym import RunningMeanStd, final_observation, make_vector_env, normalize_obs, scale_action
+from critix.envs.gym import (RunningMeanStd, final_observation, make_vector_env, normalize_obs, random_actions,
+                              to_env_action)
 from critix.train import checkpoint
 from critix.train.evaluate import evaluate
 from critix.train.logging import MetricsLogger, plot_learning_curve
@@ -158,8 +160,12 @@ class Session:
             self.env.close()
             raise
         self.eval_env = make_vector_env(run.env, run.num_seeds * run.eval_episodes, run.seed * 1000 + 500_000)
-        self.low, self.high = self.act_space.low, self.act_space.high
-        self.obs_shape, self.action_dim = self.obs_space.shape, self.act_space.shape[0]
+        # Actions as the agent emits and the buffer stores them: [A] float32 (Box) or a scalar int32 index (Discrete).
+        self.discrete = isinstance(self.act_space, gym.spaces.Discrete)
+        self.action_shape: tuple[int, ...] = () if self.discrete else tuple(self.act_space.shape)
+        self.action_dtype = np.int32 if self.discrete else np.float32
+        self.obs_shape = self.obs_space.shape
+        self.n_step = int(getattr(agent_cfg, "n_step", 1))  # n-step agents sample runs of n consecutive steps
         self.capacity = min(agent_cfg.buffer_size, run.steps)
         if self.capacity < agent_cfg.batch_size:
             raise CritixError(
@@ -188,7 +194,11 @@ class Session:
             if num_updates == 0:
                 return state, buffer, key, {}
             key, sample_key = jax.random.split(key)
-            batches = replay.sample_many(buffer, sample_key, num_updates, cfg.batch_size)
+            if self.n_step > 1:
+                batches = replay.sample_sequences(buffer, sample_key, num_updates, cfg.batch_size, self.n_step,
+                                                  self.num_envs)
+            else:
+                batches = replay.sample_many(buffer, sample_key, num_updates, cfg.batch_size)
             batches = batches.replace(obs=prepare(batches.obs, mean, var), next_obs=prepare(batches.next_obs, mean, var))
             state, metrics = module.update_many(cfg, state, batches)
             return state, buffer, key, jax.tree.map(jnp.nanmean, metrics)
@@ -204,7 +214,7 @@ class Session:
         """One unbatched transition of this env, zero-filled: the shapes and dtypes the replay buffer stores."""
         return Transition(
             obs=np.zeros(self.obs_shape, np.float32),
-            action=np.zeros(self.action_dim, np.float32),
+            action=np.zeros(self.action_shape, self.action_dtype),
             reward=np.zeros((), np.float32),
             next_obs=np.zeros(self.obs_shape, np.float32),
             terminated=np.zeros((), bool),
@@ -251,7 +261,8 @@ class Session:
         """Every column the run logs: the agent's update metrics (found by tracing `update`) and the loop's."""
         cfg, module, obs_space, act_space = self.cfg, self.module, self.obs_space, self.act_space
         agent = jax.eval_shape(lambda: module.init(cfg, jax.random.PRNGKey(0), obs_space, act_space))
-        batch = jax.tree.map(lambda x: jax.ShapeDtypeStruct((cfg.batch_size, *x.shape), x.dtype), self.example())
+        lead = (cfg.batch_size,) if self.n_step == 1 else (cfg.batch_size, self.n_step)
+        batch = jax.tree.map(lambda x: jax.ShapeDtypeStruct((*lead, *x.shape), x.dtype), self.example())
         _, metrics = jax.eval_shape(lambda s, b: module.update(cfg, s, b), agent, batch)
         return sorted(metrics) + list(LOOP_METRICS)
 
@@ -305,7 +316,7 @@ def _train(session: Session, resume: Path | None) -> dict[str, Any]:
     K = run.chunk_size
     stage_obs = np.zeros((K, S * N, *session.obs_shape), np.float32)
     stage_next = np.zeros_like(stage_obs)
-    stage_act = np.zeros((K, S * N, session.action_dim), np.float32)
+    stage_act = np.zeros((K, S * N, *session.action_shape), session.action_dtype)
     stage_rew = np.zeros((K, S * N), np.float32)
     stage_term = np.zeros((K, S * N), bool)
     stage_trunc = np.zeros((K, S * N), bool)
@@ -320,12 +331,12 @@ def _train(session: Session, resume: Path | None) -> dict[str, Any]:
             mean, var = session.stats(runner)
             for k in range(k_steps):
                 if runner.vector_steps * N < cfg.learning_starts:
-                    action = rng.uniform(-1.0, 1.0, (S * N, session.action_dim)).astype(np.float32)
+                    action = random_actions(rng, session.act_space, S * N)
                 else:
                     action, runner.key = session.policy(runner.agent, runner.key, obs.reshape(S, N, -1), mean, var)
-                    action = np.asarray(action).reshape(S * N, -1)
+                    action = np.asarray(action).reshape(S * N, *session.action_shape)
                 next_obs, reward, terminated, truncated, info = session.env.step(
-                    scale_action(action, session.low, session.high)
+                    to_env_action(action, session.act_space, S * N)
                 )
                 next_obs = next_obs.astype(np.float32)
                 done = terminated | truncated
