@@ -148,6 +148,14 @@ def init(cfg: Config, key: jax.Array, observation_space: gym.Space, action_space
     )
 
 
+def soft_state_value(log_pi: jax.Array, q: jax.Array, alpha: jax.Array) -> jax.Array:
+    """V(s) = sum_a pi(a|s) [Q(s, a) - alpha log pi(a|s)], exactly (#55 Eq. 3): log_pi, q [B, A] -> [B].
+
+    The actor minimises its negative (#55 Eq. 12), so one function serves the critic target and the actor loss.
+    """
+    return jnp.sum(jnp.exp(log_pi) * (q - alpha * log_pi), axis=-1)
+
+
 def act(cfg: Config, state: State, obs: jax.Array, key: jax.Array, deterministic: bool) -> jax.Array:
     """obs [B, O] -> actions [B] int32: a sample of the categorical policy, or its mode when deterministic."""
     actor, _ = networks(cfg, state.num_actions)
@@ -168,7 +176,7 @@ def update(cfg: Config, state: State, batch: Transition) -> tuple[State, common.
     # Critic: exact soft state value of s' under the current policy (#55 Eq. 3, 10).
     next_log_pi = jax.nn.log_softmax(actor.apply(state.actor_params, batch.next_obs), axis=-1)  # [B, A]
     next_q = jnp.min(head.value(critic.apply(state.target_critic_params, batch.next_obs)), axis=0)  # [B, A]
-    next_v = jnp.sum(jnp.exp(next_log_pi) * (next_q - alpha * next_log_pi), axis=-1)  # [B]
+    next_v = soft_state_value(next_log_pi, next_q, alpha)  # [B]
     y = targets.td_target(batch.reward, targets.discount(cfg.gamma, batch.terminated), next_v)
     target = jax.lax.stop_gradient(head.target(y, jnp.zeros_like(y), jnp.zeros((*y.shape, head.num_outputs))))
 
@@ -186,8 +194,7 @@ def update(cfg: Config, state: State, batch: Transition) -> tuple[State, common.
 
     def actor_loss_fn(params: dict) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
         log_pi = jax.nn.log_softmax(actor.apply(params, batch.obs), axis=-1)
-        pi = jnp.exp(log_pi)
-        return jnp.mean(jnp.sum(pi * (alpha * log_pi - q), axis=-1)), (pi, log_pi)
+        return -jnp.mean(soft_state_value(log_pi, q, alpha)), (jnp.exp(log_pi), log_pi)
 
     actor_params, actor_opt_state, actor_loss, (pi, log_pi) = common.gradient_step(
         actor_loss_fn, state.actor_params, state.actor_opt_state, actor_tx
