@@ -99,10 +99,10 @@ def test_target_network_moves_only_every_period():
     b = batch(jax.random.PRNGKey(1))
     s1, _ = update(state, b)
     s2, _ = update(s1, b)
-    for a, c in zip(jax.tree.leaves(s2.target_params), jax.tree.leaves(state.target_params)):
+    for a, c in zip(jax.tree.leaves(s2.target_q_params), jax.tree.leaves(state.target_q_params)):
         np.testing.assert_array_equal(a, c)
     s3, _ = update(s2, b)  # third step: hard copy (tau 1)
-    for a, c in zip(jax.tree.leaves(s3.target_params), jax.tree.leaves(s3.params)):
+    for a, c in zip(jax.tree.leaves(s3.target_q_params), jax.tree.leaves(s3.q_params)):
         np.testing.assert_array_equal(a, c)
 
 
@@ -110,7 +110,7 @@ def test_double_q_changes_the_target():
     base = dqn.Config(**SMALL, target_update_period=1000)
     state = dqn.init(base, jax.random.PRNGKey(0), OBS, ACTS)
     # make online and target networks differ
-    state = state.replace(target_params=dqn.init(base, jax.random.PRNGKey(5), OBS, ACTS).params)
+    state = state.replace(target_q_params=dqn.init(base, jax.random.PRNGKey(5), OBS, ACTS).q_params)
     b = batch(jax.random.PRNGKey(1))
     _, m_double = dqn.update(base, state, b)
     _, m_single = dqn.update(dataclasses.replace(base, double_q=False), state, b)
@@ -129,7 +129,7 @@ def test_every_head_fits_a_fixed_batch(head):
     state, metrics = jax.jit(partial(dqn.update_many, cfg))(state, batches)
     loss = np.asarray(metrics["critic/loss"])
     assert np.all(np.isfinite(loss)) and loss[-5:].mean() < loss[:5].mean(), loss
-    q = dqn.q_values(cfg, state.params, b.obs, 3)[jnp.arange(16), b.action]
+    q = dqn.q_values(cfg, state.q_params, b.obs, 3)[jnp.arange(16), b.action]
     assert np.mean(np.abs(np.asarray(q) - np.asarray(b.reward))) < 0.5
 
 
@@ -182,3 +182,35 @@ def test_discrete_sac_temperature_follows_the_entropy_target():
     peaked = state.replace(actor_params=jax.tree.map(lambda x: 30.0 * x, state.actor_params))
     new, metrics = jax.jit(partial(sac_discrete.update, cfg_high))(peaked, b)
     assert metrics["actor/entropy"] < np.log(3) and new.log_alpha > peaked.log_alpha
+
+
+# --- prioritized replay --------------------------------------------------------------------------------------------
+
+
+def test_sum_tree_sums_and_samples_in_proportion():
+    from critix.data import prioritized as per
+
+    tree = per.init(5)  # 8 leaves
+    assert tree.nodes.shape == (16,)
+    tree = jax.jit(per.set_priorities)(tree, jnp.array([0, 1, 2, 3, 4]), jnp.array([1.0, 0.0, 3.0, 4.0, 2.0]))
+    np.testing.assert_allclose(per.total(tree), 10.0)
+    np.testing.assert_allclose(tree.nodes[2], 8.0)  # leaves 0-3
+    tree = per.set_priorities(tree, jnp.array([3, 3]), jnp.array([6.0, 6.0]))  # repeated slot
+    np.testing.assert_allclose(per.total(tree), 12.0)
+    assert float(tree.max_priority) == 6.0
+    index, prob = jax.jit(per.sample, static_argnums=2)(tree, jax.random.PRNGKey(0), 12_000, jnp.array(5))
+    counts = np.bincount(np.asarray(index), minlength=5) / 12_000
+    np.testing.assert_allclose(counts, [1 / 12, 0.0, 3 / 12, 6 / 12, 2 / 12], atol=0.01)
+    np.testing.assert_allclose(prob, np.array([1, 0, 3, 6, 2])[np.asarray(index)] / 12.0, rtol=1e-6)
+    w = per.importance_weights(jnp.array([0.5, 0.25]), jnp.array(4), 1.0)
+    np.testing.assert_allclose(w, [0.5, 1.0])  # (4 * 0.5)^-1 = 0.5, (4 * 0.25)^-1 = 1, over max 1
+
+
+def test_prioritized_dqn_trains_through_the_host_loop(tmp_path):
+    from critix.train.online import RunConfig, train
+
+    cfg = dqn.Config(hidden_sizes=(32, 32), batch_size=16, buffer_size=500, learning_starts=100,
+                     prioritized=True, utd_ratio=0.5)
+    summary = train("dqn", cfg, RunConfig(env="CartPole-v1", steps=300, num_seeds=2, eval_every=0, eval_episodes=2,
+                                         run_dir=str(tmp_path / "per"), progress=False, tensorboard=False))
+    assert summary["gradient_steps"] > 0 and len(summary["final_return"]) == 2

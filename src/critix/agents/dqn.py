@@ -11,11 +11,15 @@ any value head (C51, QR-DQN, HL-Gauss, two-hot are `critic_head` configs).
   `hl-gauss`, `two-hot`. The greedy action maximises the head's value (the mean of the return distribution).
 The target network moves every `target_update_period` gradient steps by Polyak averaging with `target_tau`
 (1.0 is DQN's hard copy).
+- Prioritized replay — Schaul et al. 2016 (`prioritized=True`): the agent keeps a sum-tree of priorities over the
+  replay slots in its State and samples its own batches (`register_items`, `update_prioritized`, called by the
+  host loop); priorities are |TD error| for the scalar head and the per-sample loss for the others (as Rainbow).
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from functools import partial
 
 import gymnasium as gym
@@ -24,7 +28,11 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
+from typing import Any
+
 from critix.agents import common
+from critix.data import prioritized as per
+from critix.data.replay import ReplayBuffer
 from critix.nets.discrete import DiscreteQNetwork
 from critix.optim import OptimizerConfig, make_optimizer
 from critix.types import Transition
@@ -86,6 +94,14 @@ class Config:
     """Exploration rate after `exploration_steps` (SB3 exploration_final_eps: 0.05)."""
     exploration_steps: int = 10_000
     """Env steps per seed of the linear epsilon decay (SB3: exploration_fraction 0.1 of the run; 10k of 100k)."""
+    prioritized: bool = False
+    """Prioritized replay with a sum-tree (Schaul et al. 2016); off in DQN."""
+    priority_alpha: float = 0.6
+    """Priority exponent: P(j) ~ p_j^alpha (Schaul et al. 2016, proportional variant: 0.6)."""
+    priority_beta: float = 0.4
+    """Importance-sampling exponent, kept constant here (Schaul et al. 2016 anneal it from 0.4 to 1)."""
+    priority_eps: float = 1e-6
+    """Added to |TD error| so no item's priority is zero."""
 
     def __post_init__(self) -> None:
         common.check_ranges(self, [
@@ -103,7 +119,12 @@ class Config:
             ("epsilon_start", 0.0 <= self.epsilon_start <= 1.0, "in [0, 1]"),
             ("epsilon_end", 0.0 <= self.epsilon_end <= 1.0, "in [0, 1]"),
             ("exploration_steps", self.exploration_steps >= 0, ">= 0"),
+            ("priority_alpha", self.priority_alpha >= 0, ">= 0"),
+            ("priority_beta", 0.0 <= self.priority_beta <= 1.0, "in [0, 1]"),
+            ("priority_eps", self.priority_eps > 0, "> 0"),
         ])
+        if self.prioritized and self.n_step > 1:
+            raise ValueError("prioritized replay works with n_step 1 only; set --n-step 1 or --no-prioritized")
         heads.from_config(self)
 
     @property
@@ -112,12 +133,14 @@ class Config:
 
 
 class State(struct.PyTreeNode):
-    """Online and target Q parameters, optimiser state and the gradient-step count (the update needs no key)."""
+    """Online and target Q parameters, optimiser state, the gradient-step count (the update needs no key) and,
+    with prioritized replay, the sum-tree of replay priorities (None otherwise)."""
 
-    params: dict
+    q_params: dict
     opt_state: optax.OptState
-    target_params: dict
+    target_q_params: dict
     steps: jax.Array  # gradient steps taken
+    priorities: Any  # per.SumTree over the replay slots, or None
     num_actions: int = struct.field(pytree_node=False)
 
 
@@ -139,10 +162,11 @@ def init(cfg: Config, key: jax.Array, observation_space: gym.Space, action_space
     num_actions = common.check_discrete_actions(NAME, action_space)
     params = network(cfg, num_actions).init(key, jnp.zeros((1, obs_dim)))
     return State(
-        params=params,
+        q_params=params,
         opt_state=optimizer(cfg).init(params),
-        target_params=jax.tree.map(jnp.copy, params),
+        target_q_params=jax.tree.map(jnp.copy, params),
         steps=jnp.zeros((), jnp.int32),
+        priorities=per.init(cfg.buffer_size) if cfg.prioritized else None,
         num_actions=num_actions,
     )
 
@@ -161,7 +185,7 @@ def q_values(cfg: Config, params: dict, obs: jax.Array, num_actions: int) -> jax
 
 def act(cfg: Config, state: State, obs: jax.Array, key: jax.Array, deterministic: bool) -> jax.Array:
     """obs [B, O] -> actions [B] int32: greedy, or epsilon-greedy with the scheduled epsilon."""
-    greedy = jnp.argmax(q_values(cfg, state.params, obs, state.num_actions), axis=-1).astype(jnp.int32)
+    greedy = jnp.argmax(q_values(cfg, state.q_params, obs, state.num_actions), axis=-1).astype(jnp.int32)
     if deterministic:
         return greedy
     explore_key, action_key = jax.random.split(key)
@@ -179,31 +203,80 @@ def bootstrap_inputs(cfg: Config, batch: Transition) -> tuple[jax.Array, jax.Arr
     return batch.obs[:, 0], batch.action[:, 0], r_t, discount_t, next_obs
 
 
-def update(cfg: Config, state: State, batch: Transition) -> tuple[State, common.Metrics]:
-    """One gradient step on a batch [B, ...] ([B, n, ...] when n_step > 1)."""
+def update_weighted(
+    cfg: Config, state: State, batch: Transition, weights: jax.Array
+) -> tuple[State, common.Metrics, jax.Array]:
+    """One gradient step on a batch [B, ...] ([B, n, ...] when n_step > 1) with per-sample loss weights [B];
+    also returns each sample's new priority [B] (|TD error| for the scalar head, else the sample's loss)."""
     head, net, tx = cfg.head, network(cfg, state.num_actions), optimizer(cfg)
     obs, action, r_t, discount_t, next_obs = bootstrap_inputs(cfg, batch)
     action = action.astype(jnp.int32)
 
-    next_out = net.apply(state.target_params, next_obs)  # [B, A, K]
-    chooser = net.apply(state.params, next_obs) if cfg.double_q else next_out
+    next_out = net.apply(state.target_q_params, next_obs)  # [B, A, K]
+    chooser = net.apply(state.q_params, next_obs) if cfg.double_q else next_out
     next_action = jnp.argmax(head.value(chooser), axis=-1)  # [B]
     next_out = jnp.take_along_axis(next_out, next_action[:, None, None], axis=1)[:, 0]  # [B, K]
     target = jax.lax.stop_gradient(head.target(r_t, discount_t, next_out))
 
-    def loss_fn(params: dict) -> tuple[jax.Array, jax.Array]:
+    def loss_fn(params: dict) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
         out = jnp.take_along_axis(net.apply(params, obs), action[:, None, None], axis=1)[:, 0]  # [B, K]
-        return head.loss(out, target).mean(), head.value(out).mean()
+        per_sample = head.loss(out, target)  # [B]
+        if isinstance(head, heads.ScalarHead):
+            priority = jnp.abs(head.value(out) - target)
+        else:
+            priority = per_sample
+        return jnp.mean(weights * per_sample), (head.value(out).mean(), priority)
 
-    params, opt_state, loss, q_mean = common.gradient_step(loss_fn, state.params, state.opt_state, tx)
+    params, opt_state, loss, (q_mean, priority) = common.gradient_step(loss_fn, state.q_params, state.opt_state, tx)
     steps = state.steps + 1
-    moved = common.polyak(params, state.target_params, cfg.target_tau)
+    moved = common.polyak(params, state.target_q_params, cfg.target_tau)
     is_target_step = steps % cfg.target_update_period == 0
-    target_params = jax.tree.map(lambda new, old: jnp.where(is_target_step, new, old), moved, state.target_params)
-    new_state = state.replace(params=params, opt_state=opt_state, target_params=target_params, steps=steps)
-    return new_state, {"critic/loss": loss, "critic/q_mean": q_mean, "explore/epsilon": epsilon(cfg, steps)}
+    target = jax.tree.map(lambda new, old: jnp.where(is_target_step, new, old), moved, state.target_q_params)
+    new_state = state.replace(q_params=params, opt_state=opt_state, target_q_params=target, steps=steps)
+    metrics = {"critic/loss": loss, "critic/q_mean": q_mean, "explore/epsilon": epsilon(cfg, steps)}
+    return new_state, metrics, jax.lax.stop_gradient(priority)
+
+
+def update(cfg: Config, state: State, batch: Transition) -> tuple[State, common.Metrics]:
+    """One gradient step on a uniformly sampled batch [B, ...] ([B, n, ...] when n_step > 1)."""
+    state, metrics, _ = update_weighted(cfg, state, batch, jnp.ones(batch.reward.shape[:1]))
+    return state, metrics
 
 
 def update_many(cfg: Config, state: State, batches: Transition) -> tuple[State, common.Metrics]:
     """K gradient steps in one `lax.scan` over batches [K, B, ...]; metrics are [K]."""
     return common.scan_updates(partial(update, cfg), state, batches)
+
+
+# --- prioritized replay (called by the host loop when cfg.prioritized) ------------------------------------------
+
+
+def register_items(cfg: Config, state: State, buffer: ReplayBuffer, num_items: int) -> State:
+    """Give the `num_items` items just written to `buffer` the highest priority seen so far (#PER Alg. 1 line 6)."""
+    capacity = buffer.data.reward.shape[0]
+    index = (buffer.position - num_items + jnp.arange(num_items)) % capacity
+    tree = state.priorities
+    return state.replace(priorities=per.set_priorities(tree, index, jnp.full((num_items,), tree.max_priority)))
+
+
+def update_prioritized(
+    cfg: Config,
+    state: State,
+    buffer: ReplayBuffer,
+    key: jax.Array,
+    num_updates: int,
+    prepare: Callable[[Transition], Transition] = lambda b: b,
+) -> tuple[State, common.Metrics]:
+    """`num_updates` gradient steps, each on a batch drawn by priority, with importance weights; the sampled
+    items' priorities are refreshed after each step (#PER Alg. 1). `prepare` maps a raw batch (e.g. normalises
+    observations). Metrics are [K]."""
+
+    def step(state: State, step_key: jax.Array) -> tuple[State, common.Metrics]:
+        index, prob = per.sample(state.priorities, step_key, cfg.batch_size, buffer.size)
+        batch = prepare(jax.tree.map(lambda x: x[index], buffer.data))
+        weights = per.importance_weights(prob, buffer.size, cfg.priority_beta)
+        state, metrics, priority = update_weighted(cfg, state, batch, weights)
+        tree = per.set_priorities(state.priorities, index, jnp.power(priority + cfg.priority_eps, cfg.priority_alpha))
+        return state.replace(priorities=tree), metrics
+
+    return jax.lax.scan(step, state, jax.random.split(key, num_updates))

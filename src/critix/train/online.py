@@ -189,11 +189,21 @@ class Session:
         def greedy(state: Any, obs: jax.Array, mean: jax.Array, var: jax.Array) -> jax.Array:
             return module.act(cfg, state, prepare(obs, mean, var), jax.random.PRNGKey(0), True)
 
+        prioritized = bool(getattr(cfg, "prioritized", False))  # the agent samples its own batches by priority
+
         def train_chunk(state, buffer, key, items, mean, var, num_updates):  # type: ignore[no-untyped-def]
             buffer = replay.add(buffer, items)
+            if prioritized:
+                state = module.register_items(cfg, state, buffer, items.reward.shape[0])
             if num_updates == 0:
                 return state, buffer, key, {}
             key, sample_key = jax.random.split(key)
+            if prioritized:
+                def prepare_batch(b: Transition) -> Transition:
+                    return b.replace(obs=prepare(b.obs, mean, var), next_obs=prepare(b.next_obs, mean, var))
+
+                state, metrics = module.update_prioritized(cfg, state, buffer, sample_key, num_updates, prepare_batch)
+                return state, buffer, key, jax.tree.map(jnp.nanmean, metrics)
             if self.n_step > 1:
                 batches = replay.sample_sequences(buffer, sample_key, num_updates, cfg.batch_size, self.n_step,
                                                   self.num_envs)
