@@ -14,6 +14,8 @@ The target network moves every `target_update_period` gradient steps by Polyak a
 - Prioritized replay — Schaul et al. 2016 (`prioritized=True`): the agent keeps a sum-tree of priorities over the
   replay slots in its State and samples its own batches (`register_items`, `update_prioritized`, called by the
   host loop); priorities are |TD error| for the scalar head and the per-sample loss for the others (as Rainbow).
+- Pixels — `encoder` "nature" (Mnih et al. 2015) or "drq" (#63) in front of the MLP; `augmentation_pad` > 0 applies
+  DrQ's random shift to obs and next_obs of every batch (#63 Sec. 3.1, with K = M = 1 as in its Atari DQN runs).
 """
 
 from __future__ import annotations
@@ -33,9 +35,10 @@ from typing import Any
 from critix.agents import common
 from critix.data import prioritized as per
 from critix.data.replay import ReplayBuffer
+from critix.nets.encoders import ENCODERS, random_shift
 from critix.nets.discrete import DiscreteQNetwork
 from critix.optim import OptimizerConfig, make_optimizer
-from critix.types import Transition
+from critix.types import CritixError, Transition
 from critix.values import heads, targets
 
 NAME = "dqn"
@@ -94,6 +97,10 @@ class Config:
     """Exploration rate after `exploration_steps` (SB3 exploration_final_eps: 0.05)."""
     exploration_steps: int = 10_000
     """Env steps per seed of the linear epsilon decay (SB3: exploration_fraction 0.1 of the run; 10k of 100k)."""
+    encoder: str = "mlp"
+    """Observation encoder: 'mlp' for flat observations, 'nature' (Nature-CNN) or 'drq' (DrQ) for images [H, W, C]."""
+    augmentation_pad: int = 0
+    """DrQ random-shift padding in pixels for image observations (#63: 4 for 84x84); 0 disables augmentation."""
     prioritized: bool = False
     """Prioritized replay with a sum-tree (Schaul et al. 2016); off in DQN."""
     priority_alpha: float = 0.6
@@ -122,7 +129,11 @@ class Config:
             ("priority_alpha", self.priority_alpha >= 0, ">= 0"),
             ("priority_beta", 0.0 <= self.priority_beta <= 1.0, "in [0, 1]"),
             ("priority_eps", self.priority_eps > 0, "> 0"),
+            ("encoder", self.encoder == "mlp" or self.encoder in ENCODERS, f"'mlp' or one of {sorted(ENCODERS)}"),
+            ("augmentation_pad", self.augmentation_pad >= 0, ">= 0"),
         ])
+        if self.augmentation_pad and self.encoder == "mlp":
+            raise ValueError("augmentation_pad needs image observations: set --encoder nature or drq")
         if self.prioritized and self.n_step > 1:
             raise ValueError("prioritized replay works with n_step 1 only; set --n-step 1 or --no-prioritized")
         heads.from_config(self)
@@ -133,19 +144,21 @@ class Config:
 
 
 class State(struct.PyTreeNode):
-    """Online and target Q parameters, optimiser state, the gradient-step count (the update needs no key) and,
+    """Online and target Q parameters, optimiser state, the gradient-step count, a key (image augmentation) and,
     with prioritized replay, the sum-tree of replay priorities (None otherwise)."""
 
     q_params: dict
     opt_state: optax.OptState
     target_q_params: dict
     steps: jax.Array  # gradient steps taken
+    key: jax.Array  # for image augmentation
     priorities: Any  # per.SumTree over the replay slots, or None
     num_actions: int = struct.field(pytree_node=False)
 
 
 def network(cfg: Config, num_actions: int) -> DiscreteQNetwork:
-    return DiscreteQNetwork(cfg.hidden_sizes, num_actions, cfg.head.num_outputs, cfg.activation, cfg.dueling)
+    return DiscreteQNetwork(cfg.hidden_sizes, num_actions, cfg.head.num_outputs, cfg.activation, cfg.dueling,
+                            encoder=cfg.encoder)
 
 
 def optimizer(cfg: Config) -> optax.GradientTransformation:
@@ -153,19 +166,36 @@ def optimizer(cfg: Config) -> optax.GradientTransformation:
 
 
 def check_spaces(observation_space: gym.Space, action_space: gym.Space) -> None:
-    common.check_flat_obs(NAME, observation_space)
+    """Flat vectors or images [H, W, C] (which need `encoder`; `init` checks the pair), and discrete actions."""
+    if not (isinstance(observation_space, gym.spaces.Box) and len(observation_space.shape) == 3):
+        common.check_flat_obs(NAME, observation_space)
     common.check_discrete_actions(NAME, action_space)
 
 
+def check_obs(cfg: Config, observation_space: gym.Space) -> jax.Array:
+    """A zero example observation [1, ...] of the space the encoder needs: flat for 'mlp', [H, W, C] for pixels."""
+    is_image = isinstance(observation_space, gym.spaces.Box) and len(observation_space.shape) == 3
+    if cfg.encoder == "mlp" and is_image:
+        raise CritixError(f"{NAME}: image observations {observation_space.shape} need a pixel encoder: "
+                          "add --encoder nature (or drq)")
+    if cfg.encoder == "mlp":
+        return jnp.zeros((1, common.check_flat_obs(NAME, observation_space)))
+    if not is_image:
+        raise CritixError(f"{NAME}: --encoder {cfg.encoder} needs image observations [H, W, C], got {observation_space}")
+    return jnp.zeros((1, *observation_space.shape), jnp.uint8)
+
+
 def init(cfg: Config, key: jax.Array, observation_space: gym.Space, action_space: gym.Space) -> State:
-    obs_dim = common.check_flat_obs(NAME, observation_space)
+    example = check_obs(cfg, observation_space)
     num_actions = common.check_discrete_actions(NAME, action_space)
-    params = network(cfg, num_actions).init(key, jnp.zeros((1, obs_dim)))
+    key, init_key = jax.random.split(key)
+    params = network(cfg, num_actions).init(init_key, example)
     return State(
         q_params=params,
         opt_state=optimizer(cfg).init(params),
         target_q_params=jax.tree.map(jnp.copy, params),
         steps=jnp.zeros((), jnp.int32),
+        key=key,
         priorities=per.init(cfg.buffer_size) if cfg.prioritized else None,
         num_actions=num_actions,
     )
@@ -211,6 +241,10 @@ def update_weighted(
     head, net, tx = cfg.head, network(cfg, state.num_actions), optimizer(cfg)
     obs, action, r_t, discount_t, next_obs = bootstrap_inputs(cfg, batch)
     action = action.astype(jnp.int32)
+    key, obs_key, next_key = jax.random.split(state.key, 3)
+    if cfg.augmentation_pad:  # DrQ random shift, independent for obs and next_obs (#63 Alg. 1, K = M = 1)
+        obs = random_shift(obs_key, obs, cfg.augmentation_pad)
+        next_obs = random_shift(next_key, next_obs, cfg.augmentation_pad)
 
     next_out = net.apply(state.target_q_params, next_obs)  # [B, A, K]
     chooser = net.apply(state.q_params, next_obs) if cfg.double_q else next_out
@@ -232,7 +266,7 @@ def update_weighted(
     moved = common.polyak(params, state.target_q_params, cfg.target_tau)
     is_target_step = steps % cfg.target_update_period == 0
     target = jax.tree.map(lambda new, old: jnp.where(is_target_step, new, old), moved, state.target_q_params)
-    new_state = state.replace(q_params=params, opt_state=opt_state, target_q_params=target, steps=steps)
+    new_state = state.replace(q_params=params, opt_state=opt_state, target_q_params=target, steps=steps, key=key)
     metrics = {"critic/loss": loss, "critic/q_mean": q_mean, "explore/epsilon": epsilon(cfg, steps)}
     return new_state, metrics, jax.lax.stop_gradient(priority)
 

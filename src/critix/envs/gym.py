@@ -34,6 +34,9 @@ def make_vector_env(env_id: str, num_envs: int, seed: int, vectorization: str = 
 
     vectorization: "sync" (one process, lowest overhead for fast envs) or "async" (one process per env).
     """
+    from critix.envs import suites
+
+    wrappers, make_kwargs = suites.prepare(env_id)  # MinAtar and Atari: registration and standard wrappers
     check_env_id(env_id)
     if vectorization not in ("sync", "async"):
         raise CritixError(f"vectorization must be 'sync' or 'async', got {vectorization!r}")
@@ -43,6 +46,8 @@ def make_vector_env(env_id: str, num_envs: int, seed: int, vectorization: str = 
             num_envs=num_envs,
             vectorization_mode=vectorization,
             vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP},
+            wrappers=wrappers or None,
+            **make_kwargs,
         )
     except gym.error.DependencyNotInstalled as err:
         raise CritixError(f"environment {env_id!r} needs an extra dependency: {err}") from None

@@ -10,11 +10,12 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from critix.nets.encoders import ENCODERS
 from critix.nets.mlp import MLP
 
 
 class DiscreteQNetwork(nn.Module):
-    """obs [B, O] -> raw head outputs [B, A, K] for every action.
+    """obs [B, O] (or images [B, H, W, C] with a pixel `encoder`) -> raw head outputs [B, A, K] for every action.
 
     dueling: separate value V [B, 1, K] and advantage A [B, A, K] streams after the shared torso, combined as
     Q = V + (A - mean_a A) per head output (Wang et al. 2016, #221 Eq. 9); for distributional heads the
@@ -27,9 +28,12 @@ class DiscreteQNetwork(nn.Module):
     activation: str = "relu"
     dueling: bool = False
     layer_norm: bool = False
+    encoder: str = "mlp"  # "mlp" (flat observations), or a pixel encoder of `critix.nets.encoders.ENCODERS`
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> jax.Array:
+        if self.encoder != "mlp":
+            obs = ENCODERS[self.encoder]()(obs)
         torso_sizes = self.hidden_sizes[:-1] if self.dueling else self.hidden_sizes
         x = MLP(torso_sizes, None, self.activation, self.layer_norm)(obs)
         if not self.dueling:

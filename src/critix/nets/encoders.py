@@ -5,6 +5,7 @@ stored as uint8 and scaled to [0, 1] inside the encoder.
   convolutions with ReLU, then a 512-unit dense layer.
 - `DrQEncoder`: the encoder of DrQ (Kostrikov et al. 2020, #63, Appendix; after SAC-AE): 32 3x3 filters, stride 2
   then three times stride 1, ReLU, then a 50-unit dense layer with LayerNorm and tanh.
+- `MinAtarCNN`: the small network of the MinAtar paper (Young & Tian 2019) for 10x10 inputs.
 - `random_shift`: DrQ's augmentation (#63 Sec. 3.1): pad each image by `pad` pixels replicating the border, then
   crop a random H x W window (a shift of up to +-pad pixels), independently per image.
 """
@@ -54,7 +55,19 @@ class DrQEncoder(nn.Module):
         return jnp.tanh(nn.LayerNorm()(nn.Dense(self.features)(x)))
 
 
-ENCODERS = {"nature": NatureCNN, "drq": DrQEncoder}
+class MinAtarCNN(nn.Module):
+    """images [B, 10, 10, C] -> features: one 16-filter 3x3 stride-1 convolution with ReLU, flattened (the MinAtar
+    DQN network of Young & Tian 2019, Sec. 4, before its 128-unit hidden layer, which the agent's MLP provides)."""
+
+    filters: int = 16
+
+    @nn.compact
+    def __call__(self, images: jax.Array) -> jax.Array:
+        x = nn.relu(nn.Conv(self.filters, (3, 3), strides=(1, 1), padding="VALID")(to_unit_range(images)))
+        return x.reshape(*x.shape[:-3], -1)
+
+
+ENCODERS = {"nature": NatureCNN, "drq": DrQEncoder, "minatar": MinAtarCNN}
 
 
 def random_shift(key: jax.Array, images: jax.Array, pad: int = 4) -> jax.Array:

@@ -165,6 +165,11 @@ class Session:
         self.action_shape: tuple[int, ...] = () if self.discrete else tuple(self.act_space.shape)
         self.action_dtype = np.int32 if self.discrete else np.float32
         self.obs_shape = self.obs_space.shape
+        # Images (uint8 or bool Box spaces, e.g. Atari, MinAtar) are stored compactly as uint8; the rest as float32.
+        self.obs_dtype = np.uint8 if np.dtype(self.obs_space.dtype) in (np.uint8, np.bool_) else np.float32
+        if run.normalize_obs and self.obs_dtype == np.uint8:
+            self.env.close()
+            raise CritixError("--normalize-obs is for vector observations; image observations are scaled by the encoder")
         self.n_step = int(getattr(agent_cfg, "n_step", 1))  # n-step agents sample runs of n consecutive steps
         self.capacity = min(agent_cfg.buffer_size, run.steps)
         if self.capacity < agent_cfg.batch_size:
@@ -223,10 +228,10 @@ class Session:
     def example(self) -> Transition:
         """One unbatched transition of this env, zero-filled: the shapes and dtypes the replay buffer stores."""
         return Transition(
-            obs=np.zeros(self.obs_shape, np.float32),
+            obs=np.zeros(self.obs_shape, self.obs_dtype),
             action=np.zeros(self.action_shape, self.action_dtype),
             reward=np.zeros((), np.float32),
-            next_obs=np.zeros(self.obs_shape, np.float32),
+            next_obs=np.zeros(self.obs_shape, self.obs_dtype),
             terminated=np.zeros((), bool),
             truncated=np.zeros((), bool),
         )
@@ -263,7 +268,7 @@ class Session:
         mean, var = self.stats(runner)
 
         def act(obs: np.ndarray) -> np.ndarray:
-            return np.asarray(self.greedy(runner.agent, obs.astype(np.float32), mean, var))
+            return np.asarray(self.greedy(runner.agent, obs.astype(self.obs_dtype), mean, var))
 
         return evaluate(self.eval_env, act, self.num_seeds, seed)[0]
 
@@ -316,7 +321,7 @@ def _train(session: Session, resume: Path | None) -> dict[str, Any]:
     ckpt_every = run.checkpoint_every or eval_every
 
     obs, _ = session.env.reset(seed=run.seed * 1000 + runner.vector_steps)
-    obs = obs.astype(np.float32)
+    obs = obs.astype(session.obs_dtype)
     episode_return = np.zeros(S * N)
     recent_returns: list[list[float]] = [[] for _ in range(S)]
     last_eval: np.ndarray | None = None
@@ -324,7 +329,7 @@ def _train(session: Session, resume: Path | None) -> dict[str, Any]:
     train_metrics: dict[str, np.ndarray] = {}
     start = time.perf_counter() - runner.wall_seconds
     K = run.chunk_size
-    stage_obs = np.zeros((K, S * N, *session.obs_shape), np.float32)
+    stage_obs = np.zeros((K, S * N, *session.obs_shape), session.obs_dtype)
     stage_next = np.zeros_like(stage_obs)
     stage_act = np.zeros((K, S * N, *session.action_shape), session.action_dtype)
     stage_rew = np.zeros((K, S * N), np.float32)
@@ -343,12 +348,12 @@ def _train(session: Session, resume: Path | None) -> dict[str, Any]:
                 if runner.vector_steps * N < cfg.learning_starts:
                     action = random_actions(rng, session.act_space, S * N)
                 else:
-                    action, runner.key = session.policy(runner.agent, runner.key, obs.reshape(S, N, -1), mean, var)
+                    action, runner.key = session.policy(runner.agent, runner.key, obs.reshape(S, N, *session.obs_shape), mean, var)
                     action = np.asarray(action).reshape(S * N, *session.action_shape)
                 next_obs, reward, terminated, truncated, info = session.env.step(
                     to_env_action(action, session.act_space, S * N)
                 )
-                next_obs = next_obs.astype(np.float32)
+                next_obs = next_obs.astype(session.obs_dtype)
                 done = terminated | truncated
                 stage_obs[k], stage_act[k], stage_rew[k] = obs, action, reward
                 stage_next[k] = final_observation(next_obs, done, info)
