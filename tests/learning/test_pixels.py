@@ -1,5 +1,5 @@
 """Pixels end to end through the host loop (smoke tests; need the `pixels` extra, skipped without it):
-DQN with the MinAtar CNN and DrQ random shifts on MinAtar Breakout, and DQN with the Nature CNN on Atari Breakout
+DQN with the MinAtar CNN and DrQ random shifts on MinAtar Breakout, and DQN with the Nature CNN on Atari Pong (Breakout would need FIRE to launch the ball)
 through ale-py with the standard wrappers. Checks: the run finishes, evaluation runs whole episodes, and the
 replay buffer in the checkpoint holds observations as uint8."""
 
@@ -29,7 +29,7 @@ def buffer_obs_dtype(run_dir: Path) -> np.dtype:
 
 @pytest.mark.parametrize("env,extra", [
     ("MinAtar/Breakout-v1", ["--encoder", "minatar", "--augmentation-pad", "1", "--num-seeds", "2"]),
-    ("ALE/Breakout-v5", ["--encoder", "nature", "--augmentation-pad", "4"]),
+    ("ALE/Pong-v5", ["--encoder", "nature", "--augmentation-pad", "4"]),
 ])
 def test_dqn_on_pixels_runs_end_to_end(env: str, extra: list[str], tmp_path: Path) -> None:
     pytest.importorskip("minatar" if env.startswith("MinAtar") else "ale_py")
