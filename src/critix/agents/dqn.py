@@ -73,6 +73,9 @@ class Config:
     """HL-Gauss sigma as a fraction of the bin width (#7 Sec. 4.1: 0.75)."""
     q_lr: float = 1e-4
     """Adam learning rate (SB3 DQN: 1e-4)."""
+    q_lr_decay_steps: int = 0
+    """If > 0, the learning rate decays linearly to 0 over this many gradient steps (RL Zoo's `lin_` schedules);
+    0 keeps it constant (SB3)."""
     max_grad_norm: float = 10.0
     """Global gradient-norm clip (SB3 DQN: 10); 0 disables."""
     gamma: float = 0.99
@@ -121,6 +124,7 @@ class Config:
             ("utd_ratio", self.utd_ratio > 0, "> 0"),
             ("hidden_sizes", len(self.hidden_sizes) >= 1 and min(self.hidden_sizes) >= 1, "non-empty, positive"),
             ("q_lr", self.q_lr > 0, "> 0"),
+            ("q_lr_decay_steps", self.q_lr_decay_steps >= 0, ">= 0"),
             ("max_grad_norm", self.max_grad_norm >= 0, ">= 0"),
             ("n_step", self.n_step >= 1, ">= 1"),
             ("epsilon_start", 0.0 <= self.epsilon_start <= 1.0, "in [0, 1]"),
@@ -162,6 +166,8 @@ def network(cfg: Config, num_actions: int) -> DiscreteQNetwork:
 
 
 def optimizer(cfg: Config) -> optax.GradientTransformation:
+    if cfg.q_lr_decay_steps:
+        return make_optimizer(OptimizerConfig(cfg.q_lr, "linear", cfg.q_lr_decay_steps, max_grad_norm=cfg.max_grad_norm))
     return make_optimizer(OptimizerConfig(cfg.q_lr, max_grad_norm=cfg.max_grad_norm))
 
 
