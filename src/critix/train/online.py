@@ -164,6 +164,8 @@ class Session:
         self.discrete = isinstance(self.act_space, gym.spaces.Discrete)
         self.action_shape: tuple[int, ...] = () if self.discrete else tuple(self.act_space.shape)
         self.action_dtype = np.int32 if self.discrete else np.float32
+        self.low, self.high = getattr(self.act_space, "low", None), getattr(self.act_space, "high", None)  # Box only
+        self.action_dim = int(np.prod(self.action_shape))  # 1 for a Discrete index
         self.obs_shape = self.obs_space.shape
         # Images (uint8 or bool Box spaces, e.g. Atari, MinAtar) are stored compactly as uint8; the rest as float32.
         self.obs_dtype = np.uint8 if np.dtype(self.obs_space.dtype) in (np.uint8, np.bool_) else np.float32
@@ -348,7 +350,8 @@ def _train(session: Session, resume: Path | None) -> dict[str, Any]:
                 if runner.vector_steps * N < cfg.learning_starts:
                     action = random_actions(rng, session.act_space, S * N)
                 else:
-                    action, runner.key = session.policy(runner.agent, runner.key, obs.reshape(S, N, *session.obs_shape), mean, var)
+                    action, runner.key = session.policy(runner.agent, runner.key, obs.reshape(S, N, *session.obs_shape),
+                                                        mean, var)
                     action = np.asarray(action).reshape(S * N, *session.action_shape)
                 next_obs, reward, terminated, truncated, info = session.env.step(
                     to_env_action(action, session.act_space, S * N)
