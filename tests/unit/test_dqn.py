@@ -214,3 +214,16 @@ def test_prioritized_dqn_trains_through_the_host_loop(tmp_path):
     summary = train("dqn", cfg, RunConfig(env="CartPole-v1", steps=300, num_seeds=2, eval_every=0, eval_episodes=2,
                                          run_dir=str(tmp_path / "per"), progress=False, tensorboard=False))
     assert summary["gradient_steps"] > 0 and len(summary["final_return"]) == 2
+
+
+def test_n_step_bootstrap_picks_next_obs_of_the_last_counted_step_for_images():
+    cfg = dqn.Config(n_step=2)
+    next_obs = jnp.arange(4 * 2 * 3.0).reshape(4, 2, 3, 1, 1) * jnp.ones((4, 2, 3, 2, 1))  # images [B, n, H, W, C]
+    seq = Transition(obs=jnp.zeros((4, 2, 3, 2, 1)), action=jnp.zeros((4, 2), jnp.int32), reward=jnp.ones((4, 2)),
+                     next_obs=next_obs, terminated=jnp.zeros((4, 2)).at[0, 0].set(1.0), truncated=jnp.zeros((4, 2)))
+    _, _, r_t, discount_t, chosen = dqn.bootstrap_inputs(cfg, seq)
+    assert chosen.shape == (4, 3, 2, 1)
+    np.testing.assert_array_equal(chosen[0], next_obs[0, 0])  # ended at step 0
+    np.testing.assert_array_equal(chosen[1], next_obs[1, 1])
+    np.testing.assert_allclose(r_t, [1.0, 1.99, 1.99, 1.99], rtol=1e-6)
+    np.testing.assert_allclose(discount_t, [0.0, 0.9801, 0.9801, 0.9801], rtol=1e-6)

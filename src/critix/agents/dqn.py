@@ -167,7 +167,8 @@ def network(cfg: Config, num_actions: int) -> DiscreteQNetwork:
 
 def optimizer(cfg: Config) -> optax.GradientTransformation:
     if cfg.q_lr_decay_steps:
-        return make_optimizer(OptimizerConfig(cfg.q_lr, "linear", cfg.q_lr_decay_steps, max_grad_norm=cfg.max_grad_norm))
+        schedule = OptimizerConfig(cfg.q_lr, "linear", cfg.q_lr_decay_steps, max_grad_norm=cfg.max_grad_norm)
+        return make_optimizer(schedule)
     return make_optimizer(OptimizerConfig(cfg.q_lr, max_grad_norm=cfg.max_grad_norm))
 
 
@@ -235,7 +236,8 @@ def bootstrap_inputs(cfg: Config, batch: Transition) -> tuple[jax.Array, jax.Arr
     if cfg.n_step == 1:
         return batch.obs, batch.action, batch.reward, targets.discount(cfg.gamma, batch.terminated), batch.next_obs
     r_t, discount_t, last = targets.n_step_return(batch.reward, batch.terminated, batch.truncated, cfg.gamma)
-    next_obs = jnp.take_along_axis(batch.next_obs, last[:, None, None], axis=1)[:, 0]
+    index = last.reshape(-1, 1, *([1] * (batch.next_obs.ndim - 2)))  # [B, 1, 1...] for flat or image obs
+    next_obs = jnp.take_along_axis(batch.next_obs, index, axis=1)[:, 0]
     return batch.obs[:, 0], batch.action[:, 0], r_t, discount_t, next_obs
 
 
