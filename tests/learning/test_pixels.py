@@ -29,7 +29,8 @@ def buffer_obs_dtype(run_dir: Path) -> np.dtype:
 
 @pytest.mark.parametrize("env,extra", [
     ("MinAtar/Breakout-v1", ["--encoder", "minatar", "--augmentation-pad", "1", "--num-seeds", "2"]),
-    ("ALE/Pong-v5", ["--encoder", "nature", "--augmentation-pad", "4"]),
+    # Slow: the final evaluation plays one whole Pong game (about 1,000 Nature-CNN steps): 14 min on a loaded box.
+    pytest.param("ALE/Pong-v5", ["--encoder", "nature", "--augmentation-pad", "4"], marks=pytest.mark.slow),
 ])
 def test_dqn_on_pixels_runs_end_to_end(env: str, extra: list[str], tmp_path: Path) -> None:
     pytest.importorskip("minatar" if env.startswith("MinAtar") else "ale_py")
