@@ -151,7 +151,8 @@ def cmd_train(argv: list[str]) -> int:
     if _is_offline(rest):
         return cmd_train_offline(algo, rest)
     spec = agents.get(algo)
-    default = Train(agent=spec.default_config, run=RunConfig())
+    agent_default, run_default = _tuned_defaults(algo, rest, spec.default_config)
+    default = Train(agent=agent_default, run=run_default)
     args = tyro.cli(Train[type(spec.default_config)], args=rest, default=default,  # type: ignore[misc]
                     prog=f"critix train {algo}", description=f"Train {algo}: {spec.summary}.")
     if args.resume:
@@ -319,8 +320,52 @@ def cmd_list(argv: list[str]) -> int:
             value = getattr(spec.default_config, field.name)
             table.add_row(f"--{field.name.replace('_', '-')}", repr(value), docs.get(field.name, ""))
         console.print(table)
+        _print_tuned(console, name)
     console.print("Run flags (all algorithms): see `critix train sac --help`.")
     return 0
+
+
+def _env_from_argv(argv: list[str]) -> str:
+    """The --env value on a command line (tuned defaults depend on it), or RunConfig's default env."""
+    for i, arg in enumerate(argv):
+        if arg == "--env" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--env="):
+            return arg.split("=", 1)[1]
+    return RunConfig().env
+
+
+def _tuned_defaults(algo: str, argv: list[str], agent_cfg: Any) -> tuple[Any, RunConfig]:
+    """Agent and run defaults for `critix train ALGO`: the tuned settings of ALGO on --env, if any (flags win)."""
+    from critix.agents import tuned
+
+    env_id = _env_from_argv(argv)
+    return tuned.apply(algo, env_id, agent_cfg, RunConfig(env=env_id))
+
+
+def _print_tuned(console: Any, algo: str) -> None:
+    from rich.table import Table
+
+    from critix.agents import tuned
+
+    envs = sorted(set(tuned.TUNED.get(algo, {})) | set(tuned.ENV_VALUE_RANGES))
+    entries = {env: tuned.tuned(algo, env) for env in envs}
+    fields = {f.name for f in dataclasses.fields(agents.get(algo).default_config)}
+    table = Table(title=f"{algo}: tuned defaults per env (used unless a flag overrides them)", title_justify="left")
+    table.add_column("env")
+    table.add_column("settings")
+    table.add_column("source")
+    for env, entry in entries.items():
+        if entry is None:
+            continue
+        items = {k: v for k, v in entry.agent.items() if k in fields}
+        if not items and not entry.run:
+            continue
+        settings = " ".join(f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, tuple) else v}"
+                            for k, v in {**items, **entry.run}.items())
+        table.add_row(env, settings, entry.source)
+    if table.row_count:
+        console.print(table)
 
 
 def _field_docs(cls: type) -> dict[str, str]:

@@ -1,7 +1,8 @@
 """One harness every agent in `critix.agents.REGISTRY` passes (a new registry entry is tested automatically).
 
 Each agent runs with its default config shrunk by `dataclasses.replace` (hidden (32, 32), batch 16, buffer 64)
-on the shared tiny spaces (obs Box (3,), action Box (2,) in [-2, 2]). Compiled functions are built once per
+on the shared tiny spaces (obs Box (3,), action Box (2,) in [-2, 2]; Discrete(3) for agents whose module sets
+`ACTIONS = "discrete"`). Compiled functions are built once per
 agent (module-scoped fixture) so the whole harness compiles each agent's update only a handful of times.
 """
 
@@ -11,6 +12,7 @@ import dataclasses
 from functools import partial
 from typing import Any
 
+import gymnasium as gym
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -23,11 +25,18 @@ from critix.types import CritixError, Transition
 K = 3  # batches per update_many
 SEEDS = 3
 BATCH = 16
+NUM_ACTIONS = 3  # Discrete(3) for discrete-action agents
+
+
+def is_discrete(name: str) -> bool:
+    return getattr(REGISTRY[name].module, "ACTIONS", "continuous") == "discrete"
 
 
 def small_config(name: str) -> Any:
     cfg = REGISTRY[name].default_config
     small = dict(hidden_sizes=(32, 32), batch_size=BATCH, buffer_size=64, learning_starts=0)
+    # Periodic target networks move every step here, so the harness sees every parameter set change.
+    small["target_update_period"] = 1
     fields = {f.name for f in dataclasses.fields(cfg)}  # offline-only agents (bc) have no replay fields
     return dataclasses.replace(cfg, **{k: v for k, v in small.items() if k in fields})
 
@@ -37,13 +46,17 @@ def uses_rewards(h: Any) -> bool:
     return getattr(h.module, "USES_REWARDS", True)
 
 
-def random_batches(key: jax.Array, leading: tuple[int, ...]) -> Transition:
-    """Random transitions [*leading, B, ...] for obs 3 / action 2, about a quarter of them terminal."""
+def random_batches(key: jax.Array, leading: tuple[int, ...], discrete: bool = False) -> Transition:
+    """Random transitions [*leading, B, ...] for obs 3 / action 2 (or an index < 3), about a quarter terminal."""
     k1, k2, k3, k4, k5, k6 = jax.random.split(key, 6)
     shape = (*leading, BATCH)
+    if discrete:
+        action = jax.random.randint(k2, shape, 0, NUM_ACTIONS, jnp.int32)
+    else:
+        action = jax.random.uniform(k2, (*shape, 2), minval=-1.0, maxval=1.0)
     return Transition(
         obs=jax.random.normal(k1, (*shape, 3)),
-        action=jax.random.uniform(k2, (*shape, 2), minval=-1.0, maxval=1.0),
+        action=action,
         reward=jax.random.normal(k3, shape),
         next_obs=jax.random.normal(k4, (*shape, 3)),
         terminated=(jax.random.uniform(k5, shape) < 0.25).astype(jnp.float32),
@@ -56,6 +69,7 @@ class Harness:
     name: str
     module: Any
     cfg: Any
+    discrete: bool
     obs_space: Any
     act_space: Any
     init: Any  # jit: key -> State
@@ -72,16 +86,20 @@ class Harness:
 def h(request, obs_space, act_space) -> Harness:
     name = request.param
     module, cfg = REGISTRY[name].module, small_config(name)
+    discrete = is_discrete(name)
+    if discrete:
+        act_space = gym.spaces.Discrete(NUM_ACTIONS)
 
     def init(key: jax.Array) -> Any:
         return module.init(cfg, key, obs_space, act_space)
 
     init_jit = jax.jit(init)
-    batches = random_batches(jax.random.PRNGKey(42), (K,))
+    batches = random_batches(jax.random.PRNGKey(42), (K,), discrete)
     return Harness(
         name=name,
         module=module,
         cfg=cfg,
+        discrete=discrete,
         obs_space=obs_space,
         act_space=act_space,
         init=init_jit,
@@ -173,6 +191,10 @@ def test_act_shapes_and_bounds(h, deterministic):
     obs = jax.random.normal(jax.random.PRNGKey(3), (8, 3))
     for scale in (1.0, 1e3):  # extreme observations saturate the tanh, still inside [-1, 1]
         action = np.asarray(h.act(h.state, scale * obs, jax.random.PRNGKey(0), deterministic))
+        if h.discrete:  # action indices in [0, n)
+            assert action.shape == (8,) and action.dtype == np.int32
+            assert np.all(action >= 0) and np.all(action < NUM_ACTIONS)
+            continue
         assert action.shape == (8, 2) and action.dtype == np.float32
         assert np.all(np.isfinite(action))
         assert np.all(action >= -1.0) and np.all(action <= 1.0)
@@ -251,7 +273,7 @@ def test_truncation_does_not_change_the_update_but_termination_does(h):
 
 def test_jitted_update_many_is_reusable(h):
     state, _ = h.update_many(h.state, h.batches)
-    state, metrics = h.update_many(state, random_batches(jax.random.PRNGKey(5), (K,)))
+    state, metrics = h.update_many(state, random_batches(jax.random.PRNGKey(5), (K,), h.discrete))
     for name in loss_names(metrics):
         assert np.isfinite(np.nanmean(np.asarray(metrics[name]))), name
     if hasattr(state, "steps"):
@@ -263,13 +285,13 @@ def test_vmapped_seeds_equal_separate_runs(h):
     states = h.init_seeds(keys)
     for leaf, single in zip(jax.tree.leaves(states), jax.tree.leaves(h.state), strict=True):
         assert leaf.shape == (SEEDS, *single.shape)
-    batches = random_batches(jax.random.PRNGKey(12), (SEEDS,))  # one batch per seed [S, B, ...]
+    batches = random_batches(jax.random.PRNGKey(12), (SEEDS,), h.discrete)  # one batch per seed [S, B, ...]
     new_states, metrics = jax.jit(jax.vmap(partial(h.module.update, h.cfg)))(states, batches)
     obs = jax.random.normal(jax.random.PRNGKey(13), (SEEDS, 4, 3))
     act_keys = jax.random.split(jax.random.PRNGKey(14), SEEDS)
     vmapped_act = jax.jit(jax.vmap(partial(h.module.act, h.cfg, deterministic=False)))
     actions = vmapped_act(new_states, obs, act_keys)
-    assert actions.shape == (SEEDS, 4, 2)
+    assert actions.shape == ((SEEDS, 4) if h.discrete else (SEEDS, 4, 2))
     for s in range(SEEDS):
         single = h.init(keys[s])
         assert_trees_close(take(states, s), single, rtol=0, atol=0)

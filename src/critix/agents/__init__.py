@@ -9,7 +9,7 @@ import dataclasses
 from types import ModuleType
 from typing import Any
 
-from critix.agents import bc, cql, iql, sac, td3
+from critix.agents import bc, cql, dqn, iql, sac, sac_discrete, td3
 from critix.types import CritixError
 
 
@@ -25,6 +25,13 @@ REGISTRY: dict[str, AgentSpec] = {
     "sac": AgentSpec("sac", sac, sac.Config(), "Soft Actor-Critic, twin critics, automatic temperature (#50, #53)"),
     "td3": AgentSpec("td3", td3, td3.Config(), "Twin Delayed DDPG (#98)"),
     "ddpg": AgentSpec("ddpg", td3, td3.Config.ddpg(), "Deep Deterministic Policy Gradient (#81), a td3 config"),
+    "dqn": AgentSpec("dqn", dqn, dqn.Config(), "DQN with double Q, dueling, n-step and any value head (--critic-head)"),
+    "c51": AgentSpec("c51", dqn, dqn.Config(critic_head="c51", v_min=-10.0, v_max=10.0, num_bins=51),
+                     "C51 categorical DQN (#217), a dqn config"),
+    "qr-dqn": AgentSpec("qr-dqn", dqn, dqn.Config(critic_head="quantile", num_bins=50),
+                        "QR-DQN quantile regression DQN (Dabney et al. 2018), a dqn config"),
+    "sac-discrete": AgentSpec("sac-discrete", sac_discrete, sac_discrete.Config(),
+                              "Soft Actor-Critic for discrete actions (#55)"),
     # Offline RL (train with --dataset PATH; see docs/offline.md).
     "bc": AgentSpec("bc", bc, bc.Config(), "Behaviour cloning (offline baseline)"),
     "td3bc": AgentSpec("td3bc", td3, td3.Config.td3bc(), "TD3+BC, offline TD3 with a BC term (a td3 config)"),

@@ -96,3 +96,22 @@ def check_common(cfg: Any) -> None:
     for field in dataclasses.fields(cfg):
         if field.name.endswith("_lr") and not getattr(cfg, field.name) > 0:
             raise ValueError(f"{field.name} must be > 0, got {getattr(cfg, field.name)!r}")
+
+
+def check_discrete_actions(algo: str, action_space: gym.Space) -> int:
+    """Discrete-action agents need a gymnasium Discrete space starting at 0; returns the number of actions."""
+    if not isinstance(action_space, gym.spaces.Discrete):
+        raise CritixError(
+            f"{algo} needs a discrete action space, but the env has {action_space}. "
+            "Use a continuous-control algorithm (sac, td3) for this env, or pick a discrete-action env."
+        )
+    if int(action_space.start) != 0:
+        raise CritixError(f"{algo} needs Discrete actions starting at 0, got start={action_space.start}.")
+    return int(action_space.n)
+
+
+def check_ranges(cfg: Any, checks: list[tuple[str, bool, str]]) -> None:
+    """Raise ValueError naming the first field whose check failed and its valid range."""
+    for name, ok, valid in checks:
+        if not ok:
+            raise ValueError(f"{name} must be {valid}, got {getattr(cfg, name)!r}")

@@ -41,7 +41,15 @@ class Config:
     num_critics: int = 2
     """Critic ensemble size; the target uses the minimum over critics (#53 Sec. 5, clipped double-Q)."""
     critic_head: str = "scalar"
-    """Value head of the critics (`critix.values.heads`)."""
+    """Value head of the critics: scalar, c51, quantile, hl-gauss or two-hot (`critix.values.heads`)."""
+    v_min: float = -100.0
+    """Lowest value the c51/hl-gauss/two-hot support represents (per-env defaults in `critix.agents.tuned`)."""
+    v_max: float = 100.0
+    """Highest value the c51/hl-gauss/two-hot support represents (per-env defaults in `critix.agents.tuned`)."""
+    num_bins: int = 101
+    """Atoms/bins (c51, hl-gauss, two-hot) or quantiles (quantile) of a distributional critic head (#7 Sec. 4: 101 bins)."""
+    hl_gauss_sigma: float = 0.75
+    """HL-Gauss smoothing sigma as a fraction of the bin width (#7 Sec. 4.1: 0.75)."""
     critic_layer_norm: bool = False
     """LayerNorm in critic hidden layers (DroQ, Hiraoka et al. 2022; off in SAC)."""
     critic_dropout: float = 0.0
@@ -75,7 +83,7 @@ class Config:
 
     def __post_init__(self) -> None:
         common.check_common(self)
-        heads.make_head(self.critic_head)
+        heads.from_config(self)
         if not 0.0 <= self.critic_dropout < 1.0:
             raise ValueError(f"critic_dropout must be in [0, 1), got {self.critic_dropout}")
         if not self.init_alpha > 0:
@@ -83,7 +91,7 @@ class Config:
 
     @property
     def head(self) -> heads.ValueHead:
-        return heads.make_head(self.critic_head)
+        return heads.from_config(self)
 
 
 class State(struct.PyTreeNode):

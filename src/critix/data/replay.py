@@ -81,6 +81,22 @@ def sample_many(buffer: ReplayBuffer, key: jax.Array, num_batches: int, batch_si
     return jax.tree.map(lambda x: x[index], buffer.data)
 
 
+def sample_sequences(
+    buffer: ReplayBuffer, key: jax.Array, num_batches: int, batch_size: int, length: int, stride: int
+) -> Transition:
+    """K batches of `length` consecutive steps of one env: [K, B, length, ...] (input of n-step targets).
+
+    The host loop writes each chunk time-major over its N envs, so the next step of the env behind item i is
+    item i + N (`stride`). Starts are drawn uniformly among items whose `length - 1` successors are written.
+    """
+    capacity = buffer.data.reward.shape[0]
+    span = (length - 1) * stride
+    oldest = (buffer.position - buffer.size) % capacity
+    offset = jax.random.randint(key, (num_batches, batch_size), 0, jnp.maximum(buffer.size - span, 1))
+    index = (oldest + offset)[..., None] + stride * jnp.arange(length)  # [K, B, length]
+    return jax.tree.map(lambda x: x[index % capacity], buffer.data)
+
+
 def add_masked(buffer: ReplayBuffer, items: Transition, valid: jax.Array) -> ReplayBuffer:
     """Write only the items where `valid` [M] is True, in order and contiguously (used to drop non-finite data)."""
     capacity = buffer.data.reward.shape[0]

@@ -34,6 +34,9 @@ def make_vector_env(env_id: str, num_envs: int, seed: int, vectorization: str = 
 
     vectorization: "sync" (one process, lowest overhead for fast envs) or "async" (one process per env).
     """
+    from critix.envs import pixels
+
+    wrappers, make_kwargs = pixels.prepare(env_id)  # MinAtar and Atari: registration and standard wrappers
     check_env_id(env_id)
     if vectorization not in ("sync", "async"):
         raise CritixError(f"vectorization must be 'sync' or 'async', got {vectorization!r}")
@@ -43,6 +46,8 @@ def make_vector_env(env_id: str, num_envs: int, seed: int, vectorization: str = 
             num_envs=num_envs,
             vectorization_mode=vectorization,
             vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP},
+            wrappers=wrappers or None,
+            **make_kwargs,
         )
     except gym.error.DependencyNotInstalled as err:
         raise CritixError(f"environment {env_id!r} needs an extra dependency: {err}") from None
@@ -99,3 +104,18 @@ class RunningMeanStd:
 def normalize_obs(obs: jax.Array, mean: jax.Array, var: jax.Array, clip: float = 10.0) -> jax.Array:
     """(obs - mean) / sqrt(var + 1e-8), clipped to [-clip, clip] (SB3 VecNormalize's defaults)."""
     return jnp.clip((obs - mean) / jnp.sqrt(var + 1e-8), -clip, clip)
+
+
+def random_actions(rng: np.random.Generator, space: gym.Space, num: int) -> np.ndarray:
+    """`num` uniform random agent actions: [num, A] in [-1, 1] for a Box, [num] int32 indices for a Discrete."""
+    if isinstance(space, gym.spaces.Discrete):
+        return rng.integers(0, int(space.n), num).astype(np.int32)
+    return rng.uniform(-1.0, 1.0, (num, *space.shape)).astype(np.float32)
+
+
+def to_env_action(action: np.ndarray, space: gym.Space, num_envs: int) -> np.ndarray:
+    """Agent actions for `num_envs` envs -> what the vector env steps with: indices [N] for a Discrete (offset by
+    its `start`), the [-1, 1] actions rescaled to the bounds for a Box ([N, A])."""
+    if isinstance(space, gym.spaces.Discrete):
+        return np.asarray(action).reshape(num_envs).astype(np.int64) + int(space.start)
+    return scale_action(np.asarray(action).reshape(num_envs, -1), space.low, space.high)

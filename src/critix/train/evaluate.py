@@ -7,7 +7,7 @@ from collections.abc import Callable
 import gymnasium as gym
 import numpy as np
 
-from critix.envs.gym import scale_action
+from critix.envs.gym import to_env_action
 
 MAX_EVAL_STEPS = 1_000_000
 
@@ -20,7 +20,8 @@ def evaluate(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Run every sub-env of `env` (S * M of them, seed-major) until each finished one episode.
 
-    act: observations [S, M, O] -> actions [S, M, A] in [-1, 1]. Returns (returns, lengths), each [S, M].
+    act: observations [S, M, O] -> actions [S, M, A] in [-1, 1] (Box) or [S, M] indices (Discrete).
+    Returns (returns, lengths), each [S, M].
     """
     obs, _ = env.reset(seed=seed)
     total = env.num_envs
@@ -28,10 +29,9 @@ def evaluate(
     returns, lengths = np.zeros(total), np.zeros(total, np.int64)
     episode_return, episode_length = np.zeros(total), np.zeros(total, np.int64)
     finished = np.zeros(total, bool)
-    low, high = env.single_action_space.low, env.single_action_space.high
     for _ in range(MAX_EVAL_STEPS):
-        action = act(obs.reshape(num_seeds, per_seed, *obs.shape[1:])).reshape(total, -1)
-        obs, reward, terminated, truncated, _ = env.step(scale_action(action, low, high))
+        action = act(obs.reshape(num_seeds, per_seed, *obs.shape[1:]))
+        obs, reward, terminated, truncated, _ = env.step(to_env_action(action, env.single_action_space, total))
         episode_return += reward
         episode_length += 1
         done = (terminated | truncated) & ~finished

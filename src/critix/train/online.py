@@ -18,13 +18,15 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
+import gymnasium as gym
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from critix import __version__, agents, validation
 from critix.data import replay
-from critix.envs.gym import RunningMeanStd, final_observation, make_vector_env, normalize_obs, scale_action
+from critix.envs.gym import (RunningMeanStd, final_observation, make_vector_env, normalize_obs, random_actions,
+                              to_env_action)
 from critix.train import checkpoint, guards
 from critix.train.evaluate import evaluate
 from critix.train.logging import MetricsLogger, plot_learning_curve
@@ -180,8 +182,19 @@ class Session:
             self.env.close()
             raise
         self.eval_env = make_vector_env(run.env, run.num_seeds * run.eval_episodes, run.seed * 1000 + 500_000)
-        self.low, self.high = self.act_space.low, self.act_space.high
-        self.obs_shape, self.action_dim = self.obs_space.shape, self.act_space.shape[0]
+        # Actions as the agent emits and the buffer stores them: [A] float32 (Box) or a scalar int32 index (Discrete).
+        self.discrete = isinstance(self.act_space, gym.spaces.Discrete)
+        self.action_shape: tuple[int, ...] = () if self.discrete else tuple(self.act_space.shape)
+        self.action_dtype = np.int32 if self.discrete else np.float32
+        self.low, self.high = getattr(self.act_space, "low", None), getattr(self.act_space, "high", None)  # Box only
+        self.action_dim = int(np.prod(self.action_shape))  # 1 for a Discrete index
+        self.obs_shape = self.obs_space.shape
+        # Images (uint8 or bool Box spaces, e.g. Atari, MinAtar) are stored compactly as uint8; the rest as float32.
+        self.obs_dtype = np.uint8 if np.dtype(self.obs_space.dtype) in (np.uint8, np.bool_) else np.float32
+        if run.normalize_obs and self.obs_dtype == np.uint8:
+            self.env.close()
+            raise CritixError("--normalize-obs is for vector observations; image observations are scaled by the encoder")
+        self.n_step = int(getattr(agent_cfg, "n_step", 1))  # n-step agents sample runs of n consecutive steps
         self.capacity = min(agent_cfg.buffer_size, run.steps)
         if self.capacity < agent_cfg.batch_size:
             raise CritixError(
@@ -208,16 +221,37 @@ class Session:
             return module.act(cfg, state, prepare(obs, mean, var), jax.random.PRNGKey(0), True)
 
         skip = self.run.on_nan == "skip"
+        prioritized = bool(getattr(cfg, "prioritized", False))  # the agent samples its own batches by priority
+        if skip and (prioritized or self.n_step > 1):
+            raise CritixError(
+                "--on-nan skip drops non-finite transitions from the replay buffer, which would break the order "
+                "that n-step returns and prioritized replay rely on; use --on-nan stop with n_step > 1 or "
+                "prioritized replay"
+            )
 
         def train_chunk(state, buffer, key, items, mean, var, num_updates):  # type: ignore[no-untyped-def]
             # guard: counts of non-finite transitions and updates in this chunk (see critix.train.guards)
             valid = guards.finite_items(items)
             guard = {"transitions": (~valid).sum(), "updates": jnp.zeros((), jnp.int32)}
             buffer = replay.add_masked(buffer, items, valid) if skip else replay.add(buffer, items)
+            if prioritized:
+                state = module.register_items(cfg, state, buffer, items.reward.shape[0])
             if num_updates == 0:
                 return state, buffer, key, {}, guard
             key, sample_key = jax.random.split(key)
-            batches = replay.sample_many(buffer, sample_key, num_updates, cfg.batch_size)
+            if prioritized:
+                def prepare_batch(b: Transition) -> Transition:
+                    return b.replace(obs=prepare(b.obs, mean, var), next_obs=prepare(b.next_obs, mean, var))
+
+                state, metrics = module.update_prioritized(cfg, state, buffer, sample_key, num_updates, prepare_batch)
+                bad = guards.nonfinite_steps(metrics)
+                guard["updates"] = jnp.where(guards.all_finite(state), bad, jnp.maximum(bad, 1))
+                return state, buffer, key, jax.tree.map(jnp.nanmean, metrics), guard
+            if self.n_step > 1:
+                batches = replay.sample_sequences(buffer, sample_key, num_updates, cfg.batch_size, self.n_step,
+                                                  self.num_envs)
+            else:
+                batches = replay.sample_many(buffer, sample_key, num_updates, cfg.batch_size)
             batches = batches.replace(obs=prepare(batches.obs, mean, var), next_obs=prepare(batches.next_obs, mean, var))
             if skip:
                 state, metrics, skipped = guards.skip_nonfinite_updates(partial(module.update, cfg), state, batches)
@@ -238,10 +272,10 @@ class Session:
     def example(self) -> Transition:
         """One unbatched transition of this env, zero-filled: the shapes and dtypes the replay buffer stores."""
         return Transition(
-            obs=np.zeros(self.obs_shape, np.float32),
-            action=np.zeros(self.action_dim, np.float32),
+            obs=np.zeros(self.obs_shape, self.obs_dtype),
+            action=np.zeros(self.action_shape, self.action_dtype),
             reward=np.zeros((), np.float32),
-            next_obs=np.zeros(self.obs_shape, np.float32),
+            next_obs=np.zeros(self.obs_shape, self.obs_dtype),
             terminated=np.zeros((), bool),
             truncated=np.zeros((), bool),
         )
@@ -278,7 +312,7 @@ class Session:
         mean, var = self.stats(runner)
 
         def act(obs: np.ndarray) -> np.ndarray:
-            return np.asarray(self.greedy(runner.agent, obs.astype(np.float32), mean, var))
+            return np.asarray(self.greedy(runner.agent, obs.astype(self.obs_dtype), mean, var))
 
         return evaluate(self.eval_env, act, self.num_seeds, seed)[0]
 
@@ -286,7 +320,8 @@ class Session:
         """Every column the run logs: the agent's update metrics (found by tracing `update`) and the loop's."""
         cfg, module, obs_space, act_space = self.cfg, self.module, self.obs_space, self.act_space
         agent = jax.eval_shape(lambda: module.init(cfg, jax.random.PRNGKey(0), obs_space, act_space))
-        batch = jax.tree.map(lambda x: jax.ShapeDtypeStruct((cfg.batch_size, *x.shape), x.dtype), self.example())
+        lead = (cfg.batch_size,) if self.n_step == 1 else (cfg.batch_size, self.n_step)
+        batch = jax.tree.map(lambda x: jax.ShapeDtypeStruct((*lead, *x.shape), x.dtype), self.example())
         _, metrics = jax.eval_shape(lambda s, b: module.update(cfg, s, b), agent, batch)
         guard = list(guards.GUARD_METRICS) if self.run.on_nan == "skip" else []
         return sorted(metrics) + list(LOOP_METRICS) + guard
@@ -339,7 +374,7 @@ def _train(session: Session, resume: Path | None,
     ckpt_every = run.checkpoint_every or eval_every
 
     obs, _ = session.env.reset(seed=run.seed * 1000 + runner.vector_steps)
-    obs = obs.astype(np.float32)
+    obs = obs.astype(session.obs_dtype)
     episode_return = np.zeros(S * N)
     recent_returns: list[list[float]] = [[] for _ in range(S)]
     last_eval: np.ndarray | None = None
@@ -352,9 +387,9 @@ def _train(session: Session, resume: Path | None,
                 loop.obs, loop.episode_return, loop.recent_returns, loop.train_metrics)
     start = time.perf_counter() - runner.wall_seconds
     K = min(run.chunk_size, total_vector_steps)
-    stage_obs = np.zeros((K, S * N, *session.obs_shape), np.float32)
+    stage_obs = np.zeros((K, S * N, *session.obs_shape), session.obs_dtype)
     stage_next = np.zeros_like(stage_obs)
-    stage_act = np.zeros((K, S * N, session.action_dim), np.float32)
+    stage_act = np.zeros((K, S * N, *session.action_shape), session.action_dtype)
     stage_rew = np.zeros((K, S * N), np.float32)
     stage_term = np.zeros((K, S * N), bool)
     stage_trunc = np.zeros((K, S * N), bool)
@@ -369,16 +404,17 @@ def _train(session: Session, resume: Path | None,
             mean, var = session.stats(runner)
             for k in range(k_steps):
                 if runner.vector_steps * N < cfg.learning_starts:
-                    action = rng.uniform(-1.0, 1.0, (S * N, session.action_dim)).astype(np.float32)
+                    action = random_actions(rng, session.act_space, S * N)
                 else:
-                    action, runner.key = session.policy(runner.agent, runner.key, obs.reshape(S, N, -1), mean, var)
-                    action = np.asarray(action).reshape(S * N, -1)
-                    if run.on_nan == "skip":  # a non-finite observation gives a non-finite action: send 0
-                        action = np.where(np.isfinite(action), action, np.float32(0.0))
+                    action, runner.key = session.policy(runner.agent, runner.key, obs.reshape(S, N, *session.obs_shape),
+                                                        mean, var)
+                    action = np.asarray(action).reshape(S * N, *session.action_shape)
+                    if run.on_nan == "skip" and action.dtype.kind == "f":  # a non-finite observation gives a
+                        action = np.where(np.isfinite(action), action, np.float32(0.0))  # non-finite action: send 0
                 next_obs, reward, terminated, truncated, info = session.env.step(
-                    scale_action(action, session.low, session.high)
+                    to_env_action(action, session.act_space, S * N)
                 )
-                next_obs = next_obs.astype(np.float32)
+                next_obs = next_obs.astype(session.obs_dtype)
                 done = terminated | truncated
                 stage_obs[k], stage_act[k], stage_rew[k] = obs, action, reward
                 stage_next[k] = final_observation(next_obs, done, info)

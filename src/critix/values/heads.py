@@ -73,7 +73,193 @@ def select_min(head: ValueHead, outs: jax.Array) -> jax.Array:
     return jnp.take_along_axis(outs, index[None, ..., None], axis=0)[0]
 
 
-HEADS = {"scalar": ScalarHead}
+def _check_support(name: str, v_min: float, v_max: float, num_bins: int) -> None:
+    if not v_min < v_max:
+        raise ValueError(f"{name}: v_min ({v_min}) must be < v_max ({v_max}); set --v-min/--v-max to the range of returns")
+    if num_bins < 2:
+        raise ValueError(f"{name}: num_bins must be >= 2, got {num_bins}")
+
+
+def cross_entropy(logits: jax.Array, target_probs: jax.Array) -> jax.Array:
+    """-sum_k p_k log softmax(logits)_k over the last axis: the classification value loss (#7 Eq. 1, #217 Eq. 7)."""
+    return -jnp.sum(target_probs * jax.nn.log_softmax(logits, axis=-1), axis=-1)
+
+
+@dataclasses.dataclass(frozen=True)
+class CategoricalHead:
+    """C51 (Bellemare et al. 2017, #217): K logits of a distribution on fixed atoms z_k = linspace(v_min, v_max, K).
+
+    The target is the distributional Bellman update r + discount * Z projected back onto the atoms (#217 Alg. 1;
+    written as Dopamine and rlax write it, m_i = sum_j clip(1 - |clip(Tz_j) - z_i| / dz, 0, 1) p_j, which also
+    handles a Tz_j that lands exactly on an atom); the loss is the cross-entropy to it (#217 Eq. 7).
+    """
+
+    v_min: float = -10.0
+    v_max: float = 10.0
+    num_bins: int = 51  # #217 Sec. 5: 51 atoms
+
+    def __post_init__(self) -> None:
+        _check_support("c51", self.v_min, self.v_max, self.num_bins)
+
+    @property
+    def num_outputs(self) -> int:
+        return self.num_bins
+
+    @property
+    def atoms(self) -> jax.Array:
+        return jnp.linspace(self.v_min, self.v_max, self.num_bins)
+
+    def value(self, out: jax.Array) -> jax.Array:
+        return jnp.sum(jax.nn.softmax(out, axis=-1) * self.atoms, axis=-1)
+
+    def project(self, r_t: jax.Array, discount_t: jax.Array, probs_t: jax.Array) -> jax.Array:
+        """Project the atoms r_t + discount_t * z with probabilities probs_t [..., K] onto z: [..., K]."""
+        atoms = self.atoms
+        delta = (self.v_max - self.v_min) / (self.num_bins - 1)
+        tz = jnp.clip(r_t[..., None] + discount_t[..., None] * atoms, self.v_min, self.v_max)  # [..., K(j)]
+        weight = jnp.clip(1.0 - jnp.abs(tz[..., None, :] - atoms[:, None]) / delta, 0.0, 1.0)  # [..., K(i), K(j)]
+        return jnp.sum(weight * probs_t[..., None, :], axis=-1)
+
+    def target(self, r_t: jax.Array, discount_t: jax.Array, out_t: jax.Array) -> jax.Array:
+        probs_t = jax.lax.stop_gradient(jax.nn.softmax(out_t, axis=-1))
+        return self.project(jnp.asarray(r_t, jnp.float32), jnp.asarray(discount_t, jnp.float32), probs_t)
+
+    def loss(self, out_tm1: jax.Array, target: jax.Array) -> jax.Array:
+        return cross_entropy(out_tm1, target)
+
+
+@dataclasses.dataclass(frozen=True)
+class QuantileHead:
+    """QR-DQN (Dabney et al. 2018, "Distributional RL with Quantile Regression"): K quantile values at the
+    midpoints tau_i = (2i - 1) / 2K (their Lemma 2), regressed with the quantile Huber loss (their Eq. 10).
+
+    The target is the K atoms r + discount * theta_j(s'); the value is their mean.
+    """
+
+    num_bins: int = 51  # K quantiles; QR-DQN uses 200 on Atari, SB3/RL Zoo 25-50 on classic control
+    huber_kappa: float = 1.0  # Dabney et al. 2018, Sec. 4: kappa = 1
+
+    def __post_init__(self) -> None:
+        if self.num_bins < 1:
+            raise ValueError(f"quantile: num_bins (quantiles) must be >= 1, got {self.num_bins}")
+        if not self.huber_kappa > 0:
+            raise ValueError(f"quantile: huber_kappa must be > 0, got {self.huber_kappa}")
+
+    @property
+    def num_outputs(self) -> int:
+        return self.num_bins
+
+    @property
+    def taus(self) -> jax.Array:
+        return (jnp.arange(self.num_bins, dtype=jnp.float32) + 0.5) / self.num_bins
+
+    def value(self, out: jax.Array) -> jax.Array:
+        return jnp.mean(out, axis=-1)
+
+    def target(self, r_t: jax.Array, discount_t: jax.Array, out_t: jax.Array) -> jax.Array:
+        return targets.td_target(jnp.asarray(r_t)[..., None], jnp.asarray(discount_t)[..., None], out_t)
+
+    def loss(self, out_tm1: jax.Array, target: jax.Array) -> jax.Array:
+        """sum_i mean_j |tau_i - 1{u_ij < 0}| L_kappa(u_ij) / kappa with u_ij = target_j - theta_i (Eq. 10)."""
+        u = target[..., None, :] - out_tm1[..., :, None]  # [..., K(i), K(j)]
+        huber = losses.huber(u, 0.0, self.huber_kappa) / self.huber_kappa
+        weight = jnp.abs(self.taus[:, None] - (u < 0.0).astype(u.dtype))
+        return jnp.sum(jnp.mean(weight * huber, axis=-1), axis=-1)
+
+
+@dataclasses.dataclass(frozen=True)
+class HLGaussHead:
+    """HL-Gauss (Farebrother et al. 2024, "Stop Regressing", #7 Sec. 3.1): K logits over equal bins of
+    [v_min, v_max]; the scalar TD target y = r + discount * V(s') becomes the histogram of N(y, sigma^2) on the
+    bins (probability of bin [e_i, e_{i+1}] via the normal CDF, renormalised to the range), trained with
+    cross-entropy. sigma = sigma_ratio * bin width (#7 Sec. 4.1 recommends sigma / width = 0.75).
+    """
+
+    v_min: float = -10.0
+    v_max: float = 10.0
+    num_bins: int = 51
+    sigma_ratio: float = 0.75
+
+    def __post_init__(self) -> None:
+        _check_support("hl-gauss", self.v_min, self.v_max, self.num_bins)
+        if not self.sigma_ratio > 0:
+            raise ValueError(f"hl-gauss: sigma ratio must be > 0, got {self.sigma_ratio}")
+
+    @property
+    def num_outputs(self) -> int:
+        return self.num_bins
+
+    @property
+    def bin_width(self) -> float:
+        return (self.v_max - self.v_min) / self.num_bins
+
+    @property
+    def centers(self) -> jax.Array:
+        return self.v_min + (jnp.arange(self.num_bins, dtype=jnp.float32) + 0.5) * self.bin_width
+
+    def value(self, out: jax.Array) -> jax.Array:
+        return jnp.sum(jax.nn.softmax(out, axis=-1) * self.centers, axis=-1)
+
+    def histogram(self, y: jax.Array) -> jax.Array:
+        """y [...] -> bin probabilities [..., K] of N(clip(y), sigma^2) restricted to [v_min, v_max]."""
+        y = jnp.clip(y, self.v_min, self.v_max)
+        edges = jnp.linspace(self.v_min, self.v_max, self.num_bins + 1)
+        sigma = self.sigma_ratio * self.bin_width
+        cdf = jax.scipy.special.erf((edges - y[..., None]) / (jnp.sqrt(2.0) * sigma))
+        return (cdf[..., 1:] - cdf[..., :-1]) / (cdf[..., -1:] - cdf[..., :1])
+
+    def target(self, r_t: jax.Array, discount_t: jax.Array, out_t: jax.Array) -> jax.Array:
+        return jax.lax.stop_gradient(self.histogram(targets.td_target(r_t, discount_t, self.value(out_t))))
+
+    def loss(self, out_tm1: jax.Array, target: jax.Array) -> jax.Array:
+        return cross_entropy(out_tm1, target)
+
+
+@dataclasses.dataclass(frozen=True)
+class TwoHotHead:
+    """Two-hot classification (#7 Sec. 3.1; Schrittwieser et al. 2020): K logits on atoms
+    z_k = linspace(v_min, v_max, K); the target y is split between its two neighbouring atoms so that the
+    expected atom is exactly clip(y, v_min, v_max); cross-entropy loss.
+    """
+
+    v_min: float = -10.0
+    v_max: float = 10.0
+    num_bins: int = 51
+
+    def __post_init__(self) -> None:
+        _check_support("two-hot", self.v_min, self.v_max, self.num_bins)
+
+    @property
+    def num_outputs(self) -> int:
+        return self.num_bins
+
+    @property
+    def atoms(self) -> jax.Array:
+        return jnp.linspace(self.v_min, self.v_max, self.num_bins)
+
+    def value(self, out: jax.Array) -> jax.Array:
+        return jnp.sum(jax.nn.softmax(out, axis=-1) * self.atoms, axis=-1)
+
+    def histogram(self, y: jax.Array) -> jax.Array:
+        """y [...] -> two-hot probabilities [..., K] whose mean atom is clip(y)."""
+        delta = (self.v_max - self.v_min) / (self.num_bins - 1)
+        y = jnp.clip(y, self.v_min, self.v_max)
+        return jnp.clip(1.0 - jnp.abs(y[..., None] - self.atoms) / delta, 0.0, 1.0)
+
+    def target(self, r_t: jax.Array, discount_t: jax.Array, out_t: jax.Array) -> jax.Array:
+        return jax.lax.stop_gradient(self.histogram(targets.td_target(r_t, discount_t, self.value(out_t))))
+
+    def loss(self, out_tm1: jax.Array, target: jax.Array) -> jax.Array:
+        return cross_entropy(out_tm1, target)
+
+
+HEADS = {
+    "scalar": ScalarHead,
+    "c51": CategoricalHead,
+    "quantile": QuantileHead,
+    "hl-gauss": HLGaussHead,
+    "two-hot": TwoHotHead,
+}
 
 
 def make_head(name: str, **kwargs: object) -> ValueHead:
@@ -81,3 +267,14 @@ def make_head(name: str, **kwargs: object) -> ValueHead:
     if name not in HEADS:
         raise ValueError(f"unknown critic head {name!r}; choose one of {sorted(HEADS)}")
     return HEADS[name](**kwargs)  # type: ignore[arg-type]
+
+
+def from_config(cfg: object) -> ValueHead:
+    """The head an agent config asks for: `critic_head` plus the head fields it defines (`v_min`, `v_max`,
+    `num_bins`, `hl_gauss_sigma`, `scalar_loss`); a field the config lacks keeps the head's default."""
+    name = getattr(cfg, "critic_head")
+    fields = {f.name for f in dataclasses.fields(HEADS[name])} if name in HEADS else set()
+    mapping = {"v_min": "v_min", "v_max": "v_max", "num_bins": "num_bins", "sigma_ratio": "hl_gauss_sigma",
+               "loss_type": "scalar_loss"}
+    kwargs = {arg: getattr(cfg, attr) for arg, attr in mapping.items() if arg in fields and hasattr(cfg, attr)}
+    return make_head(name, **kwargs)

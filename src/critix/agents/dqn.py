@@ -1,0 +1,324 @@
+"""DQN and its family in one module: double Q, dueling streams, n-step returns, target network, epsilon-greedy,
+any value head (C51, QR-DQN, HL-Gauss, two-hot are `critic_head` configs).
+
+- DQN — Mnih et al. 2015, "Human-level control through deep RL": Q-learning on replayed minibatches against
+  a periodically copied target network, Huber loss on the TD error, epsilon-greedy exploration.
+- Double DQN — van Hasselt et al. 2016: the online network picks a' = argmax_a Q(s', a), the target network
+  evaluates it (their Eq. 4).
+- Dueling — Wang et al. 2016 (#221): Q = V + A - mean_a A (Eq. 9), `critix.nets.discrete.DiscreteQNetwork`.
+- n-step returns — Sutton 1988; Hessel et al. 2018 (Rainbow): r_t + ... + gamma^(n-1) r_{t+n-1} + gamma^n Q(s_{t+n}).
+- Heads — C51 (#217): `critic_head=c51`; QR-DQN (Dabney et al. 2018): `quantile`; classification (#7):
+  `hl-gauss`, `two-hot`. The greedy action maximises the head's value (the mean of the return distribution).
+The target network moves every `target_update_period` gradient steps by Polyak averaging with `target_tau`
+(1.0 is DQN's hard copy).
+- Prioritized replay — Schaul et al. 2016 (`prioritized=True`): the agent keeps a sum-tree of priorities over the
+  replay slots in its State and samples its own batches (`register_items`, `update_prioritized`, called by the
+  host loop); priorities are |TD error| for the scalar head and the per-sample loss for the others (as Rainbow).
+- Pixels — `encoder` "nature" (Mnih et al. 2015) or "drq" (#63) in front of the MLP; `augmentation_pad` > 0 applies
+  DrQ's random shift to obs and next_obs of every batch (#63 Sec. 3.1, with K = M = 1 as in its Atari DQN runs).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from functools import partial
+
+import gymnasium as gym
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from typing import Any
+
+from critix.agents import common
+from critix.data import prioritized as per
+from critix.data.replay import ReplayBuffer
+from critix.nets.encoders import ENCODERS, random_shift
+from critix.nets.discrete import DiscreteQNetwork
+from critix.optim import OptimizerConfig, make_optimizer
+from critix.types import CritixError, Transition
+from critix.values import heads, targets
+
+NAME = "dqn"
+ACTIONS = "discrete"
+"""The action space this agent needs (the host loop and the conformance harness read it)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """DQN hyperparameters. Defaults: Stable-Baselines3 2.x DQN (itself after Mnih et al. 2015) unless a field says
+    otherwise; `critix.agents.tuned` holds tuned values per classic env (after RL Zoo's hyperparameter files)."""
+
+    hidden_sizes: tuple[int, ...] = (64, 64)
+    """Hidden layer sizes of the Q network (SB3 DQN MlpPolicy: [64, 64])."""
+    activation: str = "relu"
+    """Hidden activation (SB3, Mnih et al. 2015: ReLU)."""
+    dueling: bool = False
+    """Dueling value/advantage streams (#221); off in DQN."""
+    double_q: bool = True
+    """Double DQN target: online argmax, target evaluation (van Hasselt et al. 2016). SB3 DQN has it off."""
+    critic_head: str = "scalar"
+    """Value head: scalar (DQN), c51 (#217), quantile (QR-DQN), hl-gauss or two-hot (#7)."""
+    scalar_loss: str = "huber"
+    """Loss of the scalar head: 'huber' (Mnih et al. 2015; SB3 smooth_l1) or 'mse'."""
+    v_min: float = -100.0
+    """Lowest value of the c51/hl-gauss/two-hot support (per-env defaults in `critix.agents.tuned`)."""
+    v_max: float = 100.0
+    """Highest value of the c51/hl-gauss/two-hot support (per-env defaults in `critix.agents.tuned`)."""
+    num_bins: int = 51
+    """Atoms/bins (c51: #217 uses 51) or quantiles (quantile) of a distributional head."""
+    hl_gauss_sigma: float = 0.75
+    """HL-Gauss sigma as a fraction of the bin width (#7 Sec. 4.1: 0.75)."""
+    q_lr: float = 1e-4
+    """Adam learning rate (SB3 DQN: 1e-4)."""
+    q_lr_decay_steps: int = 0
+    """If > 0, the learning rate decays linearly to 0 over this many gradient steps (RL Zoo's `lin_` schedules);
+    0 keeps it constant (SB3)."""
+    max_grad_norm: float = 10.0
+    """Global gradient-norm clip (SB3 DQN: 10); 0 disables."""
+    gamma: float = 0.99
+    """Discount factor (SB3 DQN, Mnih et al. 2015: 0.99)."""
+    n_step: int = 1
+    """Steps summed in the bootstrap target (1: DQN; Rainbow uses 3)."""
+    target_tau: float = 1.0
+    """Polyak rate of the target update; 1.0 copies the online network (Mnih et al. 2015; SB3 tau=1)."""
+    target_update_period: int = 2_500
+    """Gradient steps between target updates (SB3: every 10,000 env steps at 1 update per 4 env steps = 2,500)."""
+    batch_size: int = 32
+    """Minibatch size (SB3 DQN, Mnih et al. 2015: 32)."""
+    buffer_size: int = 1_000_000
+    """Replay capacity per seed (SB3 DQN, Mnih et al. 2015: 1e6)."""
+    learning_starts: int = 100
+    """Env steps per seed with uniform random actions before updates start (SB3 2.x DQN: 100)."""
+    utd_ratio: float = 0.25
+    """Gradient steps per env step per seed (SB3 DQN: train_freq 4, gradient_steps 1)."""
+    epsilon_start: float = 1.0
+    """Exploration rate at the start of the schedule (SB3 exploration_initial_eps: 1.0)."""
+    epsilon_end: float = 0.05
+    """Exploration rate after `exploration_steps` (SB3 exploration_final_eps: 0.05)."""
+    exploration_steps: int = 10_000
+    """Env steps per seed of the linear epsilon decay (SB3: exploration_fraction 0.1 of the run; 10k of 100k)."""
+    encoder: str = "mlp"
+    """Observation encoder: 'mlp' for flat observations, 'nature' (Nature-CNN) or 'drq' (DrQ) for images [H, W, C]."""
+    augmentation_pad: int = 0
+    """DrQ random-shift padding in pixels for image observations (#63: 4 for 84x84); 0 disables augmentation."""
+    prioritized: bool = False
+    """Prioritized replay with a sum-tree (Schaul et al. 2016); off in DQN."""
+    priority_alpha: float = 0.6
+    """Priority exponent: P(j) ~ p_j^alpha (Schaul et al. 2016, proportional variant: 0.6)."""
+    priority_beta: float = 0.4
+    """Importance-sampling exponent, kept constant here (Schaul et al. 2016 anneal it from 0.4 to 1)."""
+    priority_eps: float = 1e-6
+    """Added to |TD error| so no item's priority is zero."""
+
+    def __post_init__(self) -> None:
+        common.check_ranges(self, [
+            ("gamma", 0.0 <= self.gamma <= 1.0, "in [0, 1]"),
+            ("target_tau", 0.0 < self.target_tau <= 1.0, "in (0, 1]"),
+            ("target_update_period", self.target_update_period >= 1, ">= 1"),
+            ("batch_size", self.batch_size >= 1, ">= 1"),
+            ("buffer_size", self.buffer_size >= self.batch_size, f">= batch_size ({self.batch_size})"),
+            ("learning_starts", self.learning_starts >= 0, ">= 0"),
+            ("utd_ratio", self.utd_ratio > 0, "> 0"),
+            ("hidden_sizes", len(self.hidden_sizes) >= 1 and min(self.hidden_sizes) >= 1, "non-empty, positive"),
+            ("q_lr", self.q_lr > 0, "> 0"),
+            ("q_lr_decay_steps", self.q_lr_decay_steps >= 0, ">= 0"),
+            ("max_grad_norm", self.max_grad_norm >= 0, ">= 0"),
+            ("n_step", self.n_step >= 1, ">= 1"),
+            ("epsilon_start", 0.0 <= self.epsilon_start <= 1.0, "in [0, 1]"),
+            ("epsilon_end", 0.0 <= self.epsilon_end <= 1.0, "in [0, 1]"),
+            ("exploration_steps", self.exploration_steps >= 0, ">= 0"),
+            ("priority_alpha", self.priority_alpha >= 0, ">= 0"),
+            ("priority_beta", 0.0 <= self.priority_beta <= 1.0, "in [0, 1]"),
+            ("priority_eps", self.priority_eps > 0, "> 0"),
+            ("encoder", self.encoder == "mlp" or self.encoder in ENCODERS, f"'mlp' or one of {sorted(ENCODERS)}"),
+            ("augmentation_pad", self.augmentation_pad >= 0, ">= 0"),
+        ])
+        if self.augmentation_pad and self.encoder == "mlp":
+            raise ValueError("augmentation_pad needs image observations: set --encoder nature or drq")
+        if self.prioritized and self.n_step > 1:
+            raise ValueError("prioritized replay works with n_step 1 only; set --n-step 1 or --no-prioritized")
+        heads.from_config(self)
+
+    @property
+    def head(self) -> heads.ValueHead:
+        return heads.from_config(self)
+
+
+class State(struct.PyTreeNode):
+    """Online and target Q parameters, optimiser state, the gradient-step count, a key (image augmentation) and,
+    with prioritized replay, the sum-tree of replay priorities (None otherwise)."""
+
+    q_params: dict
+    opt_state: optax.OptState
+    target_q_params: dict
+    steps: jax.Array  # gradient steps taken
+    key: jax.Array  # for image augmentation
+    priorities: Any  # per.SumTree over the replay slots, or None
+    num_actions: int = struct.field(pytree_node=False)
+
+
+def network(cfg: Config, num_actions: int) -> DiscreteQNetwork:
+    return DiscreteQNetwork(cfg.hidden_sizes, num_actions, cfg.head.num_outputs, cfg.activation, cfg.dueling,
+                            encoder=cfg.encoder)
+
+
+def optimizer(cfg: Config) -> optax.GradientTransformation:
+    if cfg.q_lr_decay_steps:
+        schedule = OptimizerConfig(cfg.q_lr, "linear", cfg.q_lr_decay_steps, max_grad_norm=cfg.max_grad_norm)
+        return make_optimizer(schedule)
+    return make_optimizer(OptimizerConfig(cfg.q_lr, max_grad_norm=cfg.max_grad_norm))
+
+
+def check_spaces(observation_space: gym.Space, action_space: gym.Space) -> None:
+    """Flat vectors or images [H, W, C] (which need `encoder`; `init` checks the pair), and discrete actions."""
+    if not (isinstance(observation_space, gym.spaces.Box) and len(observation_space.shape) == 3):
+        common.check_flat_obs(NAME, observation_space)
+    common.check_discrete_actions(NAME, action_space)
+
+
+def check_obs(cfg: Config, observation_space: gym.Space) -> jax.Array:
+    """A zero example observation [1, ...] of the space the encoder needs: flat for 'mlp', [H, W, C] for pixels."""
+    is_image = isinstance(observation_space, gym.spaces.Box) and len(observation_space.shape) == 3
+    if cfg.encoder == "mlp" and is_image:
+        raise CritixError(f"{NAME}: image observations {observation_space.shape} need a pixel encoder: "
+                          "add --encoder nature (or drq)")
+    if cfg.encoder == "mlp":
+        return jnp.zeros((1, common.check_flat_obs(NAME, observation_space)))
+    if not is_image:
+        raise CritixError(f"{NAME}: --encoder {cfg.encoder} needs image observations [H, W, C], got {observation_space}")
+    return jnp.zeros((1, *observation_space.shape), jnp.uint8)
+
+
+def init(cfg: Config, key: jax.Array, observation_space: gym.Space, action_space: gym.Space) -> State:
+    example = check_obs(cfg, observation_space)
+    num_actions = common.check_discrete_actions(NAME, action_space)
+    key, init_key = jax.random.split(key)
+    params = network(cfg, num_actions).init(init_key, example)
+    return State(
+        q_params=params,
+        opt_state=optimizer(cfg).init(params),
+        target_q_params=jax.tree.map(jnp.copy, params),
+        steps=jnp.zeros((), jnp.int32),
+        key=key,
+        priorities=per.init(cfg.buffer_size) if cfg.prioritized else None,
+        num_actions=num_actions,
+    )
+
+
+def epsilon(cfg: Config, gradient_steps: jax.Array) -> jax.Array:
+    """Linear epsilon schedule over env steps per seed, counted as learning_starts + gradient_steps / utd_ratio."""
+    env_steps = cfg.learning_starts + gradient_steps.astype(jnp.float32) / cfg.utd_ratio
+    fraction = jnp.clip(env_steps / max(cfg.exploration_steps, 1), 0.0, 1.0)
+    return cfg.epsilon_start + fraction * (cfg.epsilon_end - cfg.epsilon_start)
+
+
+def q_values(cfg: Config, params: dict, obs: jax.Array, num_actions: int) -> jax.Array:
+    """obs [B, O] -> Q values [B, A] (the head's expected value)."""
+    return cfg.head.value(network(cfg, num_actions).apply(params, obs))
+
+
+def act(cfg: Config, state: State, obs: jax.Array, key: jax.Array, deterministic: bool) -> jax.Array:
+    """obs [B, O] -> actions [B] int32: greedy, or epsilon-greedy with the scheduled epsilon."""
+    greedy = jnp.argmax(q_values(cfg, state.q_params, obs, state.num_actions), axis=-1).astype(jnp.int32)
+    if deterministic:
+        return greedy
+    explore_key, action_key = jax.random.split(key)
+    explore = jax.random.uniform(explore_key, greedy.shape) < epsilon(cfg, state.steps)
+    random_action = jax.random.randint(action_key, greedy.shape, 0, state.num_actions, jnp.int32)
+    return jnp.where(explore, random_action, greedy)
+
+
+def bootstrap_inputs(cfg: Config, batch: Transition) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array, jax.Array]:
+    """(obs, action, r_t, discount_t, next_obs) of a batch: plain [B, ...], or n-step sequences [B, n, ...]."""
+    if cfg.n_step == 1:
+        return batch.obs, batch.action, batch.reward, targets.discount(cfg.gamma, batch.terminated), batch.next_obs
+    r_t, discount_t, last = targets.n_step_return(batch.reward, batch.terminated, batch.truncated, cfg.gamma)
+    index = last.reshape(-1, 1, *([1] * (batch.next_obs.ndim - 2)))  # [B, 1, 1...] for flat or image obs
+    next_obs = jnp.take_along_axis(batch.next_obs, index, axis=1)[:, 0]
+    return batch.obs[:, 0], batch.action[:, 0], r_t, discount_t, next_obs
+
+
+def update_weighted(
+    cfg: Config, state: State, batch: Transition, weights: jax.Array
+) -> tuple[State, common.Metrics, jax.Array]:
+    """One gradient step on a batch [B, ...] ([B, n, ...] when n_step > 1) with per-sample loss weights [B];
+    also returns each sample's new priority [B] (|TD error| for the scalar head, else the sample's loss)."""
+    head, net, tx = cfg.head, network(cfg, state.num_actions), optimizer(cfg)
+    obs, action, r_t, discount_t, next_obs = bootstrap_inputs(cfg, batch)
+    action = action.astype(jnp.int32)
+    key, obs_key, next_key = jax.random.split(state.key, 3)
+    if cfg.augmentation_pad:  # DrQ random shift, independent for obs and next_obs (#63 Alg. 1, K = M = 1)
+        obs = random_shift(obs_key, obs, cfg.augmentation_pad)
+        next_obs = random_shift(next_key, next_obs, cfg.augmentation_pad)
+
+    next_out = net.apply(state.target_q_params, next_obs)  # [B, A, K]
+    chooser = net.apply(state.q_params, next_obs) if cfg.double_q else next_out
+    next_action = jnp.argmax(head.value(chooser), axis=-1)  # [B]
+    next_out = jnp.take_along_axis(next_out, next_action[:, None, None], axis=1)[:, 0]  # [B, K]
+    target = jax.lax.stop_gradient(head.target(r_t, discount_t, next_out))
+
+    def loss_fn(params: dict) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
+        out = jnp.take_along_axis(net.apply(params, obs), action[:, None, None], axis=1)[:, 0]  # [B, K]
+        per_sample = head.loss(out, target)  # [B]
+        if isinstance(head, heads.ScalarHead):
+            priority = jnp.abs(head.value(out) - target)
+        else:
+            priority = per_sample
+        return jnp.mean(weights * per_sample), (head.value(out).mean(), priority)
+
+    params, opt_state, loss, (q_mean, priority) = common.gradient_step(loss_fn, state.q_params, state.opt_state, tx)
+    steps = state.steps + 1
+    moved = common.polyak(params, state.target_q_params, cfg.target_tau)
+    is_target_step = steps % cfg.target_update_period == 0
+    target = jax.tree.map(lambda new, old: jnp.where(is_target_step, new, old), moved, state.target_q_params)
+    new_state = state.replace(q_params=params, opt_state=opt_state, target_q_params=target, steps=steps, key=key)
+    metrics = {"critic/loss": loss, "critic/q_mean": q_mean, "explore/epsilon": epsilon(cfg, steps)}
+    return new_state, metrics, jax.lax.stop_gradient(priority)
+
+
+def update(cfg: Config, state: State, batch: Transition) -> tuple[State, common.Metrics]:
+    """One gradient step on a uniformly sampled batch [B, ...] ([B, n, ...] when n_step > 1)."""
+    state, metrics, _ = update_weighted(cfg, state, batch, jnp.ones(batch.reward.shape[:1]))
+    return state, metrics
+
+
+def update_many(cfg: Config, state: State, batches: Transition) -> tuple[State, common.Metrics]:
+    """K gradient steps in one `lax.scan` over batches [K, B, ...]; metrics are [K]."""
+    return common.scan_updates(partial(update, cfg), state, batches)
+
+
+# --- prioritized replay (called by the host loop when cfg.prioritized) ------------------------------------------
+
+
+def register_items(cfg: Config, state: State, buffer: ReplayBuffer, num_items: int) -> State:
+    """Give the `num_items` items just written to `buffer` the highest priority seen so far (#PER Alg. 1 line 6)."""
+    capacity = buffer.data.reward.shape[0]
+    index = (buffer.position - num_items + jnp.arange(num_items)) % capacity
+    tree = state.priorities
+    return state.replace(priorities=per.set_priorities(tree, index, jnp.full((num_items,), tree.max_priority)))
+
+
+def update_prioritized(
+    cfg: Config,
+    state: State,
+    buffer: ReplayBuffer,
+    key: jax.Array,
+    num_updates: int,
+    prepare: Callable[[Transition], Transition] = lambda b: b,
+) -> tuple[State, common.Metrics]:
+    """`num_updates` gradient steps, each on a batch drawn by priority, with importance weights; the sampled
+    items' priorities are refreshed after each step (#PER Alg. 1). `prepare` maps a raw batch (e.g. normalises
+    observations). Metrics are [K]."""
+
+    def step(state: State, step_key: jax.Array) -> tuple[State, common.Metrics]:
+        index, prob = per.sample(state.priorities, step_key, cfg.batch_size, buffer.size)
+        batch = prepare(jax.tree.map(lambda x: x[index], buffer.data))
+        weights = per.importance_weights(prob, buffer.size, cfg.priority_beta)
+        state, metrics, priority = update_weighted(cfg, state, batch, weights)
+        tree = per.set_priorities(state.priorities, index, jnp.power(priority + cfg.priority_eps, cfg.priority_alpha))
+        return state.replace(priorities=tree), metrics
+
+    return jax.lax.scan(step, state, jax.random.split(key, num_updates))

@@ -1,0 +1,241 @@
+"""Soft Actor-Critic for discrete actions (Christodoulou 2019, #55).
+
+With a categorical policy every expectation over actions is an exact sum, so no reparameterisation is needed:
+- critic: y = r + gamma (1 - terminated) sum_a' pi(a'|s') [min_i Qbar_i(s', a') - alpha log pi(a'|s')]
+  (#55 Eq. 10, the soft state value of Eq. 3 computed exactly), regressed by each Q_i(s, a);
+- actor: J_pi = E_s[ sum_a pi(a|s) (alpha log pi(a|s) - min_i Q_i(s, a)) ] (#55 Eq. 12);
+- temperature: J(alpha) = E_s[ sum_a pi(a|s) (-alpha (log pi(a|s) + target_entropy)) ] (#55 Eq. 11), with
+  target_entropy = target_entropy_ratio * log |A| (#55 Sec. 4: 0.98 of the maximum entropy).
+Any value head works: the exact expected soft value y is computed as a scalar and handed to the head as a target
+(`head.target(y, 0, .)`), so classification heads get the histogram of y; C51/quantile heads then learn a
+point-mass target rather than a distributional Bellman update.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from functools import partial
+
+import gymnasium as gym
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import struct
+
+from critix.agents import common
+from critix.nets.discrete import CategoricalPolicy, DiscreteQEnsemble
+from critix.optim import OptimizerConfig, make_optimizer
+from critix.types import Transition
+from critix.values import heads, targets
+
+NAME = "sac-discrete"
+ACTIONS = "discrete"
+"""The action space this agent needs (the host loop and the conformance harness read it)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Discrete SAC hyperparameters. Defaults: #55 Table 1 (Atari) unless a field says otherwise."""
+
+    hidden_sizes: tuple[int, ...] = (256, 256)
+    """Hidden layer sizes of actor and critics (SAC, #53 Table 1: 2 x 256, for vector observations)."""
+    activation: str = "relu"
+    """Hidden activation."""
+    num_critics: int = 2
+    """Critic ensemble size; targets and actor use the minimum over critics (#55 Sec. 4, clipped double-Q)."""
+    critic_head: str = "scalar"
+    """Value head of the critics: scalar, c51, quantile, hl-gauss or two-hot (see the module docstring)."""
+    scalar_loss: str = "mse"
+    """Loss of the scalar head: 'mse' (#55 Eq. 10) or 'huber'."""
+    v_min: float = -100.0
+    """Lowest value of the c51/hl-gauss/two-hot support (per-env defaults in `critix.agents.tuned`)."""
+    v_max: float = 100.0
+    """Highest value of the c51/hl-gauss/two-hot support (per-env defaults in `critix.agents.tuned`)."""
+    num_bins: int = 101
+    """Atoms/bins or quantiles of a distributional critic head (#7 Sec. 4: 101 bins)."""
+    hl_gauss_sigma: float = 0.75
+    """HL-Gauss sigma as a fraction of the bin width (#7 Sec. 4.1: 0.75)."""
+    actor_lr: float = 3e-4
+    """Actor learning rate (#55 Table 1: 3e-4)."""
+    critic_lr: float = 3e-4
+    """Critic learning rate (#55 Table 1: 3e-4)."""
+    alpha_lr: float = 3e-4
+    """Temperature learning rate (#55 Table 1: 3e-4)."""
+    max_grad_norm: float = 0.0
+    """Global gradient-norm clip for actor and critics; 0 disables (#55 clips nothing)."""
+    gamma: float = 0.99
+    """Discount factor (#55 Table 1: 0.99)."""
+    target_tau: float = 0.005
+    """Polyak rate of the target critics (SAC #53 Table 1: 0.005; #55 copies every 8,000 steps on Atari)."""
+    batch_size: int = 64
+    """Minibatch size (#55 Table 1: 64)."""
+    buffer_size: int = 1_000_000
+    """Replay capacity per seed (#55 Table 1: 1e6)."""
+    learning_starts: int = 20_000
+    """Env steps per seed with uniform random actions before updates start (#55 Table 1: 20,000)."""
+    utd_ratio: float = 0.25
+    """Gradient steps per env step per seed (#55 Table 1: one update every 4 steps)."""
+    init_alpha: float = 1.0
+    """Initial temperature (SB3 and CleanRL start at 1.0)."""
+    autotune_alpha: bool = True
+    """Learn the temperature against the entropy target (#55 Eq. 11); False keeps `init_alpha` fixed."""
+    target_entropy_ratio: float = 0.98
+    """Entropy target as a fraction of the maximum entropy log |A| (#55 Sec. 4: 0.98)."""
+
+    def __post_init__(self) -> None:
+        common.check_common(self)
+        heads.from_config(self)
+        if not self.init_alpha > 0:
+            raise ValueError(f"init_alpha must be > 0, got {self.init_alpha}")
+        if not 0.0 < self.target_entropy_ratio <= 1.0:
+            raise ValueError(f"target_entropy_ratio must be in (0, 1], got {self.target_entropy_ratio}")
+
+    @property
+    def head(self) -> heads.ValueHead:
+        return heads.from_config(self)
+
+
+class State(struct.PyTreeNode):
+    actor_params: dict
+    actor_opt_state: optax.OptState
+    critic_params: dict
+    critic_opt_state: optax.OptState
+    target_critic_params: dict
+    log_alpha: jax.Array
+    alpha_opt_state: optax.OptState
+    steps: jax.Array  # gradient steps taken
+    num_actions: int = struct.field(pytree_node=False)
+
+
+def networks(cfg: Config, num_actions: int) -> tuple[CategoricalPolicy, DiscreteQEnsemble]:
+    actor = CategoricalPolicy(cfg.hidden_sizes, num_actions, cfg.activation)
+    critic = DiscreteQEnsemble(cfg.hidden_sizes, num_actions, cfg.num_critics, cfg.head.num_outputs, cfg.activation)
+    return actor, critic
+
+
+def optimizers(cfg: Config) -> tuple[optax.GradientTransformation, ...]:
+    actor = make_optimizer(OptimizerConfig(cfg.actor_lr, max_grad_norm=cfg.max_grad_norm))
+    critic = make_optimizer(OptimizerConfig(cfg.critic_lr, max_grad_norm=cfg.max_grad_norm))
+    alpha = make_optimizer(OptimizerConfig(cfg.alpha_lr))
+    return actor, critic, alpha
+
+
+def check_spaces(observation_space: gym.Space, action_space: gym.Space) -> None:
+    common.check_flat_obs(NAME, observation_space)
+    common.check_discrete_actions(NAME, action_space)
+
+
+def init(cfg: Config, key: jax.Array, observation_space: gym.Space, action_space: gym.Space) -> State:
+    obs_dim = common.check_flat_obs(NAME, observation_space)
+    num_actions = common.check_discrete_actions(NAME, action_space)
+    actor, critic = networks(cfg, num_actions)
+    actor_tx, critic_tx, alpha_tx = optimizers(cfg)
+    actor_key, critic_key = jax.random.split(key)
+    obs = jnp.zeros((1, obs_dim))
+    actor_params, critic_params = actor.init(actor_key, obs), critic.init(critic_key, obs)
+    log_alpha = jnp.log(jnp.asarray(cfg.init_alpha, jnp.float32))
+    return State(
+        actor_params=actor_params,
+        actor_opt_state=actor_tx.init(actor_params),
+        critic_params=critic_params,
+        critic_opt_state=critic_tx.init(critic_params),
+        target_critic_params=jax.tree.map(jnp.copy, critic_params),
+        log_alpha=log_alpha,
+        alpha_opt_state=alpha_tx.init(log_alpha),
+        steps=jnp.zeros((), jnp.int32),
+        num_actions=num_actions,
+    )
+
+
+def soft_state_value(log_pi: jax.Array, q: jax.Array, alpha: jax.Array) -> jax.Array:
+    """V(s) = sum_a pi(a|s) [Q(s, a) - alpha log pi(a|s)], exactly (#55 Eq. 3): log_pi, q [B, A] -> [B].
+
+    The actor minimises its negative (#55 Eq. 12), so one function serves the critic target and the actor loss.
+    """
+    return jnp.sum(jnp.exp(log_pi) * (q - alpha * log_pi), axis=-1)
+
+
+def act(cfg: Config, state: State, obs: jax.Array, key: jax.Array, deterministic: bool) -> jax.Array:
+    """obs [B, O] -> actions [B] int32: a sample of the categorical policy, or its mode when deterministic."""
+    actor, _ = networks(cfg, state.num_actions)
+    logits = actor.apply(state.actor_params, obs)
+    if deterministic:
+        return jnp.argmax(logits, axis=-1).astype(jnp.int32)
+    return jax.random.categorical(key, logits, axis=-1).astype(jnp.int32)
+
+
+def update(cfg: Config, state: State, batch: Transition) -> tuple[State, common.Metrics]:
+    """One gradient step of critics, actor and temperature on a batch [B, ...]."""
+    head = cfg.head
+    actor, critic = networks(cfg, state.num_actions)
+    actor_tx, critic_tx, alpha_tx = optimizers(cfg)
+    alpha = jnp.exp(state.log_alpha)
+    action = batch.action.astype(jnp.int32)
+
+    # Critic: exact soft state value of s' under the current policy (#55 Eq. 3, 10).
+    next_log_pi = jax.nn.log_softmax(actor.apply(state.actor_params, batch.next_obs), axis=-1)  # [B, A]
+    next_q = jnp.min(head.value(critic.apply(state.target_critic_params, batch.next_obs)), axis=0)  # [B, A]
+    next_v = soft_state_value(next_log_pi, next_q, alpha)  # [B]
+    y = targets.td_target(batch.reward, targets.discount(cfg.gamma, batch.terminated), next_v)
+    target = jax.lax.stop_gradient(head.target(y, jnp.zeros_like(y), jnp.zeros((*y.shape, head.num_outputs))))
+
+    def critic_loss_fn(params: dict) -> tuple[jax.Array, jax.Array]:
+        out = critic.apply(params, batch.obs)  # [E, B, A, K]
+        out = jnp.take_along_axis(out, action[None, :, None, None], axis=2)[:, :, 0]  # [E, B, K]
+        return head.loss(out, target).mean(axis=-1).sum(), head.value(out).mean()
+
+    critic_params, critic_opt_state, critic_loss, q_mean = common.gradient_step(
+        critic_loss_fn, state.critic_params, state.critic_opt_state, critic_tx
+    )
+
+    # Actor: exact expectation over actions against the updated critics (#55 Eq. 12).
+    q = jax.lax.stop_gradient(jnp.min(head.value(critic.apply(critic_params, batch.obs)), axis=0))  # [B, A]
+
+    def actor_loss_fn(params: dict) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
+        log_pi = jax.nn.log_softmax(actor.apply(params, batch.obs), axis=-1)
+        return -jnp.mean(soft_state_value(log_pi, q, alpha)), (jnp.exp(log_pi), log_pi)
+
+    actor_params, actor_opt_state, actor_loss, (pi, log_pi) = common.gradient_step(
+        actor_loss_fn, state.actor_params, state.actor_opt_state, actor_tx
+    )
+
+    # Temperature (#55 Eq. 11): the policy's expected log-probability against the entropy target.
+    entropy = -jnp.sum(pi * log_pi, axis=-1)  # [B]
+    target_entropy = cfg.target_entropy_ratio * float(np.log(state.num_actions))
+    entropy_gap = jax.lax.stop_gradient(target_entropy - entropy)  # = E_pi[log pi] + target_entropy
+
+    def alpha_loss_fn(log_alpha: jax.Array) -> tuple[jax.Array, None]:
+        return -jnp.mean(jnp.exp(log_alpha) * entropy_gap), None
+
+    if cfg.autotune_alpha:
+        log_alpha, alpha_opt_state, alpha_loss, _ = common.gradient_step(
+            alpha_loss_fn, state.log_alpha, state.alpha_opt_state, alpha_tx
+        )
+    else:
+        log_alpha, alpha_opt_state, alpha_loss = state.log_alpha, state.alpha_opt_state, jnp.zeros(())
+
+    new_state = state.replace(
+        actor_params=actor_params,
+        actor_opt_state=actor_opt_state,
+        critic_params=critic_params,
+        critic_opt_state=critic_opt_state,
+        target_critic_params=common.polyak(critic_params, state.target_critic_params, cfg.target_tau),
+        log_alpha=log_alpha,
+        alpha_opt_state=alpha_opt_state,
+        steps=state.steps + 1,
+    )
+    metrics = {
+        "critic/loss": critic_loss,
+        "critic/q_mean": q_mean,
+        "actor/loss": actor_loss,
+        "actor/entropy": jnp.mean(entropy),
+        "alpha/value": alpha,
+        "alpha/loss": alpha_loss,
+    }
+    return new_state, metrics
+
+
+def update_many(cfg: Config, state: State, batches: Transition) -> tuple[State, common.Metrics]:
+    """K gradient steps in one `lax.scan` over batches [K, B, ...]; metrics are [K]."""
+    return common.scan_updates(partial(update, cfg), state, batches)
