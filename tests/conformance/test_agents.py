@@ -26,13 +26,12 @@ BATCH = 16
 
 
 def small_config(name: str) -> Any:
-    return dataclasses.replace(
-        REGISTRY[name].default_config,
-        hidden_sizes=(32, 32),
-        batch_size=BATCH,
-        buffer_size=64,
-        learning_starts=0,
-    )
+    cfg = REGISTRY[name].default_config
+    # Off-policy agents get a small buffer; on-policy agents (a rollout [T=B, ...] per update) small minibatches.
+    small = {"hidden_sizes": (32, 32), "batch_size": BATCH, "buffer_size": 64, "learning_starts": 0,
+             "minibatch_size": BATCH // 4, "num_epochs": 2}
+    fields = {f.name for f in dataclasses.fields(cfg)}
+    return dataclasses.replace(cfg, **{k: v for k, v in small.items() if k in fields})
 
 
 def random_batches(key: jax.Array, leading: tuple[int, ...]) -> Transition:
@@ -137,6 +136,8 @@ def _lr_fields(cfg: Any) -> list[str]:
      ("buffer_size", BATCH - 1), ("hidden_sizes", ()), ("hidden_sizes", (32, 0))],
 )
 def test_invalid_config_raises(h, field, value):
+    if field not in {f.name for f in dataclasses.fields(h.cfg)}:
+        pytest.skip(f"{h.name} has no {field} (e.g. on-policy agents keep no replay buffer)")
     with pytest.raises(ValueError, match=field):
         dataclasses.replace(h.cfg, **{field: value})
 
@@ -171,7 +172,8 @@ def test_act_shapes_and_bounds(h, deterministic):
         action = np.asarray(h.act(h.state, scale * obs, jax.random.PRNGKey(0), deterministic))
         assert action.shape == (8, 2) and action.dtype == np.float32
         assert np.all(np.isfinite(action))
-        assert np.all(action >= -1.0) and np.all(action <= 1.0)
+        if getattr(h.module, "ACTIONS_IN_BOUNDS", True):  # else raw Gaussian samples that the env loop clips
+            assert np.all(action >= -1.0) and np.all(action <= 1.0)
     eager = h.module.act(h.cfg, h.state, obs, jax.random.PRNGKey(0), deterministic)
     np.testing.assert_allclose(eager, h.act(h.state, obs, jax.random.PRNGKey(0), deterministic), rtol=1e-5,
                                atol=1e-6)
@@ -236,11 +238,17 @@ def test_same_key_gives_identical_results(h):
 
 
 def test_truncation_does_not_change_the_update_but_termination_does(h):
-    """Bootstrapping stops only on `terminated`; `truncated` transitions bootstrap like any other."""
+    """Bootstrapping stops only on `terminated`; `truncated` transitions bootstrap like any other.
+
+    On-policy agents also cut their multi-step traces at any episode end, so they are checked with one-step
+    advantages (gae_lambda = 0), where truncation must not matter either."""
+    update_many = h.update_many
+    if hasattr(h.cfg, "gae_lambda"):
+        update_many = jax.jit(partial(h.module.update_many, dataclasses.replace(h.cfg, gae_lambda=0.0)))
     flipped_trunc = h.batches.replace(truncated=1.0 - h.batches.truncated)
-    assert leaves_equal(h.update_many(h.state, h.batches), h.update_many(h.state, flipped_trunc))
+    assert leaves_equal(update_many(h.state, h.batches), update_many(h.state, flipped_trunc))
     flipped_term = h.batches.replace(terminated=1.0 - h.batches.terminated)
-    assert not leaves_equal(h.update_many(h.state, h.batches)[0], h.update_many(h.state, flipped_term)[0])
+    assert not leaves_equal(update_many(h.state, h.batches)[0], update_many(h.state, flipped_term)[0])
 
 
 def test_jitted_update_many_is_reusable(h):

@@ -10,6 +10,7 @@ from types import ModuleType
 from typing import Any
 
 from critix.agents import sac, td3
+from critix.agents import ppo  # on-policy (issue 3)
 from critix.types import CritixError
 
 
@@ -25,6 +26,8 @@ REGISTRY: dict[str, AgentSpec] = {
     "sac": AgentSpec("sac", sac, sac.Config(), "Soft Actor-Critic, twin critics, automatic temperature (#50, #53)"),
     "td3": AgentSpec("td3", td3, td3.Config(), "Twin Delayed DDPG (#98)"),
     "ddpg": AgentSpec("ddpg", td3, td3.Config.ddpg(), "Deep Deterministic Policy Gradient (#81), a td3 config"),
+    "ppo": AgentSpec("ppo", ppo, ppo.Config(), "Proximal Policy Optimisation with GAE (#240), on-policy"),
+    "a2c": AgentSpec("a2c", ppo, ppo.Config.a2c(), "Advantage actor-critic, synchronous A3C (#85), a ppo config"),
 }
 
 
