@@ -56,7 +56,8 @@ class Eval:
 
 
 def cmd_train(argv: list[str]) -> int:
-    from critix.train.online import load_run_config, train
+    from critix.train.modes import train  # host off-policy, host on-policy or compiled, by algo and env id
+    from critix.train.online import load_run_config
 
     if not argv or argv[0].startswith("-"):
         print(USAGE % ", ".join(agents.REGISTRY))
@@ -84,7 +85,8 @@ def cmd_eval(argv: list[str]) -> int:
     import numpy as np
 
     from critix.train import checkpoint
-    from critix.train.online import Session, load_run_config
+    from critix.train.modes import make_session
+    from critix.train.online import load_run_config
 
     args = tyro.cli(Eval, args=argv, prog="critix eval")
     run_dir = Path(args.run_dir)
@@ -92,7 +94,7 @@ def cmd_eval(argv: list[str]) -> int:
     ckpt = checkpoint.latest(run_dir / "checkpoints")
     if ckpt is None:
         raise CritixError(f"{run_dir} has no complete checkpoint in {run_dir / 'checkpoints'}")
-    session = Session(algo, agent_cfg, dataclasses.replace(run, eval_episodes=args.episodes))
+    session = make_session(algo, agent_cfg, dataclasses.replace(run, eval_episodes=args.episodes))
     try:
         runner = session.restore_runner(ckpt)
         returns = session.evaluate(runner, seed=args.seed)

@@ -28,10 +28,11 @@ def evaluate(
     returns, lengths = np.zeros(total), np.zeros(total, np.int64)
     episode_return, episode_length = np.zeros(total), np.zeros(total, np.int64)
     finished = np.zeros(total, bool)
-    low, high = env.single_action_space.low, env.single_action_space.high
+    space = env.single_action_space
+    box = isinstance(space, gym.spaces.Box)  # else Discrete: integer actions go to the env as they are
     for _ in range(MAX_EVAL_STEPS):
-        action = act(obs.reshape(num_seeds, per_seed, *obs.shape[1:])).reshape(total, -1)
-        obs, reward, terminated, truncated, _ = env.step(scale_action(action, low, high))
+        action = act(obs.reshape(num_seeds, per_seed, *obs.shape[1:])).reshape(total, *space.shape)
+        obs, reward, terminated, truncated, _ = env.step(scale_action(action, space.low, space.high) if box else action)
         episode_return += reward
         episode_length += 1
         done = (terminated | truncated) & ~finished
