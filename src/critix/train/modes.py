@@ -1,6 +1,6 @@
 """Which training loop runs a (algorithm, env) pair: the env id and the agent choose the mode.
 
-- `gymnax:<id>` env ids run fully compiled (`critix.train.compiled`): rollout and update in one `lax.scan`;
+- `gymnax:<id>` (and `jax:<name>`) env ids run fully compiled (`critix.train.compiled`): rollout and update in one `lax.scan`;
 - on-policy agents (PPO, A2C) on Gymnasium envs run the rollout loop `critix.train.onpolicy`;
 - off-policy agents on Gymnasium envs run the replay loop `critix.train.online`.
 Every mode writes the same run folder, so `critix eval` and `--resume` dispatch here too.
@@ -12,14 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from critix import agents
+from critix.envs.jax_envs import is_jax_env
 from critix.train.online import RunConfig
-
-JAX_ENV_PREFIX = "gymnax:"
 
 
 def mode(algo: str, env_id: str) -> str:
     """'compiled', 'onpolicy' or 'online'."""
-    if env_id.startswith(JAX_ENV_PREFIX):
+    if is_jax_env(env_id):
         return "compiled"
     return "onpolicy" if getattr(agents.get(algo).module, "ON_POLICY", False) else "online"
 
