@@ -99,6 +99,9 @@ def make_gymnax(name: str) -> JaxEnv:
 
     def reset_fn(key: jax.Array) -> tuple[jax.Array, Any]:
         obs, state = env.reset_env(key, params)
+        # Strong dtypes: some resets build weakly typed leaves (Pendulum's last_u) that `step_env` returns strongly
+        # typed, which would make a compiled chunk's output carry differ from its input (and recompile).
+        state = jax.tree.map(lambda x: jnp.asarray(x, dtype=jnp.asarray(x).dtype), state)
         return jnp.asarray(obs, jnp.float32).reshape(-1), state
 
     def step_fn(key: jax.Array, state: Any, action: jax.Array) -> tuple:

@@ -4,8 +4,8 @@ The run is `jit(vmap(chunk))` over S seeds, where a chunk is a `lax.scan` over i
 - on-policy agents (PPO, A2C): an iteration collects a rollout of `rollout_length` steps from N envs (an inner
   scan) and calls the agent's `update` on it, exactly as the host loop `critix.train.onpolicy` does;
 - off-policy agents (SAC, TD3, DDPG): an iteration is one step of N envs, written into a device replay buffer
-  inside the carry, then `utd_ratio * N` gradient steps (`update_many` on sampled batches) once `learning_starts`
-  env steps are collected (uniform random actions before).
+  inside the carry, then `utd_ratio * N` gradient steps (`update_many` on sampled batches); the first
+  ceil(learning_starts / N) iterations take uniform random actions and make no updates.
 The host loops over chunks, so the progress bar, metrics.csv, TensorBoard, learning curve, evaluation,
 checkpoints and summary.json are those of the host modes. The agent modules are the same ones the host loops use.
 
@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +93,8 @@ class Session:
                 raise CritixError(f"the replay buffer holds {self.capacity} transitions, fewer than batch_size="
                                   f"{agent_cfg.batch_size}; raise --steps or lower --batch-size")
             self.updates_per_step = max(1, round(agent_cfg.utd_ratio * run.num_envs))
+        # Off-policy warm-up: iterations with uniform random actions and no updates (env steps < learning_starts).
+        self.warmup_iterations = 0 if self.on_policy else math.ceil(agent_cfg.learning_starts / run.num_envs)
         self.total_iterations = math.ceil(run.steps / self.steps_per_iteration)
         self.chunk_iterations = max(1, min(self.total_iterations, math.ceil(run.log_every / self.steps_per_iteration)))
         self._build_functions()
@@ -142,29 +145,31 @@ class Session:
         metrics = {**metrics, "episode/return_sum": ret_sum.sum(), "episode/count": count.sum()}
         return carry.replace(agent=agent), metrics
 
-    def _iteration_off_policy(self, carry: Carry, _: None) -> tuple[Carry, dict]:
+    def _iteration_off_policy(self, learning: bool, carry: Carry, _: None) -> tuple[Carry, dict]:
+        """One step of N envs into the replay buffer; with `learning`, policy actions and `updates_per_step`
+        gradient steps, else uniform random actions (warm-up). `learning` is static: the host runs warm-up chunks,
+        then learning chunks, so no seed-batched `lax.cond` computes both branches."""
         cfg, module = self.cfg, self.module
         key, act_key, sample_key = jax.random.split(carry.key, 3)
-        learning = carry.env_steps >= cfg.learning_starts
-        action = jax.lax.cond(learning, lambda: module.act(cfg, carry.agent, carry.obs, act_key, False),
-                              lambda: self._act_random(act_key))
+        if learning:
+            action = module.act(cfg, carry.agent, carry.obs, act_key, False)
+        else:
+            action = self._act_random(act_key)
         carry, transition, ret_sum, count = self._env_step(carry.replace(key=key), action)
-        buffer = replay.add(carry.buffer, transition)
-        learning = carry.env_steps >= cfg.learning_starts  # updates start once learning_starts steps are stored
+        carry = carry.replace(buffer=replay.add(carry.buffer, transition))
+        metrics = {"episode/return_sum": ret_sum, "episode/count": count}
+        if learning:
+            batches = replay.sample_many(carry.buffer, sample_key, self.updates_per_step, cfg.batch_size)
+            agent, update_metrics = module.update_many(cfg, carry.agent, batches)
+            carry = carry.replace(agent=agent)
+            metrics.update(jax.tree.map(jnp.nanmean, update_metrics))
+        return carry, metrics
 
-        def train(agent: Any) -> tuple[Any, dict]:
-            batches = replay.sample_many(buffer, sample_key, self.updates_per_step, cfg.batch_size)
-            agent, metrics = module.update_many(cfg, agent, batches)
-            return agent, jax.tree.map(jnp.nanmean, metrics)
-
-        metric_shapes = jax.eval_shape(train, carry.agent)[1]
-        skip = lambda agent: (agent, jax.tree.map(lambda s: jnp.full(s.shape, jnp.nan, s.dtype), metric_shapes))  # noqa: E731
-        agent, metrics = jax.lax.cond(learning, train, skip, carry.agent)
-        metrics = {**metrics, "episode/return_sum": ret_sum, "episode/count": count}
-        return carry.replace(agent=agent, buffer=buffer), metrics
-
-    def _chunk(self, carry: Carry, length: int) -> tuple[Carry, dict]:
-        iteration = self._iteration_on_policy if self.on_policy else self._iteration_off_policy
+    def _chunk(self, carry: Carry, length: int, learning: bool) -> tuple[Carry, dict]:
+        if self.on_policy:
+            iteration = self._iteration_on_policy
+        else:
+            iteration = partial(self._iteration_off_policy, learning)
         carry, metrics = jax.lax.scan(iteration, carry, None, length=length)
         ret_sum, count = metrics.pop("episode/return_sum"), metrics.pop("episode/count")
         summary = jax.tree.map(jnp.nanmean, metrics)
@@ -194,7 +199,8 @@ class Session:
         return returns
 
     def _build_functions(self) -> None:
-        self.chunk = jax.jit(jax.vmap(self._chunk, in_axes=(0, None)), static_argnums=1, donate_argnums=0)
+        self.chunk = jax.jit(jax.vmap(self._chunk, in_axes=(0, None, None)), static_argnums=(1, 2),
+                             donate_argnums=0)
         self.evaluate_seeds = jax.jit(jax.vmap(self._evaluate_seed, in_axes=(0, None)))
         self.init_seeds = jax.jit(jax.vmap(self._init_seed))
 
@@ -218,7 +224,7 @@ class Session:
         return np.asarray(self.evaluate_seeds(runner.carry.agent, jax.random.PRNGKey(seed)))
 
     def metric_names(self) -> list[str]:
-        shapes = jax.eval_shape(lambda c: self._chunk(c, 1), jax.eval_shape(
+        shapes = jax.eval_shape(lambda c: self._chunk(c, 1, True), jax.eval_shape(
             lambda: self._init_seed(jax.random.PRNGKey(0), jax.random.PRNGKey(1), jax.random.PRNGKey(2))))[1]
         return sorted(n for n in shapes if n not in ("episode/count", "train/episode_return")) + list(LOOP_METRICS)
 
@@ -248,22 +254,24 @@ def train(algo: str, agent_cfg: Any, run: RunConfig, resume: Path | None = None)
     last_eval: np.ndarray | None = None
     final_returns: np.ndarray | None = None
     start = time.perf_counter() - runner.wall_seconds
-    compiled_lengths: set[int] = set()
+    compiled_lengths: set[tuple[int, bool]] = set()
 
     progress = Progress(total_steps, f"{algo} {run.env} x{S} seeds (compiled)", enabled=run.progress)
     progress.start(runner.iterations * per_iteration)
     try:
         while runner.iterations < session.total_iterations:
-            length = min(session.chunk_iterations, session.total_iterations - runner.iterations)
+            learning = runner.iterations >= session.warmup_iterations
+            end = session.total_iterations if learning else session.warmup_iterations
+            length = min(session.chunk_iterations, end - runner.iterations)
             chunk_start = time.perf_counter()
-            runner.carry, metrics = session.chunk(runner.carry, length)
+            runner.carry, metrics = session.chunk(runner.carry, length, learning)
             metrics = jax.device_get(metrics)  # waits for the chunk
-            if length in compiled_lengths:
+            if (length, learning) not in compiled_lengths:  # the first call of each chunk kind compiles it
+                runner.compile_seconds += time.perf_counter() - chunk_start
+                compiled_lengths.add((length, learning))
+            elif learning:  # steady state: env steps and updates (warm-up chunks are not counted)
                 runner.train_seconds += time.perf_counter() - chunk_start
                 runner.train_steps += length * per_iteration
-            else:  # the first call of each chunk length compiles it
-                runner.compile_seconds += time.perf_counter() - chunk_start
-                compiled_lengths.add(length)
             runner.iterations += length
             runner.episodes += int(np.sum(metrics.pop("episode/count")))
             steps_now, prev = runner.iterations * per_iteration, (runner.iterations - length) * per_iteration
@@ -299,8 +307,7 @@ def train(algo: str, agent_cfg: Any, run: RunConfig, resume: Path | None = None)
     if session.on_policy:
         gradient_steps = runner.iterations * session.module.gradient_steps_per_update(cfg, per_iteration)
     else:
-        learning_iterations = max(0, runner.iterations - math.ceil(cfg.learning_starts / per_iteration))
-        gradient_steps = learning_iterations * session.updates_per_step
+        gradient_steps = max(0, runner.iterations - session.warmup_iterations) * session.updates_per_step
     summary = make_summary(algo, run, final_returns, steps, runner.wall_seconds, runner.train_steps,
                            runner.train_seconds, runner.compile_seconds, gradient_steps, run_dir, mode="compiled")
     checkpoint.atomic_write_json(run_dir / "summary.json", summary)
