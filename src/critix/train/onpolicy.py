@@ -317,6 +317,8 @@ def make_summary(
         "steps_per_second": train_steps / train_seconds if train_seconds else None,
         "steps_per_second_note": "env steps per seed per second, first (compiling) iteration and eval excluded",
         "compile_seconds": compile_seconds,
+        "train_seconds": train_seconds,
+        "train_seconds_note": "wall time of env steps + updates after the first (compiling) iteration or chunk",
         "gradient_steps": gradient_steps,
         "critix_version": __version__,
         "jax_version": jax.__version__,
