@@ -229,7 +229,9 @@ def value(cfg: Config, state: State, critic_params: dict, obs: jax.Array) -> jax
     return critic.apply(critic_params, obs)[..., 0]
 
 
-def advantages_and_returns(cfg: Config, state: State, rollout: Transition) -> tuple[jax.Array, jax.Array, jax.Array]:
+def advantages_and_returns(
+    cfg: Config, state: State, rollout: Transition
+) -> tuple[jax.Array, jax.Array, jax.Array]:
     """GAE advantages, lambda-returns and V(obs) of a rollout [T, ...] under the state's value network."""
     v_tm1 = value(cfg, state, state.critic_params, rollout.obs)
     v_t = value(cfg, state, state.critic_params, rollout.next_obs)

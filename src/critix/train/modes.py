@@ -1,6 +1,7 @@
 """Which training loop runs a (algorithm, env) pair: the env id and the agent choose the mode.
 
-- `gymnax:<id>` (and `jax:<name>`) env ids run fully compiled (`critix.train.compiled`): rollout and update in one `lax.scan`;
+- `gymnax:<id>` (and `jax:<name>`) env ids run fully compiled (`critix.train.compiled`): rollout and update
+  in one `lax.scan`;
 - on-policy agents (PPO, A2C) on Gymnasium envs run the rollout loop `critix.train.onpolicy`;
 - off-policy agents on Gymnasium envs run the replay loop `critix.train.online`.
 Every mode writes the same run folder, so `critix eval` and `--resume` dispatch here too.

@@ -106,7 +106,8 @@ class Session:
             return module.act(cfg, state, prepare(obs, mean, var), jax.random.PRNGKey(0), True)
 
         def train_rollout(state: Any, rollout: Transition, mean: jax.Array, var: jax.Array) -> Any:
-            rollout = rollout.replace(obs=prepare(rollout.obs, mean, var), next_obs=prepare(rollout.next_obs, mean, var))
+            rollout = rollout.replace(obs=prepare(rollout.obs, mean, var),
+                                      next_obs=prepare(rollout.next_obs, mean, var))
             return module.update(cfg, state, rollout)
 
         self.policy = jax.jit(jax.vmap(policy))
@@ -278,7 +279,8 @@ def _train(session: Session, resume: Path | None) -> dict[str, Any]:
                 runner.wall_seconds = time.perf_counter() - start
                 logger.flush()
                 checkpoint.save(ckpt_dir, steps_now, runner.arrays(),
-                                {"counters": runner.counters(), "algo": algo, "env": run.env}, keep=run.keep_checkpoints)
+                                {"counters": runner.counters(), "algo": algo, "env": run.env},
+                                keep=run.keep_checkpoints)
             sps = runner.train_steps / runner.train_seconds if runner.train_seconds else float("nan")
             progress.update(steps_now, sps, None if last_eval is None else float(np.mean(last_eval)))
     finally:
