@@ -164,7 +164,9 @@ def networks(cfg: Config, discrete: bool, action_dim: int) -> tuple[nn.Module, M
 def optimizer(cfg: Config) -> optax.GradientTransformation:
     """The library's one optimiser; annealing is its linear schedule over `anneal_steps` gradient steps."""
     if cfg.anneal_learning_rate and cfg.anneal_steps == 0:
-        raise ValueError("anneal_steps must be > 0 when anneal_learning_rate is on (the training loops set it from --steps)")
+        raise ValueError(
+            "anneal_steps must be > 0 when anneal_learning_rate is on (the training loops set it from --steps)"
+        )
     schedule = "linear" if cfg.anneal_learning_rate else "constant"
     return make_optimizer(OptimizerConfig(cfg.learning_rate, schedule, cfg.anneal_steps,
                                           max_grad_norm=cfg.max_grad_norm, eps=cfg.adam_eps))
