@@ -58,8 +58,8 @@ def run_critix(env: str, steps: int, num_envs: int, num_seeds: int, extra: list[
             "command": shlex.join(cmd[2:])}
 
 
-def run_peer(lib: str, steps: int, num_envs: int, seed: int) -> dict[str, Any]:
-    cmd = [str(PEER_PYTHON), str(BENCH / "peers" / "peer_ppo.py"), "--lib", lib, "--steps", str(steps),
+def run_peer(lib: str, steps: int, num_envs: int, seed: int, peer_python: Path = PEER_PYTHON) -> dict[str, Any]:
+    cmd = [str(peer_python), str(BENCH / "peers" / "peer_ppo.py"), "--lib", lib, "--steps", str(steps),
            "--num-envs", str(num_envs), "--seed", str(seed)]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
@@ -74,19 +74,20 @@ def main() -> None:
     parser.add_argument("--num-envs", type=int, default=4)
     parser.add_argument("--pairs", type=int, default=3)
     parser.add_argument("--no-peers", action="store_true")
+    parser.add_argument("--peer-python", type=Path, default=PEER_PYTHON, help="python of the peers' venv")
     parser.add_argument("--compiled", action="store_true", help="also run compiled PPO on gymnax:CartPole-v1")
     parser.add_argument("--compiled-steps", type=int, default=1_000_000)
     parser.add_argument("--compiled-seeds", type=int, default=16)
     args = parser.parse_args()
-    if not args.no_peers and not PEER_PYTHON.exists():
-        raise SystemExit(f"{PEER_PYTHON} is missing: run `bash benchmarks/peers/install.sh` (or pass --no-peers)")
+    if not args.no_peers and not args.peer_python.exists():
+        raise SystemExit(f"{args.peer_python} is missing: run `bash benchmarks/peers/install.sh` (or pass --no-peers)")
     load_at_start = list(os.getloadavg())
     results: list[dict[str, Any]] = []
     for pair in range(args.pairs):
         results.append({"pair": pair, **run_critix("CartPole-v1", args.steps, args.num_envs, 1, [])})
         print(json.dumps(results[-1]), flush=True)
         for lib in ([] if args.no_peers else ["sb3", "sbx"]):
-            results.append({"pair": pair, **run_peer(lib, args.steps, args.num_envs, seed=pair)})
+            results.append({"pair": pair, **run_peer(lib, args.steps, args.num_envs, pair, args.peer_python)})
             print(json.dumps(results[-1]), flush=True)
     if args.compiled:
         results.append({"pair": None, **run_critix("gymnax:CartPole-v1", args.compiled_steps, args.num_envs,
