@@ -236,7 +236,8 @@ def train(algo: str, agent_cfg: Any, run: RunConfig, resume: Path | None = None)
     """Train (or resume) a compiled run on a JAX env; returns the summary also written to summary.json."""
     session = Session(algo, agent_cfg, run)
     cfg, S = session.cfg, session.num_seeds
-    run_dir = Path(resume) if resume else Path(run.run_dir) if run.run_dir else default_run_dir(algo, run.env)
+    default = default_run_dir(algo, run.env.replace(":", "-"))  # no colon in folder names
+    run_dir = Path(resume) if resume else Path(run.run_dir) if run.run_dir else default
     ckpt_dir = run_dir / "checkpoints"
     run_dir.mkdir(parents=True, exist_ok=True)
     runner = None
