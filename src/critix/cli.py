@@ -142,7 +142,8 @@ def cmd_bench(argv: list[str]) -> int:
 
 
 def cmd_train(argv: list[str]) -> int:
-    from critix.train.online import load_run_config, train
+    from critix.train.modes import train  # host off-policy, host on-policy or compiled, by algo and env id
+    from critix.train.online import load_run_config
 
     if not argv or argv[0].startswith("-"):
         print(USAGE % ", ".join(agents.REGISTRY))
@@ -247,7 +248,8 @@ def cmd_eval(argv: list[str]) -> int:
     import numpy as np
 
     from critix.train import checkpoint
-    from critix.train.online import Session, load_run_config
+    from critix.train.modes import make_session
+    from critix.train.online import load_run_config
 
     args = tyro.cli(Eval, args=argv, prog="critix eval")
     run_dir = Path(args.run_dir)
@@ -258,7 +260,7 @@ def cmd_eval(argv: list[str]) -> int:
     if found is None:
         raise CritixError(f"{run_dir} has no complete checkpoint in {run_dir / 'checkpoints'}")
     ckpt = found[0]
-    session = Session(algo, agent_cfg, dataclasses.replace(run, eval_episodes=args.episodes))
+    session = make_session(algo, agent_cfg, dataclasses.replace(run, eval_episodes=args.episodes))
     try:
         runner = session.restore_runner(ckpt)
         returns = session.evaluate(runner, seed=args.seed)

@@ -9,7 +9,7 @@ import dataclasses
 from types import ModuleType
 from typing import Any
 
-from critix.agents import bc, cql, dqn, iql, sac, sac_discrete, td3
+from critix.agents import bc, cql, dqn, iql, ppo, sac, sac_discrete, td3
 from critix.types import CritixError
 
 
@@ -39,6 +39,8 @@ REGISTRY: dict[str, AgentSpec] = {
     "iql": AgentSpec("iql", iql, iql.Config(), "Implicit Q-Learning, expectile value loss (offline, #78 lineage)"),
     "xql": AgentSpec("xql", iql, iql.Config.xql(), "Extreme Q-Learning, Gumbel value loss (offline), an iql config"),
     "fdvl": AgentSpec("fdvl", iql, iql.Config.fdvl(), "f-DVL, Dual-RL chi-square value loss (#0, offline), an iql config"),
+    "ppo": AgentSpec("ppo", ppo, ppo.Config(), "Proximal Policy Optimisation with GAE (#240), on-policy"),
+    "a2c": AgentSpec("a2c", ppo, ppo.Config.a2c(), "Advantage actor-critic, synchronous A3C (#85), a ppo config"),
 }
 
 

@@ -1,7 +1,7 @@
 """Behaviour cloning: maximise the likelihood of the dataset's actions, max_pi E_D[log pi(a|s)].
 
 The offline baseline every offline method must beat (Fu et al. 2020, D4RL, Sec. 6). The policy is the Gaussian
-of `critix.nets.policies.GaussianPolicy` (tanh mean, state-independent log-std), the same actor IQL trains with
+of `critix.nets.policies.BoundedGaussianPolicy` (tanh mean, state-independent log-std), the same actor IQL trains with
 advantage weights, so BC is IQL's actor loss with every weight equal to 1. It uses no reward and no critic.
 """
 
@@ -17,7 +17,7 @@ import optax
 from flax import struct
 
 from critix.agents import common
-from critix.nets.policies import GaussianPolicy, gaussian_log_prob, gaussian_sample
+from critix.nets.policies import BoundedGaussianPolicy, gaussian_log_prob, gaussian_sample
 from critix.optim import OptimizerConfig, make_optimizer
 from critix.types import Transition
 
@@ -59,8 +59,8 @@ class State(struct.PyTreeNode):
     action_dim: int = struct.field(pytree_node=False)
 
 
-def networks(cfg: Config, action_dim: int) -> GaussianPolicy:
-    return GaussianPolicy(cfg.hidden_sizes, action_dim, cfg.activation)
+def networks(cfg: Config, action_dim: int) -> BoundedGaussianPolicy:
+    return BoundedGaussianPolicy(cfg.hidden_sizes, action_dim, cfg.activation)
 
 
 def optimizer(cfg: Config) -> optax.GradientTransformation:

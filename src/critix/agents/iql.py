@@ -28,7 +28,7 @@ from flax import struct
 from critix.agents import common
 from critix.nets.ensemble import QEnsemble
 from critix.nets.mlp import MLP
-from critix.nets.policies import GaussianPolicy, gaussian_log_prob, gaussian_sample
+from critix.nets.policies import BoundedGaussianPolicy, gaussian_log_prob, gaussian_sample
 from critix.optim import OptimizerConfig, make_optimizer
 from critix.types import Transition
 from critix.values import heads, losses, targets
@@ -120,8 +120,8 @@ class State(struct.PyTreeNode):
     action_dim: int = struct.field(pytree_node=False)
 
 
-def networks(cfg: Config, action_dim: int) -> tuple[GaussianPolicy, QEnsemble, MLP]:
-    actor = GaussianPolicy(cfg.hidden_sizes, action_dim, cfg.activation)
+def networks(cfg: Config, action_dim: int) -> tuple[BoundedGaussianPolicy, QEnsemble, MLP]:
+    actor = BoundedGaussianPolicy(cfg.hidden_sizes, action_dim, cfg.activation)
     critic = QEnsemble(cfg.hidden_sizes, cfg.num_critics, 1, cfg.activation)
     value = MLP(cfg.hidden_sizes, 1, cfg.activation)
     return actor, critic, value

@@ -67,7 +67,7 @@ def tanh_gaussian_mode(mean: jax.Array) -> jax.Array:
     return jnp.tanh(mean)
 
 
-class GaussianPolicy(nn.Module):
+class BoundedGaussianPolicy(nn.Module):
     """obs [B, O] -> (mean [B, A] = tanh(MLP(obs)), log_std [A]): a Gaussian whose mean lies in [-1, 1] and whose
     log-std is a state-independent parameter, as in IQL's reference actor (Kostrikov et al. 2022, appendix;
     `tanh_squash_distribution=False`). Dataset actions at the bounds keep a finite likelihood, unlike under a
@@ -85,8 +85,59 @@ class GaussianPolicy(nn.Module):
         return mean, jnp.clip(log_std, -5.0, 2.0)  # IQL reference bounds on the log-std
 
 
+class CategoricalPolicy(nn.Module):
+    """obs [B, O] -> logits [B, num_actions] of a categorical policy over discrete actions (PPO, A2C)."""
+
+    hidden_sizes: Sequence[int]
+    num_actions: int
+    activation: str = "tanh"
+    final_init_scale: float = 0.01
+    """Orthogonal-init scale of the logits layer: small, so the initial policy is near uniform (PPO2 baselines)."""
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> jax.Array:
+        x = MLP(self.hidden_sizes, None, self.activation)(obs)
+        return nn.Dense(self.num_actions, kernel_init=nn.initializers.orthogonal(self.final_init_scale))(x)
+
+
+def categorical_sample(key: jax.Array, logits: jax.Array) -> jax.Array:
+    """One action index per row of logits [B, K] -> [B] int32."""
+    return jax.random.categorical(key, logits).astype(jnp.int32)
+
+
+def categorical_log_prob(logits: jax.Array, action: jax.Array) -> jax.Array:
+    """log pi(a|s) for logits [B, K] and integer actions [B] -> [B]."""
+    log_probs = jax.nn.log_softmax(logits)
+    return jnp.take_along_axis(log_probs, action.astype(jnp.int32)[..., None], axis=-1)[..., 0]
+
+
+def categorical_entropy(logits: jax.Array) -> jax.Array:
+    """Entropy of each categorical distribution: logits [B, K] -> [B]."""
+    log_probs = jax.nn.log_softmax(logits)
+    return -jnp.sum(jnp.exp(log_probs) * log_probs, axis=-1)
+
+
+class GaussianPolicy(nn.Module):
+    """obs [B, O] -> (mean [B, A], log_std [A]) of a diagonal Gaussian with a state-independent log-std parameter,
+    as in PPO for continuous control (Schulman et al. 2017, Sec. 6.1). Actions are not squashed: the env loop
+    clips them to the action box, and the update scores the unclipped sample (as SB3 and CleanRL do)."""
+
+    hidden_sizes: Sequence[int]
+    action_dim: int
+    activation: str = "tanh"
+    init_log_std: float = 0.0
+    final_init_scale: float = 0.01
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
+        x = MLP(self.hidden_sizes, None, self.activation)(obs)
+        mean = nn.Dense(self.action_dim, kernel_init=nn.initializers.orthogonal(self.final_init_scale))(x)
+        log_std = self.param("log_std", nn.initializers.constant(self.init_log_std), (self.action_dim,))
+        return mean, log_std
+
+
 def gaussian_log_prob(mean: jax.Array, log_std: jax.Array, action: jax.Array) -> jax.Array:
-    """log N(action; mean, exp(log_std)^2), summed over the action axis: [B, A] -> [B]."""
+    """log N(action; mean, exp(log_std)^2), summed over the action dimensions: [B, A] -> [B]."""
     z = (action - mean) * jnp.exp(-log_std)
     return jnp.sum(-0.5 * jnp.square(z) - log_std - 0.5 * jnp.log(2.0 * jnp.pi), axis=-1)
 
@@ -95,3 +146,8 @@ def gaussian_sample(key: jax.Array, mean: jax.Array, log_std: jax.Array) -> jax.
     """A Gaussian sample clipped to the action box [-1, 1]."""
     noise = jax.random.normal(key, mean.shape, mean.dtype)
     return jnp.clip(mean + jnp.exp(log_std) * noise, -1.0, 1.0)
+
+
+def gaussian_entropy(log_std: jax.Array, batch_shape: tuple[int, ...]) -> jax.Array:
+    """Entropy of a diagonal Gaussian, sum over A of (0.5 log(2 pi e) + log_std), broadcast to batch_shape."""
+    return jnp.broadcast_to(jnp.sum(0.5 * jnp.log(2.0 * jnp.pi * jnp.e) + log_std, axis=-1), batch_shape)

@@ -66,6 +66,9 @@ class RunConfig:
     """Write training metrics (losses, episode returns) every this many env steps per seed."""
     normalize_obs: bool = False
     """Normalise observations with running mean/std per seed (stored raw in the buffer, normalised when used)."""
+    normalize_reward: bool = False
+    """On-policy agents: divide rewards by a running std of the discounted return, clipped to [-10, 10]
+    (SB3 VecNormalize); episode returns are still logged unscaled."""
     vectorization: str = "sync"
     """Gymnasium vectorisation: 'sync' (fast envs) or 'async' (one process per env, for slow envs)."""
     run_dir: str | None = None

@@ -1,0 +1,315 @@
+"""Fully compiled training on JAX-native envs: env steps and updates in one `lax.scan`, seeds as a vmap axis.
+
+The run is `jit(vmap(chunk))` over S seeds, where a chunk is a `lax.scan` over iterations:
+- on-policy agents (PPO, A2C): an iteration collects a rollout of `rollout_length` steps from N envs (an inner
+  scan) and calls the agent's `update` on it, exactly as the host loop `critix.train.onpolicy` does;
+- off-policy agents (SAC, TD3, DDPG): an iteration is one step of N envs, written into a device replay buffer
+  inside the carry, then `utd_ratio * N` gradient steps (`update_many` on sampled batches); the first
+  ceil(learning_starts / N) iterations take uniform random actions and make no updates.
+The host loops over chunks, so the progress bar, metrics.csv, TensorBoard, learning curve, evaluation,
+checkpoints and summary.json are those of the host modes. The agent modules are the same ones the host loops use.
+
+Keys mirror the host on-policy loop (agent keys and acting keys split from PRNGKey(seed) the same way; env keys
+come from a separate stream), so a deterministic env gives the same run in both modes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+from critix import agents
+from critix.data import replay
+from critix.envs.jax_envs import JaxEnv, make_jax_env
+from critix.train import checkpoint
+from critix.train.logging import MetricsLogger, plot_learning_curve
+from critix.train.online import LOOP_METRICS, RunConfig, config_to_json, default_run_dir
+from critix.train.onpolicy import make_summary, prepare_config
+from critix.train.progress import Progress
+from critix.types import CritixError, Transition
+
+
+class Carry(struct.PyTreeNode):
+    """Everything a seed's run carries from one iteration to the next (leading seed axis S outside the vmap)."""
+
+    agent: Any
+    env_state: Any  # [N, ...]
+    obs: jax.Array  # [N, O]
+    key: jax.Array  # acting key (the host loop's loop key)
+    env_key: jax.Array
+    episode_return: jax.Array  # [N]
+    buffer: Any  # replay.ReplayBuffer for off-policy agents, else an empty tuple
+    env_steps: jax.Array  # env steps per seed so far (summed over the seed's envs)
+
+
+@dataclasses.dataclass
+class Runner:
+    carry: Carry
+    iterations: int = 0
+    episodes: int = 0
+    wall_seconds: float = 0.0
+    train_seconds: float = 0.0
+    train_steps: int = 0
+    compile_seconds: float = 0.0
+
+    def arrays(self) -> dict[str, Any]:
+        return {"carry": self.carry}
+
+    def counters(self) -> dict[str, Any]:
+        fields = ("iterations", "episodes", "wall_seconds", "train_seconds", "train_steps", "compile_seconds")
+        return {f: getattr(self, f) for f in fields}
+
+
+class Session:
+    """A compiled run's env, agent and compiled chunk function (built from configs; holds no learned state)."""
+
+    def __init__(self, algo: str, agent_cfg: Any, run: RunConfig) -> None:
+        if run.normalize_obs or run.normalize_reward:
+            raise CritixError("--normalize-obs/--normalize-reward are host-mode options; compiled runs "
+                              "(gymnax: env ids) do not support them yet")
+        self.algo, self.run = algo, run
+        self.module = agents.get(algo).module
+        self.on_policy = bool(getattr(self.module, "ON_POLICY", False))
+        self.env: JaxEnv = make_jax_env(run.env)
+        self.obs_space, self.act_space = self.env.observation_space, self.env.action_space
+        self.module.check_spaces(self.obs_space, self.act_space)
+        self.num_seeds, self.num_envs = run.num_seeds, run.num_envs
+        self.cfg = prepare_config(self.module, agent_cfg, run) if self.on_policy else agent_cfg
+        if self.on_policy:
+            self.steps_per_iteration = self.cfg.rollout_length * run.num_envs
+        else:
+            self.steps_per_iteration = run.num_envs
+            self.capacity = min(agent_cfg.buffer_size, math.ceil(run.steps / run.num_envs) * run.num_envs)
+            if self.capacity < agent_cfg.batch_size:
+                raise CritixError(f"the replay buffer holds {self.capacity} transitions, fewer than batch_size="
+                                  f"{agent_cfg.batch_size}; raise --steps or lower --batch-size")
+            self.updates_per_step = max(1, round(agent_cfg.utd_ratio * run.num_envs))
+        # Off-policy warm-up: iterations with uniform random actions and no updates (env steps < learning_starts).
+        self.warmup_iterations = 0 if self.on_policy else math.ceil(agent_cfg.learning_starts / run.num_envs)
+        self.total_iterations = math.ceil(run.steps / self.steps_per_iteration)
+        self.chunk_iterations = max(1, min(self.total_iterations, math.ceil(run.log_every / self.steps_per_iteration)))
+        self._build_functions()
+
+    # ---- one seed ------------------------------------------------------------------------------------
+    def _act_random(self, key: jax.Array) -> jax.Array:
+        shape = (self.num_envs, *self.act_space.shape)
+        return jax.random.uniform(key, shape, jnp.float32, -1.0, 1.0)
+
+    def _env_step(self, carry: Carry, action: jax.Array) -> tuple[Carry, Transition, jax.Array, jax.Array]:
+        """Step the seed's N envs; returns the carry, the transitions [N] and (finished return sum, count)."""
+        env_key, step_key = jax.random.split(carry.env_key)
+        obs, env_state, reward, terminated, truncated, final_obs = jax.vmap(self.env.step)(
+            jax.random.split(step_key, self.num_envs), carry.env_state, action)
+        transition = Transition(carry.obs, action, reward, final_obs, terminated, truncated)
+        episode_return = carry.episode_return + reward
+        done = jnp.logical_or(terminated, truncated)
+        finished = (jnp.sum(jnp.where(done, episode_return, 0.0)), jnp.sum(done))
+        carry = carry.replace(env_state=env_state, obs=obs, env_key=env_key,
+                              episode_return=jnp.where(done, 0.0, episode_return),
+                              env_steps=carry.env_steps + self.num_envs)
+        return carry, transition, *finished
+
+    def _init_seed(self, agent_key: jax.Array, loop_key: jax.Array, env_key: jax.Array) -> Carry:
+        cfg, module = self.cfg, self.module
+        agent = module.init(cfg, agent_key, self.obs_space, self.act_space)
+        env_key, reset_key = jax.random.split(env_key)
+        obs, env_state = jax.vmap(self.env.reset)(jax.random.split(reset_key, self.num_envs))
+        buffer: Any = ()
+        if not self.on_policy:
+            example = Transition(jnp.zeros(self.obs_space.shape), jnp.zeros(self.act_space.shape), jnp.zeros(()),
+                                 jnp.zeros(self.obs_space.shape), jnp.zeros((), bool), jnp.zeros((), bool))
+            buffer = replay.init(self.capacity, example)
+        return Carry(agent, env_state, obs, loop_key, env_key, jnp.zeros(self.num_envs), buffer,
+                     jnp.zeros((), jnp.int32))
+
+    def _iteration_on_policy(self, carry: Carry, _: None) -> tuple[Carry, dict]:
+        cfg, module = self.cfg, self.module
+
+        def step(carry: Carry, _: None) -> tuple[Carry, tuple]:
+            key, act_key = jax.random.split(carry.key)
+            action = module.act(cfg, carry.agent, carry.obs, act_key, False)
+            carry, transition, ret_sum, count = self._env_step(carry.replace(key=key), action)
+            return carry, (transition, ret_sum, count)
+
+        carry, (rollout, ret_sum, count) = jax.lax.scan(step, carry, None, length=cfg.rollout_length)
+        agent, metrics = module.update(cfg, carry.agent, rollout)
+        metrics = {**metrics, "episode/return_sum": ret_sum.sum(), "episode/count": count.sum()}
+        return carry.replace(agent=agent), metrics
+
+    def _iteration_off_policy(self, learning: bool, carry: Carry, _: None) -> tuple[Carry, dict]:
+        """One step of N envs into the replay buffer; with `learning`, policy actions and `updates_per_step`
+        gradient steps, else uniform random actions (warm-up). `learning` is static: the host runs warm-up chunks,
+        then learning chunks, so no seed-batched `lax.cond` computes both branches."""
+        cfg, module = self.cfg, self.module
+        key, act_key, sample_key = jax.random.split(carry.key, 3)
+        if learning:
+            action = module.act(cfg, carry.agent, carry.obs, act_key, False)
+        else:
+            action = self._act_random(act_key)
+        carry, transition, ret_sum, count = self._env_step(carry.replace(key=key), action)
+        carry = carry.replace(buffer=replay.add(carry.buffer, transition))
+        metrics = {"episode/return_sum": ret_sum, "episode/count": count}
+        if learning:
+            batches = replay.sample_many(carry.buffer, sample_key, self.updates_per_step, cfg.batch_size)
+            agent, update_metrics = module.update_many(cfg, carry.agent, batches)
+            carry = carry.replace(agent=agent)
+            metrics.update(jax.tree.map(jnp.nanmean, update_metrics))
+        return carry, metrics
+
+    def _chunk(self, carry: Carry, length: int, learning: bool) -> tuple[Carry, dict]:
+        if self.on_policy:
+            iteration = self._iteration_on_policy
+        else:
+            iteration = partial(self._iteration_off_policy, learning)
+        carry, metrics = jax.lax.scan(iteration, carry, None, length=length)
+        ret_sum, count = metrics.pop("episode/return_sum"), metrics.pop("episode/count")
+        summary = jax.tree.map(jnp.nanmean, metrics)
+        summary["train/episode_return"] = jnp.where(count.sum() > 0, ret_sum.sum() / jnp.maximum(count.sum(), 1),
+                                                    jnp.nan)
+        summary["episode/count"] = count.sum()
+        return carry, summary
+
+    def _evaluate_seed(self, agent: Any, key: jax.Array) -> jax.Array:
+        """Deterministic returns of `eval_episodes` episodes (one per eval env): [M]."""
+        M = self.run.eval_episodes
+        key, reset_key = jax.random.split(key)
+        obs, env_state = jax.vmap(self.env.reset)(jax.random.split(reset_key, M))
+
+        def step(c: tuple, _: None) -> tuple[tuple, None]:
+            obs, env_state, returns, alive, key = c
+            action = self.module.act(self.cfg, agent, obs, jax.random.PRNGKey(0), True)
+            key, step_key = jax.random.split(key)
+            obs, env_state, reward, terminated, truncated, _ = jax.vmap(self.env.step)(
+                jax.random.split(step_key, M), env_state, action)
+            returns = returns + jnp.where(alive, reward, 0.0)
+            alive = jnp.logical_and(alive, jnp.logical_not(jnp.logical_or(terminated, truncated)))
+            return (obs, env_state, returns, alive, key), None
+
+        init = (obs, env_state, jnp.zeros(M), jnp.ones(M, bool), key)
+        (_, _, returns, _, _), _ = jax.lax.scan(step, init, None, length=self.env.max_episode_steps)
+        return returns
+
+    def _build_functions(self) -> None:
+        self.chunk = jax.jit(jax.vmap(self._chunk, in_axes=(0, None, None)), static_argnums=(1, 2),
+                             donate_argnums=0)
+        self.evaluate_seeds = jax.jit(jax.vmap(self._evaluate_seed, in_axes=(0, None)))
+        self.init_seeds = jax.jit(jax.vmap(self._init_seed))
+
+    # ---- runs ----------------------------------------------------------------------------------------
+    def init_runner(self) -> Runner:
+        root = jax.random.PRNGKey(self.run.seed)
+        agent_key, loop_key = jax.random.split(root)
+        S = self.num_seeds
+        env_keys = jax.random.split(jax.random.fold_in(root, 1), S)
+        carry = self.init_seeds(jax.random.split(agent_key, S), jax.random.split(loop_key, S), env_keys)
+        return Runner(carry)
+
+    def restore_runner(self, ckpt: Path) -> Runner:
+        arrays, meta = checkpoint.load(ckpt, self.init_runner().arrays())
+        runner = Runner(jax.device_put(arrays["carry"]))
+        for name, value in meta["counters"].items():
+            setattr(runner, name, value)
+        return runner
+
+    def evaluate(self, runner: Runner, seed: int) -> np.ndarray:
+        return np.asarray(self.evaluate_seeds(runner.carry.agent, jax.random.PRNGKey(seed)))
+
+    def metric_names(self) -> list[str]:
+        shapes = jax.eval_shape(lambda c: self._chunk(c, 1, True), jax.eval_shape(
+            lambda: self._init_seed(jax.random.PRNGKey(0), jax.random.PRNGKey(1), jax.random.PRNGKey(2))))[1]
+        return sorted(n for n in shapes if n not in ("episode/count", "train/episode_return")) + list(LOOP_METRICS)
+
+    def close(self) -> None:
+        pass
+
+
+def train(algo: str, agent_cfg: Any, run: RunConfig, resume: Path | None = None) -> dict[str, Any]:
+    """Train (or resume) a compiled run on a JAX env; returns the summary also written to summary.json."""
+    session = Session(algo, agent_cfg, run)
+    cfg, S = session.cfg, session.num_seeds
+    default = default_run_dir(algo, run.env.replace(":", "-"))  # no colon in folder names
+    run_dir = Path(resume) if resume else Path(run.run_dir) if run.run_dir else default
+    ckpt_dir = run_dir / "checkpoints"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    runner = None
+    if resume is not None and (last := checkpoint.latest(ckpt_dir)) is not None:
+        runner = session.restore_runner(last)
+    if runner is None:
+        runner = session.init_runner()
+        checkpoint.atomic_write_json(run_dir / "config.json", config_to_json(algo, cfg, run))
+    logger = MetricsLogger(run_dir, S, session.metric_names(), run.tensorboard)
+    per_iteration = session.steps_per_iteration
+    logger.truncate_after(runner.iterations * per_iteration)
+    total_steps = session.total_iterations * per_iteration
+    eval_every = run.eval_every or total_steps
+    ckpt_every = run.checkpoint_every or eval_every
+    last_eval: np.ndarray | None = None
+    final_returns: np.ndarray | None = None
+    start = time.perf_counter() - runner.wall_seconds
+    compiled_lengths: set[tuple[int, bool]] = set()
+
+    progress = Progress(total_steps, f"{algo} {run.env} x{S} seeds (compiled)", enabled=run.progress)
+    progress.start(runner.iterations * per_iteration)
+    try:
+        while runner.iterations < session.total_iterations:
+            learning = runner.iterations >= session.warmup_iterations
+            end = session.total_iterations if learning else session.warmup_iterations
+            length = min(session.chunk_iterations, end - runner.iterations)
+            chunk_start = time.perf_counter()
+            runner.carry, metrics = session.chunk(runner.carry, length, learning)
+            metrics = jax.device_get(metrics)  # waits for the chunk
+            if (length, learning) not in compiled_lengths:  # the first call of each chunk kind compiles it
+                runner.compile_seconds += time.perf_counter() - chunk_start
+                compiled_lengths.add((length, learning))
+            elif learning:  # steady state: env steps and updates (warm-up chunks are not counted)
+                runner.train_seconds += time.perf_counter() - chunk_start
+                runner.train_steps += length * per_iteration
+            runner.iterations += length
+            runner.episodes += int(np.sum(metrics.pop("episode/count")))
+            steps_now, prev = runner.iterations * per_iteration, (runner.iterations - length) * per_iteration
+            done_run = runner.iterations >= session.total_iterations
+            sps = runner.train_steps / runner.train_seconds if runner.train_seconds else float("nan")
+            if steps_now // run.log_every > prev // run.log_every or done_run:
+                values = {name: np.asarray(v, np.float64) for name, v in metrics.items()}
+                values["time/steps_per_second"] = np.full(S, sps)
+                logger.log(steps_now, time.perf_counter() - start, values)
+            if steps_now // eval_every > prev // eval_every or done_run:
+                returns = session.evaluate(runner, seed=run.seed * 1000 + 900_000 + steps_now)
+                last_eval = returns.mean(axis=1)
+                if done_run:
+                    final_returns = returns
+                logger.log(steps_now, time.perf_counter() - start,
+                           {"eval/return": last_eval, "eval/return_std": returns.std(axis=1)})
+            if steps_now // ckpt_every > prev // ckpt_every or done_run:
+                runner.wall_seconds = time.perf_counter() - start
+                logger.flush()
+                checkpoint.save(ckpt_dir, steps_now, runner.arrays(),
+                                {"counters": runner.counters(), "algo": algo, "env": run.env},
+                                keep=run.keep_checkpoints)
+            progress.update(steps_now, sps, None if last_eval is None else float(np.mean(last_eval)))
+    finally:
+        progress.stop()
+        logger.close()
+
+    runner.wall_seconds = time.perf_counter() - start
+    steps = runner.iterations * per_iteration
+    if final_returns is None:
+        final_returns = session.evaluate(runner, seed=run.seed * 1000 + 900_000 + steps)
+    plot_learning_curve(run_dir / "metrics.csv", run_dir / "learning_curve.png", f"{algo} on {run.env}")
+    if session.on_policy:
+        gradient_steps = runner.iterations * session.module.gradient_steps_per_update(cfg, per_iteration)
+    else:
+        gradient_steps = max(0, runner.iterations - session.warmup_iterations) * session.updates_per_step
+    summary = make_summary(algo, run, final_returns, steps, runner.wall_seconds, runner.train_steps,
+                           runner.train_seconds, runner.compile_seconds, gradient_steps, run_dir, mode="compiled")
+    checkpoint.atomic_write_json(run_dir / "summary.json", summary)
+    return summary

@@ -1,0 +1,102 @@
+"""PPO/A2C building blocks: the clipped surrogate, value clipping, policy distributions, config checks."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import gymnasium as gym
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from critix import policy_losses
+from critix.agents import ppo
+from critix.nets.policies import categorical_entropy, categorical_log_prob, gaussian_entropy, gaussian_log_prob
+from critix.types import CritixError, Transition
+
+
+def test_ppo_clip_loss_hand_values(jit_vmap_check):
+    ratio = jnp.array([0.5, 1.0, 1.5, 0.5, 1.5])
+    adv = jnp.array([1.0, 2.0, 1.0, -1.0, -1.0])
+    # A > 0: gains capped at 1 + eps (1.5 -> 1.2) but losses not (0.5 stays); A < 0 the mirror image.
+    want = -jnp.array([0.5, 2.0, 1.2, -0.8, -1.5])
+    jit_vmap_check(lambda r, a: policy_losses.ppo_clip_loss(r, a, 0.2), [(ratio, adv), (ratio, -adv)],
+                   [want, jnp.array([0.8, 2.0, 1.5, -0.5, -1.2])])
+
+
+def test_unclipped_surrogate_has_the_policy_gradient_at_ratio_one():
+    """clip_ratio = 0 (A2C): d/dlogp of -exp(logp - logp_old) A at logp = logp_old is -A."""
+    adv = jnp.array([2.0, -3.0])
+    grad = jax.grad(lambda lp: policy_losses.ppo_clip_loss(jnp.exp(lp - jnp.zeros(2)), adv, 0.0).sum())(jnp.zeros(2))
+    np.testing.assert_allclose(grad, -adv)
+    ratio = jnp.array([1.5, 0.5])
+    clipped_grad = jax.grad(lambda lp: policy_losses.ppo_clip_loss(jnp.exp(lp), adv, 0.2).sum())(jnp.log(ratio))
+    np.testing.assert_allclose(clipped_grad, [0.0, 0.0])  # outside the trust region on the gaining side: no push
+
+
+def test_value_clipping_is_pessimistic():
+    v_old, target = jnp.array([0.0, 0.0]), jnp.array([1.0, 1.0])
+    v = jnp.array([0.5, 2.0])
+    np.testing.assert_allclose(policy_losses.value_regression_loss(v, v_old, target, 0.0), [0.25, 1.0])
+    # clip 0.2: clipped predictions 0.2 and 0.2 -> losses 0.64, 0.64; max with unclipped.
+    np.testing.assert_allclose(policy_losses.value_regression_loss(v, v_old, target, 0.2), [0.64, 1.0], rtol=1e-6)
+
+
+def test_categorical_and_gaussian_densities_match_numpy():
+    logits = jnp.array([[1.0, 2.0, 0.5], [0.0, 0.0, 0.0]])
+    p = np.exp(np.asarray(logits)) / np.exp(np.asarray(logits)).sum(-1, keepdims=True)
+    np.testing.assert_allclose(categorical_log_prob(logits, jnp.array([1, 2])), np.log([p[0, 1], p[1, 2]]), rtol=1e-6)
+    np.testing.assert_allclose(categorical_entropy(logits), -(p * np.log(p)).sum(-1), rtol=1e-6)
+    mean, log_std, a = jnp.array([[0.0, 1.0]]), jnp.array([0.0, np.log(2.0)]), jnp.array([[1.0, 0.0]])
+    want = (-0.5 * 1.0 - 0.5 * np.log(2 * np.pi)) + (-0.5 * 0.25 - np.log(2.0) - 0.5 * np.log(2 * np.pi))
+    np.testing.assert_allclose(gaussian_log_prob(mean, log_std, a), [want], rtol=1e-6)
+    np.testing.assert_allclose(gaussian_entropy(log_std, (3,)), np.full(3, np.log(2 * np.pi * np.e) + np.log(2.0)),
+                               rtol=1e-6)
+
+
+def test_a2c_is_a_ppo_config_with_one_full_batch_step():
+    cfg = ppo.Config.a2c()
+    assert (cfg.num_epochs, cfg.minibatch_size, cfg.clip_ratio, cfg.gae_lambda) == (1, 0, 0.0, 1.0)
+    assert ppo.gradient_steps_per_update(cfg, 40) == 1
+    assert ppo.gradient_steps_per_update(ppo.Config(), 2048 * 4) == 10 * 128
+
+
+@pytest.mark.parametrize("field,value", [("gae_lambda", 1.5), ("clip_ratio", -0.1), ("num_epochs", 0),
+                                         ("rollout_length", 0), ("minibatch_size", -1), ("value_coef", 0.0),
+                                         ("activation", "sigmoidish"), ("learning_rate", 0.0)])
+def test_invalid_ppo_config_names_the_field(field, value):
+    with pytest.raises(ValueError, match=field):
+        dataclasses.replace(ppo.Config(), **{field: value})
+
+
+def test_minibatch_larger_than_the_rollout_is_a_clear_error():
+    with pytest.raises(ValueError, match="minibatch_size"):
+        ppo.gradient_steps_per_update(ppo.Config(minibatch_size=64), 32)
+    with pytest.raises(ValueError, match="anneal_steps"):
+        ppo.optimizer(ppo.Config(anneal_learning_rate=True))
+
+
+def test_unsupported_action_space_is_a_clear_error():
+    obs = gym.spaces.Box(-1, 1, (3,))
+    with pytest.raises(CritixError, match="Discrete and Box"):
+        ppo.check_spaces(obs, gym.spaces.MultiBinary(3))
+
+
+def test_discrete_ppo_acts_and_learns_to_prefer_the_rewarded_action():
+    """A one-step bandit: action 1 pays 1, action 0 pays 0; a few PPO updates raise pi(1) well above 1/2."""
+    cfg = ppo.Config(hidden_sizes=(16,), rollout_length=32, minibatch_size=16, num_epochs=4, learning_rate=1e-2)
+    obs_space, act_space = gym.spaces.Box(-1, 1, (3,)), gym.spaces.Discrete(2)
+    state = ppo.init(cfg, jax.random.PRNGKey(0), obs_space, act_space)
+    obs = jnp.ones((32, 3))
+    update = jax.jit(lambda s, r: ppo.update(cfg, s, r))
+    act = jax.jit(lambda s, k: ppo.act(cfg, s, obs, k, False))
+    for i in range(10):
+        action = act(state, jax.random.PRNGKey(i))
+        assert action.dtype == jnp.int32 and action.shape == (32,)
+        done = jnp.ones(32, bool)
+        rollout = Transition(obs, action, action.astype(jnp.float32), obs, done, jnp.zeros(32, bool))
+        state, metrics = update(state, rollout)
+    logits = ppo.networks(cfg, True, 2)[0].apply(state.actor_params, obs[:1])
+    assert float(jax.nn.softmax(logits)[0, 1]) > 0.9
+    assert int(ppo.act(cfg, state, obs[:1], jax.random.PRNGKey(0), True)[0]) == 1
