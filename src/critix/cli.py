@@ -379,6 +379,9 @@ def _field_docs(cls: type) -> dict[str, str]:
     tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
     body = tree.body[0].body  # type: ignore[attr-defined]
     docs = {}
+    for base in cls.__bases__:  # inherited fields (e.g. cql.Config extends sac.Config) keep their docs
+        if dataclasses.is_dataclass(base):
+            docs.update(_field_docs(base))
     for stmt, nxt in zip(body, body[1:]):
         if isinstance(stmt, ast.AnnAssign) and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant):
             docs[stmt.target.id] = " ".join(str(nxt.value.value).split())  # type: ignore[union-attr]
