@@ -58,9 +58,12 @@ def run_critix(env: str, steps: int, num_envs: int, num_seeds: int, extra: list[
             "command": shlex.join(cmd[2:])}
 
 
-def run_peer(lib: str, steps: int, num_envs: int, seed: int, peer_python: Path = PEER_PYTHON) -> dict[str, Any]:
+def run_peer(lib: str, steps: int, num_envs: int, seed: int, peer_python: Path = PEER_PYTHON,
+             torch_threads: int = 0) -> dict[str, Any]:
     cmd = [str(peer_python), str(BENCH / "peers" / "peer_ppo.py"), "--lib", lib, "--steps", str(steps),
            "--num-envs", str(num_envs), "--seed", str(seed)]
+    if torch_threads:
+        cmd += ["--torch-threads", str(torch_threads)]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     if proc.returncode != 0 or not lines:
@@ -75,6 +78,8 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=3)
     parser.add_argument("--no-peers", action="store_true")
     parser.add_argument("--peer-python", type=Path, default=PEER_PYTHON, help="python of the peers' venv")
+    parser.add_argument("--torch-threads", type=int, default=0,
+                        help="torch threads for the peers (1 avoids spin-waiting when the cores are shared)")
     parser.add_argument("--compiled", action="store_true", help="also run compiled PPO on gymnax:CartPole-v1")
     parser.add_argument("--compiled-steps", type=int, default=1_000_000)
     parser.add_argument("--compiled-seeds", type=int, default=16)
@@ -87,7 +92,8 @@ def main() -> None:
         results.append({"pair": pair, **run_critix("CartPole-v1", args.steps, args.num_envs, 1, [])})
         print(json.dumps(results[-1]), flush=True)
         for lib in ([] if args.no_peers else ["sb3", "sbx"]):
-            results.append({"pair": pair, **run_peer(lib, args.steps, args.num_envs, pair, args.peer_python)})
+            results.append({"pair": pair, **run_peer(lib, args.steps, args.num_envs, pair, args.peer_python,
+                                                       args.torch_threads)})
             print(json.dumps(results[-1]), flush=True)
     if args.compiled:
         results.append({"pair": None, **run_critix("gymnax:CartPole-v1", args.compiled_steps, args.num_envs,
