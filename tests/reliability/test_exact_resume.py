@@ -137,6 +137,7 @@ def test_resume_falls_back_past_a_corrupt_checkpoint_mid_episode(sac_reference: 
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)  # about 40 process starts: 12 min each on 2 busy cores, beyond the 900 s default
 @pytest.mark.parametrize("algo", ["sac", "td3"])
 def test_twenty_kills_across_runs(algo: str, tmp_path: Path) -> None:
     """The acceptance test: 10 SIGKILLs per algorithm (20 in all) at random moments across runs."""
