@@ -147,9 +147,9 @@ def test_twenty_kills_across_runs(algo: str, tmp_path: Path) -> None:
     wall = time.perf_counter() - start
     rng = random.Random(f"{algo}-kills")
     total = 0
-    for i in range(5):
+    for i in range(10):  # until 10 kills have landed: a resumed run is shorter, so later kills often miss
         run_dir = tmp_path / f"killed_{i}"
-        landed = kill_at_random_moments(algo, run_dir, 950, kills=4, max_delay=0.8 * wall, rng=rng)
+        landed = kill_at_random_moments(algo, run_dir, 950, kills=4, max_delay=0.6 * wall, rng=rng)
         total += landed
         assert_same_run(run_dir, reference)
         print(f"{algo} run {i}: {landed} SIGKILLs landed, resumed to the uninterrupted run's exact metrics")
