@@ -207,3 +207,11 @@ def test_unsupported_envs_resume_with_fresh_episodes_and_a_warning() -> None:
         restore_loop(record, env, 2, (5,))
     with pytest.raises(CritixError, match="loop state is malformed"):
         restore_loop({"obs": "x"}, env, 2, (2,))
+
+
+def test_metrics_csv_left_empty_by_a_kill_gets_its_header(tmp_path: Path) -> None:
+    (tmp_path / "metrics.csv").write_text("")  # killed between creating the file and writing the header
+    logger = MetricsLogger(tmp_path, 1, ["loss"], tensorboard=False)
+    logger.truncate_after(0)
+    logger.log(100, 1.0, {"loss": np.array([0.5])})
+    assert (tmp_path / "metrics.csv").read_text().splitlines() == ["step,seed,wall_seconds,loss", "100,0,1,0.5"]

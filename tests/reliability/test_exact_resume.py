@@ -137,6 +137,7 @@ def test_resume_falls_back_past_a_corrupt_checkpoint_mid_episode(sac_reference: 
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)  # about 40 process starts: 12 min each on 2 busy cores, beyond the 900 s default
 @pytest.mark.parametrize("algo", ["sac", "td3"])
 def test_twenty_kills_across_runs(algo: str, tmp_path: Path) -> None:
     """The acceptance test: 10 SIGKILLs per algorithm (20 in all) at random moments across runs."""
@@ -146,9 +147,9 @@ def test_twenty_kills_across_runs(algo: str, tmp_path: Path) -> None:
     wall = time.perf_counter() - start
     rng = random.Random(f"{algo}-kills")
     total = 0
-    for i in range(5):
+    for i in range(10):  # until 10 kills have landed: a resumed run is shorter, so later kills often miss
         run_dir = tmp_path / f"killed_{i}"
-        landed = kill_at_random_moments(algo, run_dir, 950, kills=4, max_delay=0.8 * wall, rng=rng)
+        landed = kill_at_random_moments(algo, run_dir, 950, kills=4, max_delay=0.6 * wall, rng=rng)
         total += landed
         assert_same_run(run_dir, reference)
         print(f"{algo} run {i}: {landed} SIGKILLs landed, resumed to the uninterrupted run's exact metrics")

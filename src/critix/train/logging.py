@@ -25,14 +25,16 @@ class MetricsLogger:
         self.path = Path(run_dir) / "metrics.csv"
         self.num_seeds = num_seeds
         self.columns = BASE_COLUMNS + sorted(metrics)
+        header = None
         if self.path.exists():
             with self.path.open(newline="") as f:
                 header = next(csv.reader(f), None)
             if header:
                 self.columns = header
-        else:
-            with self.path.open("w", newline="") as f:
-                csv.writer(f).writerow(self.columns)
+        if not header:  # a new file, or one a kill left empty: write the header atomically
+            text = io.StringIO()
+            csv.writer(text).writerow(self.columns)
+            atomic_write_bytes(self.path, text.getvalue().encode())
         self.writers = []
         if tensorboard:
             from tensorboardX import SummaryWriter
