@@ -2,7 +2,7 @@
 
 The planted payload is a real exploit: unpickling it creates a marker file (the test first proves that with
 `pickle.loads` itself). Each loader then gets it where it expects a checkpoint, checkpoint metadata, a replay
-buffer or a run config; each must raise CritixError and the marker must never appear.
+buffer, a run config or an offline dataset; each must raise CritixError and the marker must never appear.
 """
 
 from __future__ import annotations
@@ -15,12 +15,13 @@ import re
 import shutil
 from pathlib import Path
 
+import gymnasium as gym
 import jax
 import numpy as np
 import pytest
 
 from critix.cli import main
-from critix.data import replay
+from critix.data import datasets, replay
 from critix.train import checkpoint
 from critix.train.online import load_run_config
 from critix.types import CritixError, Transition
@@ -169,3 +170,26 @@ def test_replay_round_trip_and_malformed_files(tmp_path: Path) -> None:
         save_file({k: np.asarray(v) for k, v in tensors.items()}, str(path), metadata=metadata or None)
         with pytest.raises(CritixError, match=re.escape(message)):
             replay.load(path)
+
+
+def tiny_dataset(root: Path) -> Path:
+    """A valid one-episode Minari-format dataset (obs 3, action 1) to plant payloads into."""
+    obs_space = gym.spaces.Box(-1.0, 1.0, (3,), np.float32)
+    act_space = gym.spaces.Box(-2.0, 2.0, (1,), np.float32)
+    episode = datasets.Episode(
+        observations=np.zeros((5, 3), np.float32), actions=np.zeros((4, 1), np.float32),
+        rewards=np.ones(4, np.float32), terminations=np.zeros(4, bool), truncations=np.array([0, 0, 0, 1], bool),
+    )
+    datasets.write_dataset(root, [episode], obs_space, act_space, dataset_id="test/tiny-v0")
+    return datasets.data_dir_of(root)
+
+
+@pytest.mark.parametrize("target", [datasets.DATA_FILE, datasets.METADATA_FILE])
+def test_offline_dataset_refuses_pickle(payload: tuple[bytes, Path], tmp_path: Path, target: str) -> None:
+    data, marker = payload
+    data_dir = tiny_dataset(tmp_path / "ds")
+    datasets.read_dataset(tmp_path / "ds")  # the untouched dataset reads
+    (data_dir / target).write_bytes(data)
+    with pytest.raises(CritixError):
+        datasets.read_dataset(tmp_path / "ds")
+    assert not marker.exists()
