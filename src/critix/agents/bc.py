@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
+from critix import validation
 from critix.agents import common
 from critix.nets.policies import BoundedGaussianPolicy, gaussian_log_prob, gaussian_sample
 from critix.optim import OptimizerConfig, make_optimizer
@@ -42,6 +43,7 @@ class Config:
     """Global gradient-norm clip; 0 disables."""
 
     def __post_init__(self) -> None:
+        validation.check_types(self)  # field types first, so the range checks below compare numbers
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if len(self.hidden_sizes) < 1 or min(self.hidden_sizes) < 1:

@@ -32,6 +32,7 @@ from flax import struct
 
 from typing import Any
 
+from critix import validation
 from critix.agents import common
 from critix.data import prioritized as per
 from critix.data.replay import ReplayBuffer
@@ -114,6 +115,7 @@ class Config:
     """Added to |TD error| so no item's priority is zero."""
 
     def __post_init__(self) -> None:
+        validation.check_types(self)  # field types first, so the range checks below compare numbers
         common.check_ranges(self, [
             ("gamma", 0.0 <= self.gamma <= 1.0, "in [0, 1]"),
             ("target_tau", 0.0 < self.target_tau <= 1.0, "in (0, 1]"),

@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from critix import policy_losses
+from critix import policy_losses, validation
 from critix.agents import common
 from critix.nets.mlp import ACTIVATIONS, MLP
 from critix.nets.policies import (
@@ -97,6 +97,7 @@ class Config:
     """Initial log standard deviation of the Gaussian policy (SB3 log_std_init: 0.0)."""
 
     def __post_init__(self) -> None:
+        validation.check_types(self)  # field types first, so the range checks below compare numbers
         checks = [
             ("hidden_sizes", len(self.hidden_sizes) >= 1 and min(self.hidden_sizes) >= 1, "non-empty, positive"),
             ("activation", self.activation in ACTIVATIONS, f"one of {sorted(ACTIVATIONS)}"),

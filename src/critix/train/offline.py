@@ -122,8 +122,8 @@ def config_to_json(algo: str, agent_cfg: Any, run: OfflineRunConfig) -> dict[str
 def is_offline_run(run_dir: Path) -> bool:
     try:
         return json.loads((Path(run_dir) / "config.json").read_text()).get("mode") == MODE
-    except (OSError, json.JSONDecodeError, AttributeError):
-        return False
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        return False  # not readable as an offline run: the online loaders give the clear error
 
 
 def load_run_config(run_dir: Path) -> tuple[str, Any, OfflineRunConfig]:
@@ -131,7 +131,7 @@ def load_run_config(run_dir: Path) -> tuple[str, Any, OfflineRunConfig]:
     try:
         data = json.loads(path.read_text())
         algo, agent_values, run_values = data["algo"], data["agent"], data["run"]
-    except (OSError, json.JSONDecodeError, KeyError, TypeError) as err:
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as err:
         raise CritixError(f"{path} is missing or malformed ({err}); is {run_dir} a critix run folder?") from None
     spec = agents.get(algo)
     return (algo, online.config_from_dict(type(spec.default_config), agent_values),
