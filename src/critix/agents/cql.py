@@ -98,7 +98,7 @@ def update(cfg: Config, state: State, batch: Transition) -> tuple[State, common.
     """One CQL step: conservative critics, then SAC's actor and temperature, then the Polyak update."""
     head = heads.ScalarHead()
     actor, critic = sac.networks(cfg, state.action_dim)
-    actor_tx, critic_tx, alpha_tx = sac.optimizers(cfg)
+    _, critic_tx, _ = sac.optimizers(cfg)
     alpha_prime_tx = make_optimizer(OptimizerConfig(cfg.alpha_prime_lr))
     key, next_key, pi_key, rand_key, cql_key, cql_next_key = jax.random.split(state.key, 6)
     alpha = jnp.exp(state.log_alpha)
@@ -156,36 +156,11 @@ def update(cfg: Config, state: State, batch: Transition) -> tuple[State, common.
         alpha_prime_loss = jnp.zeros(())
 
     # Actor and temperature: SAC's (#53 Eq. 7, 18), against the updated critics.
-    def actor_loss_fn(params: dict) -> tuple[jax.Array, jax.Array]:
-        mean, log_std = actor.apply(params, batch.obs)
-        action, log_prob = tanh_gaussian_sample(pi_key, mean, log_std)
-        q = jnp.min(head.value(critic.apply(critic_params, batch.obs, action)), axis=0)
-        return jnp.mean(alpha * log_prob - q), log_prob
-
-    actor_params, actor_opt_state, actor_loss, log_prob = common.gradient_step(
-        actor_loss_fn, state.actor_params, state.actor_opt_state, actor_tx
-    )
-    target_entropy = -float(state.action_dim) if cfg.target_entropy is None else cfg.target_entropy
-    entropy_gap = jax.lax.stop_gradient(log_prob + target_entropy)
-
-    def alpha_loss_fn(log_alpha: jax.Array) -> tuple[jax.Array, None]:
-        return -jnp.mean(jnp.exp(log_alpha) * entropy_gap), None
-
-    if cfg.autotune_alpha:
-        log_alpha, alpha_opt_state, alpha_loss, _ = common.gradient_step(
-            alpha_loss_fn, state.log_alpha, state.alpha_opt_state, alpha_tx
-        )
-    else:
-        log_alpha, alpha_opt_state, alpha_loss = state.log_alpha, state.alpha_opt_state, jnp.zeros(())
-
+    state, actor_metrics = sac.actor_and_temperature_step(cfg, state, batch.obs, critic_params, pi_key, {})
     new_state = state.replace(
-        actor_params=actor_params,
-        actor_opt_state=actor_opt_state,
         critic_params=critic_params,
         critic_opt_state=critic_opt_state,
         target_critic_params=common.polyak(critic_params, state.target_critic_params, cfg.target_tau),
-        log_alpha=log_alpha,
-        alpha_opt_state=alpha_opt_state,
         log_alpha_prime=log_alpha_prime,
         alpha_prime_opt_state=alpha_prime_opt_state,
         key=key,
@@ -195,10 +170,7 @@ def update(cfg: Config, state: State, batch: Transition) -> tuple[State, common.
         "critic/loss": critic_loss,
         "critic/q_mean": q_mean,
         "critic/cql_penalty": penalty.mean(),
-        "actor/loss": actor_loss,
-        "actor/entropy": -jnp.mean(log_prob),
-        "alpha/value": alpha,
-        "alpha/loss": alpha_loss,
+        **actor_metrics,
         "alpha_prime/value": alpha_prime,
         "alpha_prime/loss": alpha_prime_loss,
     }

@@ -167,7 +167,7 @@ def update(cfg: Config, state: State, batch: Transition) -> tuple[State, common.
     """One gradient step of critics, actor and temperature on a batch [B, ...]."""
     head = cfg.head
     actor, critic = networks(cfg, state.action_dim)
-    actor_tx, critic_tx, alpha_tx = optimizers(cfg)
+    _, critic_tx, _ = optimizers(cfg)
     key, next_key, pi_key, drop_key, drop_key2 = jax.random.split(state.key, 5)
     alpha = jnp.exp(state.log_alpha)
     dropout = cfg.critic_dropout > 0.0  # dropout critics (DroQ) need a dropout key per forward pass
@@ -192,11 +192,34 @@ def update(cfg: Config, state: State, batch: Transition) -> tuple[State, common.
         critic_loss_fn, state.critic_params, state.critic_opt_state, critic_tx
     )
 
-    # Actor: against the freshly updated critics (as in the SAC reference code).
+    # Actor and temperature: against the freshly updated critics (as in the SAC reference code).
+    state, actor_metrics = actor_and_temperature_step(cfg, state, batch.obs, critic_params, pi_key, critic_rngs)
+    new_state = state.replace(
+        critic_params=critic_params,
+        critic_opt_state=critic_opt_state,
+        target_critic_params=common.polyak(critic_params, state.target_critic_params, cfg.target_tau),
+        key=key,
+        steps=state.steps + 1,
+    )
+    return new_state, {"critic/loss": critic_loss, "critic/q_mean": q_mean, **actor_metrics}
+
+
+def actor_and_temperature_step(
+    cfg: Config, state: State, obs: jax.Array, critic_params: dict, key: jax.Array, critic_rngs: dict
+) -> tuple[State, common.Metrics]:
+    """The actor step against `critic_params`, min over critics of Q(s, a~pi) (#53 Eq. 7), then the temperature
+    step towards the target entropy (#53 Eq. 18). Returns the state with new actor and temperature; shared with
+    CQL (`critix.agents.cql`), whose actor and temperature are SAC's."""
+    head = cfg.head
+    actor, critic = networks(cfg, state.action_dim)
+    actor_tx, _, alpha_tx = optimizers(cfg)
+    alpha = jnp.exp(state.log_alpha)
+    deterministic = cfg.critic_dropout <= 0.0
+
     def actor_loss_fn(params: dict) -> tuple[jax.Array, jax.Array]:
-        mean, log_std = actor.apply(params, batch.obs)
-        action, log_prob = tanh_gaussian_sample(pi_key, mean, log_std)
-        out = critic.apply(critic_params, batch.obs, action, not dropout, rngs=critic_rngs)
+        mean, log_std = actor.apply(params, obs)
+        action, log_prob = tanh_gaussian_sample(key, mean, log_std)
+        out = critic.apply(critic_params, obs, action, deterministic, rngs=critic_rngs)
         q = jnp.min(head.value(out), axis=0)
         return jnp.mean(alpha * log_prob - q), log_prob
 
@@ -204,7 +227,6 @@ def update(cfg: Config, state: State, batch: Transition) -> tuple[State, common.
         actor_loss_fn, state.actor_params, state.actor_opt_state, actor_tx
     )
 
-    # Temperature.
     target_entropy = -float(state.action_dim) if cfg.target_entropy is None else cfg.target_entropy
     entropy_gap = jax.lax.stop_gradient(log_prob + target_entropy)
 
@@ -218,26 +240,15 @@ def update(cfg: Config, state: State, batch: Transition) -> tuple[State, common.
     else:
         log_alpha, alpha_opt_state, alpha_loss = state.log_alpha, state.alpha_opt_state, jnp.zeros(())
 
-    new_state = state.replace(
-        actor_params=actor_params,
-        actor_opt_state=actor_opt_state,
-        critic_params=critic_params,
-        critic_opt_state=critic_opt_state,
-        target_critic_params=common.polyak(critic_params, state.target_critic_params, cfg.target_tau),
-        log_alpha=log_alpha,
-        alpha_opt_state=alpha_opt_state,
-        key=key,
-        steps=state.steps + 1,
-    )
+    state = state.replace(actor_params=actor_params, actor_opt_state=actor_opt_state, log_alpha=log_alpha,
+                          alpha_opt_state=alpha_opt_state)
     metrics = {
-        "critic/loss": critic_loss,
-        "critic/q_mean": q_mean,
         "actor/loss": actor_loss,
         "actor/entropy": -jnp.mean(log_prob),
         "alpha/value": alpha,
         "alpha/loss": alpha_loss,
     }
-    return new_state, metrics
+    return state, metrics
 
 
 def update_many(cfg: Config, state: State, batches: Transition) -> tuple[State, common.Metrics]:
