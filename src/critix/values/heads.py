@@ -73,6 +73,11 @@ def select_min(head: ValueHead, outs: jax.Array) -> jax.Array:
     return jnp.take_along_axis(outs, index[None, ..., None], axis=0)[0]
 
 
+def expected_value(logits: jax.Array, support: jax.Array) -> jax.Array:
+    """The mean of the categorical distribution softmax(logits) [..., K] over the values `support` [K] -> [...]."""
+    return jnp.sum(jax.nn.softmax(logits, axis=-1) * support, axis=-1)
+
+
 def _check_support(name: str, v_min: float, v_max: float, num_bins: int) -> None:
     if not v_min < v_max:
         raise ValueError(f"{name}: v_min ({v_min}) must be < v_max ({v_max}); set --v-min/--v-max to the range of returns")
@@ -110,7 +115,7 @@ class CategoricalHead:
         return jnp.linspace(self.v_min, self.v_max, self.num_bins)
 
     def value(self, out: jax.Array) -> jax.Array:
-        return jnp.sum(jax.nn.softmax(out, axis=-1) * self.atoms, axis=-1)
+        return expected_value(out, self.atoms)
 
     def project(self, r_t: jax.Array, discount_t: jax.Array, probs_t: jax.Array) -> jax.Array:
         """Project the atoms r_t + discount_t * z with probabilities probs_t [..., K] onto z: [..., K]."""
@@ -198,7 +203,7 @@ class HLGaussHead:
         return self.v_min + (jnp.arange(self.num_bins, dtype=jnp.float32) + 0.5) * self.bin_width
 
     def value(self, out: jax.Array) -> jax.Array:
-        return jnp.sum(jax.nn.softmax(out, axis=-1) * self.centers, axis=-1)
+        return expected_value(out, self.centers)
 
     def histogram(self, y: jax.Array) -> jax.Array:
         """y [...] -> bin probabilities [..., K] of N(clip(y), sigma^2) restricted to [v_min, v_max]."""
@@ -238,7 +243,7 @@ class TwoHotHead:
         return jnp.linspace(self.v_min, self.v_max, self.num_bins)
 
     def value(self, out: jax.Array) -> jax.Array:
-        return jnp.sum(jax.nn.softmax(out, axis=-1) * self.atoms, axis=-1)
+        return expected_value(out, self.atoms)
 
     def histogram(self, y: jax.Array) -> jax.Array:
         """y [...] -> two-hot probabilities [..., K] whose mean atom is clip(y)."""
