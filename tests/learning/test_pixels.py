@@ -1,6 +1,7 @@
 """Pixels end to end through the host loop (smoke tests; need the `pixels` extra, skipped without it):
-DQN with the MinAtar CNN and DrQ random shifts on MinAtar Breakout, and DQN with the Nature CNN on Atari Pong (Breakout would need FIRE to launch the ball)
-through ale-py with the standard wrappers. Checks: the run finishes, evaluation runs whole episodes, and the
+DQN with the MinAtar CNN and DrQ random shifts on MinAtar Breakout (CI), and DQN with the Nature CNN on Atari
+Breakout (an episode ends at the first lost life) and Pong (a whole game) through ale-py with the standard
+wrappers, fire reset included (both `slow`). Checks: the run finishes, evaluation runs whole episodes, and the
 replay buffer in the checkpoint holds observations as uint8."""
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ def buffer_obs_dtype(run_dir: Path) -> np.dtype:
 
 @pytest.mark.parametrize("env,extra", [
     ("MinAtar/Breakout-v1", ["--encoder", "minatar", "--augmentation-pad", "1", "--num-seeds", "2"]),
+    # Slow: compiling and running the Nature CNN on CPU (12 min under load average 14 on 2 cores).
+    pytest.param("ALE/Breakout-v5", ["--encoder", "nature", "--augmentation-pad", "4"], marks=pytest.mark.slow),
     # Slow: the final evaluation plays one whole Pong game (about 1,000 Nature-CNN steps): 14 min on a loaded box.
     pytest.param("ALE/Pong-v5", ["--encoder", "nature", "--augmentation-pad", "4"], marks=pytest.mark.slow),
 ])

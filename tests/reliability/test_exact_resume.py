@@ -3,6 +3,8 @@
 Pendulum-v1 with fixed seeds is deterministic, and so is XLA on CPU, so a resumed run must reproduce every metrics
 row (all columns but wall-clock time and steps/s) and every array of the final checkpoint bit for bit.
 CI kills a few runs; the acceptance figure (20 kills across runs, SAC and TD3) is behind `-m slow`.
+The other training modes (on-policy host loop, compiled runs on JAX envs, offline runs) are held to the same
+standard by rewinding a finished run to a middle checkpoint and resuming it, and compiled PPO by SIGKILLs too.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from safetensors.numpy import load_file
 
 from critix.train import checkpoint
 
-TIMING_COLUMNS = {"wall_seconds", "time/steps_per_second"}
+TIMING_COLUMNS = {"wall_seconds", "time/steps_per_second", "time/gradient_steps_per_second"}
 TINY = ["--env", "Pendulum-v1", "--num-seeds", "2", "--hidden-sizes", "32", "32", "--batch-size", "32",
         "--learning-starts", "200", "--chunk-size", "25", "--eval-every", "300", "--eval-episodes", "2",
         "--checkpoint-every", "100", "--log-every", "100", "--normalize-obs", "--no-progress", "--no-tensorboard"]
@@ -72,13 +74,14 @@ def run_to_completion(argv: list[str], timeout: float = 600) -> None:
 
 
 def kill_at_random_moments(algo: str, run_dir: Path, steps: int, kills: int, max_delay: float,
-                           rng: random.Random) -> int:
+                           rng: random.Random, start_argv: list[str] | None = None) -> int:
     """Start the run, SIGKILL it after a random delay, resume, and repeat `kills` times; then let it finish.
 
+    start_argv: the command that starts the run (default: the tiny Pendulum run of `train_argv`).
     Returns how many kills landed while the process was still running.
     """
     landed = 0
-    argv = train_argv(algo, run_dir, steps)
+    argv = start_argv or train_argv(algo, run_dir, steps)
     for _ in range(kills):
         proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         time.sleep(rng.uniform(0.0, max_delay))
@@ -157,3 +160,74 @@ def test_twenty_kills_across_runs(algo: str, tmp_path: Path) -> None:
             break
     print(f"{algo}: {total} SIGKILLs in all")
     assert total >= 10, f"only {total} kills landed before the runs finished"
+
+
+# --- the other training modes --------------------------------------------------------------------------------------
+
+QUIET = ["--no-progress", "--no-tensorboard", "--keep-checkpoints", "100"]
+PPO_TINY = ["--num-seeds", "2", "--num-envs", "2", "--rollout-length", "16", "--minibatch-size", "16",
+            "--num-epochs", "2", "--hidden-sizes", "16", "--eval-episodes", "2", "--log-every", "32", *QUIET]
+MODES = {
+    # on-policy host loop, CartPole (episodes of ~10-60 steps, so checkpoints fall mid-episode), both normalisations
+    "ppo-host": ["ppo", "--env", "CartPole-v1", "--steps", "256", "--checkpoint-every", "64", "--eval-every", "128",
+                 "--normalize-obs", "--normalize-reward", *PPO_TINY],
+    "ppo-compiled": ["ppo", "--env", "gymnax:CartPole-v1", "--steps", "256", "--checkpoint-every", "64",
+                     "--eval-every", "128", *PPO_TINY],
+    "sac-compiled": ["sac", "--env", "gymnax:Pendulum-v1", "--steps", "400", "--learning-starts", "100",
+                     "--batch-size", "16", "--hidden-sizes", "16", "--num-seeds", "2", "--eval-episodes", "1",
+                     "--checkpoint-every", "100", "--eval-every", "200", "--log-every", "100", *QUIET],
+}
+
+
+def rewind(run_dir: Path, keep_through_step: int) -> None:
+    """Make a finished run look killed just after its checkpoint at `keep_through_step`: later checkpoints and
+    the summary go; metrics rows written after it stay (a killed process leaves them), for resume to drop."""
+    for ckpt in checkpoint.list_checkpoints(run_dir / "checkpoints"):
+        if checkpoint.load_meta(ckpt)["step"] > keep_through_step:
+            shutil.rmtree(ckpt)
+    (run_dir / "summary.json").unlink()
+
+
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_every_mode_resumes_from_a_middle_checkpoint_exactly(mode: str, tmp_path: Path) -> None:
+    from critix.cli import main
+
+    algo, *args = MODES[mode]
+    reference, resumed = tmp_path / "reference", tmp_path / "resumed"
+    assert main(["train", algo, *args, "--run-dir", str(reference)]) == 0
+    steps = [checkpoint.load_meta(c)["step"] for c in checkpoint.list_checkpoints(reference / "checkpoints")]
+    assert len(steps) >= 3, steps
+    shutil.copytree(reference, resumed)
+    rewind(resumed, steps[len(steps) // 2 - 1])
+    assert main(["train", algo, "--resume", str(resumed), "--no-progress"]) == 0
+    assert_same_run(resumed, reference)
+
+
+def test_offline_run_resumes_from_a_middle_checkpoint_exactly(tmp_path: Path) -> None:
+    from critix.cli import main
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
+    from test_datasets import make_episodes, write
+
+    dataset = write(tmp_path / "ds", make_episodes(4, 10))
+    reference, resumed = tmp_path / "reference", tmp_path / "resumed"
+    assert main(["train", "iql", "--dataset", str(dataset), "--steps", "60", "--num-seeds", "2", "--eval-every", "30",
+                 "--checkpoint-every", "10", "--chunk-size", "10", "--hidden-sizes", "16", "16", "--batch-size", "8",
+                 "--eval-episodes", "1", "--run-dir", str(reference), *QUIET]) == 0
+    shutil.copytree(reference, resumed)
+    rewind(resumed, 20)
+    assert main(["train", "iql", "--resume", str(resumed), "--no-progress"]) == 0
+    assert_same_run(resumed, reference)
+
+
+def test_compiled_ppo_resumes_exactly_after_sigkills(tmp_path: Path) -> None:
+    algo, *args = MODES["ppo-compiled"]
+    reference = tmp_path / "reference"
+    start = time.perf_counter()
+    run_to_completion([*CLI, "train", algo, *args, "--run-dir", str(reference)])
+    wall = time.perf_counter() - start
+    run_dir = tmp_path / "killed"
+    landed = kill_at_random_moments(algo, run_dir, 0, kills=2, max_delay=0.9 * wall, rng=random.Random(3),
+                                    start_argv=[*CLI, "train", algo, *args, "--run-dir", str(run_dir)])
+    assert landed >= 1
+    assert_same_run(run_dir, reference)

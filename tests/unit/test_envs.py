@@ -168,3 +168,57 @@ def test_running_mean_std_with_non_flat_observations():
     data = np.concatenate(chunks, axis=1)
     np.testing.assert_allclose(rms.mean, data.mean(axis=1), atol=1e-4)
     np.testing.assert_allclose(rms.var, data.var(axis=1), atol=1e-4)
+
+
+class _ArcadeStub(gym.Env):
+    """Records the actions it is sent; its action meanings decide whether a fire reset applies."""
+
+    observation_space = gym.spaces.Box(0, 255, (2,), np.uint8)
+
+    def __init__(self, meanings: list[str], die_on_fire: bool = False) -> None:
+        self.meanings, self.die_on_fire = meanings, die_on_fire
+        self.action_space = gym.spaces.Discrete(len(meanings))
+        self.actions: list[int] = []
+        self.resets = 0
+
+    def get_action_meanings(self) -> list[str]:
+        return self.meanings
+
+    def reset(self, *, seed=None, options=None):
+        self.resets += 1
+        return np.zeros(2, np.uint8), {}
+
+    def step(self, action):
+        self.actions.append(int(action))
+        dead = self.die_on_fire and self.resets == 1 and int(action) == 1
+        return np.full(2, len(self.actions), np.uint8), 0.0, dead, False, {}
+
+
+def test_fire_reset_presses_fire_then_2_only_for_games_that_have_fire():
+    from critix.envs.pixels import FireReset
+
+    breakout = _ArcadeStub(["NOOP", "FIRE", "RIGHT", "LEFT"])
+    obs, _ = FireReset(breakout).reset(seed=0)
+    assert breakout.actions == [1, 2] and obs.tolist() == [2, 2]
+    no_fire = _ArcadeStub(["NOOP", "UP", "DOWN"])
+    FireReset(no_fire).reset(seed=0)
+    assert no_fire.actions == [] and no_fire.resets == 1
+    dies = _ArcadeStub(["NOOP", "FIRE", "RIGHT"], die_on_fire=True)  # lost a life while firing: reset again
+    FireReset(dies).reset(seed=0)
+    assert dies.resets == 2
+
+
+def test_breakout_gets_a_fire_reset():
+    pytest.importorskip("ale_py")
+    from critix.envs.gym import make_vector_env
+
+    envs = make_vector_env("ALE/Breakout-v5", 1, 0)
+    try:
+        names = []
+        env = envs.envs[0]
+        while hasattr(env, "env"):
+            names.append(type(env).__name__)
+            env = env.env
+        assert "FireReset" in names and envs.single_observation_space.shape == (84, 84, 4)
+    finally:
+        envs.close()

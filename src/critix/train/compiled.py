@@ -33,7 +33,8 @@ from critix.envs.jax_envs import JaxEnv, make_jax_env
 from critix.train import checkpoint
 from critix.train.logging import MetricsLogger, plot_learning_curve
 from critix.train.online import LOOP_METRICS, RunConfig, config_to_json, default_run_dir
-from critix.train.onpolicy import make_summary, prepare_config
+from critix.train.host import make_summary, restore_counters
+from critix.train.onpolicy import prepare_config
 from critix.train.progress import Progress
 from critix.types import CritixError, Transition
 
@@ -215,10 +216,7 @@ class Session:
 
     def restore_runner(self, ckpt: Path) -> Runner:
         arrays, meta = checkpoint.load(ckpt, self.init_runner().arrays())
-        runner = Runner(jax.device_put(arrays["carry"]))
-        for name, value in meta["counters"].items():
-            setattr(runner, name, value)
-        return runner
+        return restore_counters(Runner(jax.device_put(arrays["carry"])), meta)
 
     def evaluate(self, runner: Runner, seed: int) -> np.ndarray:
         return np.asarray(self.evaluate_seeds(runner.carry.agent, jax.random.PRNGKey(seed)))
@@ -241,13 +239,15 @@ def train(algo: str, agent_cfg: Any, run: RunConfig, resume: Path | None = None)
     ckpt_dir = run_dir / "checkpoints"
     run_dir.mkdir(parents=True, exist_ok=True)
     runner = None
-    if resume is not None and (last := checkpoint.latest(ckpt_dir)) is not None:
-        runner = session.restore_runner(last)
+    if resume is not None and (found := checkpoint.latest_valid(ckpt_dir)) is not None:
+        runner = session.restore_runner(found[0])  # the newest checkpoint that verifies (warns about bad ones)
     if runner is None:
         runner = session.init_runner()
         checkpoint.atomic_write_json(run_dir / "config.json", config_to_json(algo, cfg, run))
-    logger = MetricsLogger(run_dir, S, session.metric_names(), run.tensorboard)
     per_iteration = session.steps_per_iteration
+    # Rows and TensorBoard events after the checkpoint were written by the killed process: drop them.
+    purge_step = runner.iterations * per_iteration + 1 if resume is not None else None
+    logger = MetricsLogger(run_dir, S, session.metric_names(), run.tensorboard, purge_step=purge_step)
     logger.truncate_after(runner.iterations * per_iteration)
     total_steps = session.total_iterations * per_iteration
     eval_every = run.eval_every or total_steps

@@ -27,7 +27,7 @@ import numpy as np
 from critix import __version__, agents
 from critix.data import replay
 from critix.data.datasets import OfflineDataset, dataset_normalized_score, read_dataset
-from critix.envs.gym import make_vector_env, normalize_obs
+from critix.envs.gym import make_vector_env
 from critix.train import checkpoint, online
 from critix.train.evaluate import evaluate
 from critix.train.logging import MetricsLogger, plot_learning_curve
@@ -240,15 +240,17 @@ def _train(session: OfflineSession, resume: Path | None) -> dict[str, Any]:
     run_dir.mkdir(parents=True, exist_ok=True)
     counters = {"steps": 0, "wall_seconds": 0.0, "train_seconds": 0.0, "train_steps": 0, "compile_seconds": 0.0}
     states, keys = session.init_state()
-    last = checkpoint.latest(ckpt_dir) if resume is not None else None
-    if last is not None:
-        arrays, meta = checkpoint.load(last, {"agent": states, "key": keys})
+    found = checkpoint.latest_valid(ckpt_dir) if resume is not None else None  # warns about corrupt ones
+    if found is not None:
+        arrays, meta = checkpoint.load(found[0], {"agent": states, "key": keys})
         states, keys = jax.device_put(arrays["agent"]), jax.device_put(arrays["key"])
         counters.update(meta["counters"])
     elif resume is None:
         checkpoint.atomic_write_json(run_dir / "config.json", config_to_json(algo, cfg, run))
 
-    logger = MetricsLogger(run_dir, S, session.metric_names(), run.tensorboard)
+    # Rows and TensorBoard events after the checkpoint were written by the killed process: drop them.
+    purge_step = counters["steps"] + 1 if resume is not None else None
+    logger = MetricsLogger(run_dir, S, session.metric_names(), run.tensorboard, purge_step=purge_step)
     logger.truncate_after(counters["steps"])
     eval_every = run.eval_every or run.steps
     ckpt_every = run.checkpoint_every or eval_every

@@ -18,17 +18,16 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
-import gymnasium as gym
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from critix import __version__, agents, validation
 from critix.data import replay
-from critix.envs.gym import (RunningMeanStd, final_observation, make_vector_env, normalize_obs, random_actions,
+from critix.envs.gym import (RunningMeanStd, final_observation, random_actions,
                               to_env_action)
 from critix.train import checkpoint, guards
-from critix.train.evaluate import evaluate
+from critix.train.host import HostSession, make_summary, restore_counters
 from critix.train.logging import MetricsLogger, plot_learning_curve
 from critix.train.progress import Progress
 from critix.train.resume import LoopState, restore_loop
@@ -169,33 +168,26 @@ def default_run_dir(algo: str, env_id: str) -> Path:
     return Path("runs") / f"{algo}-{env_id.replace('/', '_')}-{stamp}"
 
 
-class Session:
-    """The compiled pieces and envs of one run (built from configs; holds no learned state)."""
+class Session(HostSession):
+    """The compiled pieces and envs of one off-policy run (built from configs; holds no learned state)."""
 
     def __init__(self, algo: str, agent_cfg: Any, run: RunConfig) -> None:
-        self.algo, self.cfg, self.run = algo, agent_cfg, run
-        self.spec = agents.get(algo)
-        self.module = self.spec.module
-        self.num_seeds, self.num_envs = run.num_seeds, run.num_envs
-        self.env = make_vector_env(run.env, run.num_seeds * run.num_envs, run.seed * 1000, run.vectorization)
-        self.obs_space, self.act_space = self.env.single_observation_space, self.env.single_action_space
+        super().__init__(algo, agent_cfg, run)
         try:
-            self.module.check_spaces(self.obs_space, self.act_space)
+            self._setup(agent_cfg, run)
         except CritixError:
-            self.env.close()
+            self.close()
             raise
-        self.eval_env = make_vector_env(run.env, run.num_seeds * run.eval_episodes, run.seed * 1000 + 500_000)
+
+    def _setup(self, agent_cfg: Any, run: RunConfig) -> None:
         # Actions as the agent emits and the buffer stores them: [A] float32 (Box) or a scalar int32 index (Discrete).
-        self.discrete = isinstance(self.act_space, gym.spaces.Discrete)
         self.action_shape: tuple[int, ...] = () if self.discrete else tuple(self.act_space.shape)
         self.action_dtype = np.int32 if self.discrete else np.float32
         self.low, self.high = getattr(self.act_space, "low", None), getattr(self.act_space, "high", None)  # Box only
         self.action_dim = int(np.prod(self.action_shape))  # 1 for a Discrete index
-        self.obs_shape = self.obs_space.shape
         # Images (uint8 or bool Box spaces, e.g. Atari, MinAtar) are stored compactly as uint8; the rest as float32.
         self.obs_dtype = np.uint8 if np.dtype(self.obs_space.dtype) in (np.uint8, np.bool_) else np.float32
         if run.normalize_obs and self.obs_dtype == np.uint8:
-            self.env.close()
             raise CritixError("--normalize-obs is for vector observations; image observations are scaled by the encoder")
         self.n_step = int(getattr(agent_cfg, "n_step", 1))  # n-step agents sample runs of n consecutive steps
         self.capacity = min(agent_cfg.buffer_size, run.steps)
@@ -211,18 +203,7 @@ class Session:
 
     # ---- compiled functions -------------------------------------------------------------------------
     def _build_functions(self) -> None:
-        cfg, module, normalize = self.cfg, self.module, self.run.normalize_obs
-
-        def prepare(obs: jax.Array, mean: jax.Array, var: jax.Array) -> jax.Array:
-            return normalize_obs(obs, mean, var) if normalize else obs
-
-        def policy(state: Any, key: jax.Array, obs: jax.Array, mean: jax.Array, var: jax.Array) -> Any:
-            key, act_key = jax.random.split(key)
-            return module.act(cfg, state, prepare(obs, mean, var), act_key, False), key
-
-        def greedy(state: Any, obs: jax.Array, mean: jax.Array, var: jax.Array) -> jax.Array:
-            return module.act(cfg, state, prepare(obs, mean, var), jax.random.PRNGKey(0), True)
-
+        cfg, module, prepare = self.cfg, self.module, self.prepare
         skip = self.run.on_nan == "skip"
         prioritized = bool(getattr(cfg, "prioritized", False))  # the agent samples its own batches by priority
         if skip and (prioritized or self.n_step > 1):
@@ -265,8 +246,6 @@ class Session:
                 guard["updates"] = jnp.where(guards.all_finite(state), bad, jnp.maximum(bad, 1))
             return state, buffer, key, jax.tree.map(jnp.nanmean, metrics), guard
 
-        self.policy = jax.jit(jax.vmap(policy))
-        self.greedy = jax.jit(jax.vmap(greedy))
         self.train_chunk = jax.jit(
             jax.vmap(train_chunk, in_axes=(0, 0, 0, 0, 0, 0, None)), static_argnums=6, donate_argnums=(0, 1, 2)
         )
@@ -304,20 +283,7 @@ class Session:
         if self.capacity > saved_capacity:  # the run was extended (--steps): grow the ring, keeping its data
             buffer = jax.vmap(lambda b: replay.grow(b, self.capacity))(buffer)
         runner = Runner(jax.device_put(arrays["agent"]), buffer, jax.device_put(arrays["key"]), rms)
-        for name, value in meta["counters"].items():
-            setattr(runner, name, value)
-        return runner
-
-    def stats(self, runner: Runner) -> tuple[np.ndarray, np.ndarray]:
-        return runner.obs_rms.mean.astype(np.float32), runner.obs_rms.var.astype(np.float32)
-
-    def evaluate(self, runner: Runner, seed: int) -> np.ndarray:
-        mean, var = self.stats(runner)
-
-        def act(obs: np.ndarray) -> np.ndarray:
-            return np.asarray(self.greedy(runner.agent, obs.astype(self.obs_dtype), mean, var))
-
-        return evaluate(self.eval_env, act, self.num_seeds, seed)[0]
+        return restore_counters(runner, meta)
 
     def metric_names(self) -> list[str]:
         """Every column the run logs: the agent's update metrics (found by tracing `update`) and the loop's."""
@@ -329,9 +295,6 @@ class Session:
         guard = list(guards.GUARD_METRICS) if self.run.on_nan == "skip" else []
         return sorted(metrics) + list(LOOP_METRICS) + guard
 
-    def close(self) -> None:
-        self.env.close()
-        self.eval_env.close()
 
 
 def train(algo: str, agent_cfg: Any, run: RunConfig, resume: Path | None = None,
@@ -496,29 +459,10 @@ def _train(session: Session, resume: Path | None,
     if final_returns is None:  # resumed a run that had already finished: evaluate its final policy again
         final_returns = session.evaluate(runner, seed=run.seed * 1000 + 900_000 + runner.vector_steps * N)
     plot_learning_curve(run_dir / "metrics.csv", run_dir / "learning_curve.png", f"{algo} on {run.env}")
-    per_seed_final = final_returns.mean(axis=1)
-    summary = {
-        "algo": algo,
-        "env": run.env,
-        "steps": runner.vector_steps * N,
-        "num_seeds": S,
-        "num_envs": N,
-        "final_return": [float(x) for x in per_seed_final],
-        "final_return_mean": float(per_seed_final.mean()),
-        "final_return_std": float(per_seed_final.std()),
-        "eval_episodes": run.eval_episodes,
-        "wall_seconds": runner.wall_seconds,
-        "steps_per_second": runner.train_steps / runner.train_seconds if runner.train_seconds else None,
-        "steps_per_second_note": "env steps per seed per second after learning starts; compile and eval excluded",
-        "compile_seconds": runner.compile_seconds,
-        "gradient_steps": runner.updates,
-        "skipped_transitions": runner.skipped_transitions,
-        "skipped_updates": runner.skipped_updates,
-        "critix_version": __version__,
-        "jax_version": jax.__version__,
-        "device": str(jax.devices()[0]),
-        "run_dir": str(run_dir),
-    }
+    summary = make_summary(algo, run, final_returns, runner.vector_steps * N, runner.wall_seconds,
+                           runner.train_steps, runner.train_seconds, runner.compile_seconds, runner.updates, run_dir)
+    summary["skipped_transitions"] = runner.skipped_transitions
+    summary["skipped_updates"] = runner.skipped_updates
     checkpoint.atomic_write_json(run_dir / "summary.json", summary)
     return summary
 

@@ -15,17 +15,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import jax
 import numpy as np
 
-from critix import __version__, agents
-from critix.envs.gym import RunningMeanStd, final_observation, make_vector_env, normalize_obs, scale_action
+from critix import agents
+from critix.envs.gym import RunningMeanStd, final_observation, scale_action
 from critix.train import checkpoint
-from critix.train.evaluate import evaluate
 from critix.train.logging import MetricsLogger, plot_learning_curve
 from critix.train.online import LOOP_METRICS, RunConfig, _log_train, config_to_json, default_run_dir
+from critix.train.host import HostSession, make_summary, restore_counters
 from critix.train.progress import Progress
+from critix.train.resume import LoopState, restore_loop
 from critix.types import CritixError, Transition
 
 REWARD_CLIP = 10.0  # SB3 VecNormalize clip_reward
@@ -71,47 +71,19 @@ class Runner:
         return {f: getattr(self, f) for f in fields}
 
 
-class Session:
+class Session(HostSession):
     """The compiled pieces and envs of one on-policy run (built from configs; holds no learned state)."""
 
     def __init__(self, algo: str, agent_cfg: Any, run: RunConfig) -> None:
-        self.algo, self.run = algo, run
-        self.module = agents.get(algo).module
-        self.cfg = prepare_config(self.module, agent_cfg, run)
-        self.num_seeds, self.num_envs = run.num_seeds, run.num_envs
-        self.env = make_vector_env(run.env, run.num_seeds * run.num_envs, run.seed * 1000, run.vectorization)
-        self.obs_space, self.act_space = self.env.single_observation_space, self.env.single_action_space
-        try:
-            self.module.check_spaces(self.obs_space, self.act_space)
-        except CritixError:
-            self.env.close()
-            raise
-        self.eval_env = make_vector_env(run.env, run.num_seeds * run.eval_episodes, run.seed * 1000 + 500_000)
-        self.discrete = isinstance(self.act_space, gym.spaces.Discrete)
-        self.obs_shape = self.obs_space.shape
+        super().__init__(algo, prepare_config(agents.get(algo).module, agent_cfg, run), run)
         self.rollout_length = self.cfg.rollout_length
-        self._build_functions()
-
-    def _build_functions(self) -> None:
-        cfg, module, normalize = self.cfg, self.module, self.run.normalize_obs
-
-        def prepare(obs: jax.Array, mean: jax.Array, var: jax.Array) -> jax.Array:
-            return normalize_obs(obs, mean, var) if normalize else obs
-
-        def policy(state: Any, key: jax.Array, obs: jax.Array, mean: jax.Array, var: jax.Array) -> Any:
-            key, act_key = jax.random.split(key)
-            return module.act(cfg, state, prepare(obs, mean, var), act_key, False), key
-
-        def greedy(state: Any, obs: jax.Array, mean: jax.Array, var: jax.Array) -> jax.Array:
-            return module.act(cfg, state, prepare(obs, mean, var), jax.random.PRNGKey(0), True)
+        cfg, module, prepare = self.cfg, self.module, self.prepare
 
         def train_rollout(state: Any, rollout: Transition, mean: jax.Array, var: jax.Array) -> Any:
             rollout = rollout.replace(obs=prepare(rollout.obs, mean, var),
                                       next_obs=prepare(rollout.next_obs, mean, var))
             return module.update(cfg, state, rollout)
 
-        self.policy = jax.jit(jax.vmap(policy))
-        self.greedy = jax.jit(jax.vmap(greedy))
         self.train_rollout = jax.jit(jax.vmap(train_rollout), donate_argnums=(0,))
 
     def example_rollout(self) -> Transition:
@@ -139,30 +111,13 @@ class Session:
 
         runner = Runner(jax.device_put(arrays["agent"]), jax.device_put(arrays["key"]), rms(arrays["obs_rms"]),
                         rms(arrays["ret_rms"]))
-        for name, value in meta["counters"].items():
-            setattr(runner, name, value)
-        return runner
-
-    def stats(self, runner: Runner) -> tuple[np.ndarray, np.ndarray]:
-        return runner.obs_rms.mean.astype(np.float32), runner.obs_rms.var.astype(np.float32)
-
-    def evaluate(self, runner: Runner, seed: int) -> np.ndarray:
-        mean, var = self.stats(runner)
-
-        def act(obs: np.ndarray) -> np.ndarray:
-            return np.asarray(self.greedy(runner.agent, obs.astype(np.float32), mean, var))
-
-        return evaluate(self.eval_env, act, self.num_seeds, seed)[0]
+        return restore_counters(runner, meta)
 
     def metric_names(self) -> list[str]:
         cfg, module, obs_space, act_space = self.cfg, self.module, self.obs_space, self.act_space
         agent = jax.eval_shape(lambda: module.init(cfg, jax.random.PRNGKey(0), obs_space, act_space))
         _, metrics = jax.eval_shape(lambda s, r: module.update(cfg, s, r), agent, self.example_rollout())
         return sorted(metrics) + list(LOOP_METRICS)
-
-    def close(self) -> None:
-        self.env.close()
-        self.eval_env.close()
 
 
 def train(algo: str, agent_cfg: Any, run: RunConfig, resume: Path | None = None) -> dict[str, Any]:
@@ -181,16 +136,19 @@ def _train(session: Session, resume: Path | None) -> dict[str, Any]:
     ckpt_dir = run_dir / "checkpoints"
     run_dir.mkdir(parents=True, exist_ok=True)
 
-    runner = None
+    runner, meta = None, None
     if resume is not None:
-        last = checkpoint.latest(ckpt_dir)
-        if last is not None:
+        found = checkpoint.latest_valid(ckpt_dir)  # the newest checkpoint that verifies (warns about bad ones)
+        if found is not None:
+            last, meta = found
             runner = session.restore_runner(last)
     if runner is None:
         runner = session.init_runner()
         checkpoint.atomic_write_json(run_dir / "config.json", config_to_json(algo, cfg, run))
 
-    logger = MetricsLogger(run_dir, S, session.metric_names(), run.tensorboard)
+    # Rows and TensorBoard events after the checkpoint were written by the killed process: drop them.
+    purge_step = runner.vector_steps * N + 1 if resume is not None else None
+    logger = MetricsLogger(run_dir, S, session.metric_names(), run.tensorboard, purge_step=purge_step)
     logger.truncate_after(runner.vector_steps * N)
     total_vector_steps = math.ceil(run.steps / (T * N)) * T  # whole rollouts
     total_steps = total_vector_steps * N
@@ -205,6 +163,13 @@ def _train(session: Session, resume: Path | None) -> dict[str, Any]:
     last_eval: np.ndarray | None = None
     final_returns: np.ndarray | None = None
     train_metrics: dict[str, Any] = {}
+    if meta is not None:  # continue mid-episode: envs, observations and accumulators as they were
+        loop = restore_loop(meta.get("loop"), session.env, S, session.obs_shape)
+        if loop is not None:
+            obs, episode_return, recent_returns, train_metrics = (
+                loop.obs, loop.episode_return, loop.recent_returns, loop.train_metrics)
+            if loop.discounted_return is not None:
+                discounted_return = loop.discounted_return
     start = time.perf_counter() - runner.wall_seconds
     action_shape = () if session.discrete else session.act_space.shape
     stage_obs = np.zeros((T, S * N, *session.obs_shape), np.float32)
@@ -278,8 +243,11 @@ def _train(session: Session, resume: Path | None) -> dict[str, Any]:
             if steps_now // ckpt_every > prev // ckpt_every or done_run:
                 runner.wall_seconds = time.perf_counter() - start
                 logger.flush()
+                loop_state = LoopState(obs, episode_return, recent_returns,
+                                       {k: np.asarray(v) for k, v in train_metrics.items()}, discounted_return)
                 checkpoint.save(ckpt_dir, steps_now, runner.arrays(),
-                                {"counters": runner.counters(), "algo": algo, "env": run.env},
+                                {"counters": runner.counters(), "algo": algo, "env": run.env,
+                                 "loop": loop_state.to_json(session.env)},
                                 keep=run.keep_checkpoints)
             sps = runner.train_steps / runner.train_seconds if runner.train_seconds else float("nan")
             progress.update(steps_now, sps, None if last_eval is None else float(np.mean(last_eval)))
@@ -296,34 +264,3 @@ def _train(session: Session, resume: Path | None) -> dict[str, Any]:
                            runner.updates * session.module.gradient_steps_per_update(cfg, T * N), run_dir)
     checkpoint.atomic_write_json(run_dir / "summary.json", summary)
     return summary
-
-
-def make_summary(
-    algo: str, run: RunConfig, final_returns: np.ndarray, steps: int, wall_seconds: float, train_steps: int,
-    train_seconds: float, compile_seconds: float, gradient_steps: int, run_dir: Path, mode: str = "host",
-) -> dict[str, Any]:
-    """summary.json, with the keys of the off-policy loop's summary (final_returns: [S, episodes])."""
-    per_seed_final = final_returns.mean(axis=1)
-    return {
-        "algo": algo,
-        "env": run.env,
-        "mode": mode,
-        "steps": steps,
-        "num_seeds": run.num_seeds,
-        "num_envs": run.num_envs,
-        "final_return": [float(x) for x in per_seed_final],
-        "final_return_mean": float(per_seed_final.mean()),
-        "final_return_std": float(per_seed_final.std()),
-        "eval_episodes": run.eval_episodes,
-        "wall_seconds": wall_seconds,
-        "steps_per_second": train_steps / train_seconds if train_seconds else None,
-        "steps_per_second_note": "env steps per seed per second, first (compiling) iteration and eval excluded",
-        "compile_seconds": compile_seconds,
-        "train_seconds": train_seconds,
-        "train_seconds_note": "wall time of env steps + updates after the first (compiling) iteration or chunk",
-        "gradient_steps": gradient_steps,
-        "critix_version": __version__,
-        "jax_version": jax.__version__,
-        "device": str(jax.devices()[0]),
-        "run_dir": str(run_dir),
-    }

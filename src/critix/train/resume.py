@@ -24,12 +24,14 @@ from critix.types import CritixError
 
 @dataclasses.dataclass
 class LoopState:
-    """obs [S*N, O] float32, episode_return [S*N] float64, recent_returns per seed, train_metrics name -> [S]."""
+    """obs [S*N, O] float32, episode_return [S*N] float64, recent_returns per seed, train_metrics name -> [S];
+    discounted_return [S*N] float64: the on-policy loop's running discounted return for reward scaling."""
 
     obs: np.ndarray
     episode_return: np.ndarray
     recent_returns: list[list[float]]
     train_metrics: dict[str, np.ndarray]
+    discounted_return: np.ndarray | None = None
 
     def to_json(self, env: gym.vector.VectorEnv) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -40,6 +42,8 @@ class LoopState:
             "train_metrics": {k: np.asarray(v).tolist() for k, v in self.train_metrics.items()},
             "train_metrics_dtype": {k: str(np.asarray(v).dtype) for k, v in self.train_metrics.items()},
         }
+        if self.discounted_return is not None:
+            out["discounted_return"] = self.discounted_return.tolist()
         try:
             out["env"] = snapshot_vector_env(env)
         except SnapshotUnsupported as err:
@@ -61,9 +65,12 @@ def restore_loop(loop: Any, env: gym.vector.VectorEnv, num_seeds: int, obs_shape
         recent = [[float(x) for x in r] for r in loop["recent_returns"]]
         metrics = {k: np.asarray(v, dtype=loop["train_metrics_dtype"][k]) for k, v in loop["train_metrics"].items()}
         snap = loop["env"]
+        discounted = loop.get("discounted_return")
+        discounted = None if discounted is None else np.asarray(discounted, np.float64)
     except (KeyError, TypeError, ValueError) as err:
         raise CritixError(f"checkpoint loop state is malformed ({err!r}); resume from an earlier checkpoint") from None
-    if obs.shape != (env.num_envs, *obs_shape) or episode_return.shape != (env.num_envs,) or len(recent) != num_seeds:
+    shapes_ok = episode_return.shape == (env.num_envs,) and (discounted is None or discounted.shape == (env.num_envs,))
+    if obs.shape != (env.num_envs, *obs_shape) or not shapes_ok or len(recent) != num_seeds:
         raise CritixError(
             f"checkpoint loop state holds {obs.shape[0] if obs.ndim else 0} envs of obs shape {obs.shape[1:]}, this run "
             f"has {env.num_envs} of {obs_shape}; resume with the saved --num-seeds/--num-envs"
@@ -72,7 +79,7 @@ def restore_loop(loop: Any, env: gym.vector.VectorEnv, num_seeds: int, obs_shape
         _warn(f"the environments could not be saved ({loop.get('env_unsupported', 'unknown reason')})")
         return None
     restore_vector_env(env, snap)
-    return LoopState(obs, episode_return, recent, metrics)
+    return LoopState(obs, episode_return, recent, metrics, discounted)
 
 
 def _warn(reason: str) -> None:
