@@ -96,7 +96,7 @@ def write_report(cfg: BenchConfig, the_plan: Plan, failures: dict[Path, str],
     lines += [
         f"- Written {stamp} by `{bench_command(cfg)}`",
         f"- critix {__version__} (commit {commit()}), jax {_jax_version()}; machine: {machine()}",
-        f"- Budgets (environment steps per seed): "
+        "- Budgets (environment steps per seed): "
         + ", ".join(f"{t.env} {t.steps:,}" for t in the_plan.tasks)
         + (" (**overridden with --steps: not the suite's budgets**)" if cfg.steps is not None else ""),
         f"- Seeds: {the_plan.seeds} per (algorithm, task); score of a seed = mean return of "
