@@ -345,6 +345,14 @@ def _tuned_defaults(algo: str, argv: list[str], agent_cfg: Any) -> tuple[Any, Ru
     return tuned.apply(algo, env_id, agent_cfg, RunConfig(env=env_id))
 
 
+def _flag(name: str, value: Any) -> str:
+    """The command-line spelling of setting `name` to `value` (booleans as --x / --no-x, tuples space-separated)."""
+    flag = name.replace("_", "-")
+    if isinstance(value, bool):
+        return f"--{flag}" if value else f"--no-{flag}"
+    return f"--{flag} {' '.join(map(str, value)) if isinstance(value, tuple) else value}"
+
+
 def _print_tuned(console: Any, algo: str) -> None:
     from rich.table import Table
 
@@ -363,8 +371,7 @@ def _print_tuned(console: Any, algo: str) -> None:
         items = {k: v for k, v in entry.agent.items() if k in fields}
         if not items and not entry.run:
             continue
-        settings = " ".join(f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, tuple) else v}"
-                            for k, v in {**items, **entry.run}.items())
+        settings = " ".join(_flag(k, v) for k, v in {**items, **entry.run}.items())
         table.add_row(env, settings, entry.source)
     if table.row_count:
         console.print(table)

@@ -85,6 +85,19 @@ TUNED: dict[str, dict[str, Tuned]] = {
     },
 }
 
+# RL Zoo (hyperparams/ppo.yml) HalfCheetah: normalize obs and reward, 1 env, n_steps 512, batch 64, 20 epochs,
+# lr 2.0633e-5, gamma 0.98, GAE lambda 0.92, clip 0.1, ent_coef 4.01762e-4, vf_coef 0.58096, max_grad_norm 0.8,
+# log_std_init -2, ReLU, 256x256 policy and value networks (ortho_init False; critix's hidden layers use the
+# default lecun-normal init either way).
+_PPO_HALFCHEETAH = Tuned(
+    dict(hidden_sizes=(256, 256), activation="relu", learning_rate=2.0633e-5, rollout_length=512, minibatch_size=64,
+         num_epochs=20, gamma=0.98, gae_lambda=0.92, clip_ratio=0.1, entropy_coef=4.01762e-4, value_coef=0.58096,
+         max_grad_norm=0.8, init_log_std=-2.0),
+    {"num_envs": 1, "normalize_obs": True, "normalize_reward": True},
+    "RL Zoo hyperparams/ppo.yml (SB3 PPO, HalfCheetah)",
+)
+TUNED["ppo"] = {"HalfCheetah-v5": _PPO_HALFCHEETAH}
+
 ENV_VALUE_RANGES: dict[str, tuple[float, float]] = {
     "CartPole-v1": (0.0, 100.0),  # reward +1 per step: at most 1 / (1 - 0.99)
     "Acrobot-v1": (-100.0, 0.0),  # reward -1 per step
