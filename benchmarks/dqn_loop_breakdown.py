@@ -9,10 +9,12 @@ chunk 4, UTD 0.25, 1 seed, 1 env), compiles its functions, then replays the body
 - chunk prep (per chunk): `session.stats`, the per-seed reshape into a Transition;
 - update (per chunk): `session.train_chunk` (buffer write + 1 gradient step), the two guard counters read back
   with int(np.sum(...)), block_until_ready;
-(act and update also in process CPU time, all threads: wall well above CPU time is waiting, e.g. for a core
-on a loaded machine or for XLA's worker threads to wake), and, as floors, a jitted no-op round trip (dispatch + transfer of one small array) and the env step alone.
-The loop copy mirrors online.py at the commit this file was written against; it measures, it does not train
-for results. Every figure is microseconds per env step (per-chunk parts divided by the chunk size).
+(act and update also in process CPU time, all threads: wall well above CPU time is waiting, e.g. for a core on
+a loaded machine or for XLA's worker threads to wake), and, as floors, a jitted no-op round trip (dispatch +
+transfer of one small array) and the env step alone. It also counts the kernels XLA launches per call of the act
+and update functions. The loop copy mirrors online.py at the commit this file was written against; it measures,
+it does not train for results. Figures are microseconds per env step (per-chunk parts divided by the chunk size).
+The JSON goes to stdout and to benchmarks/results/dqn_loop_breakdown-<date>.json, with commit, machine and load.
 
     .venv/bin/python benchmarks/dqn_loop_breakdown.py --steps 4000
 """
@@ -20,8 +22,10 @@ for results. Every figure is microseconds per env step (per-chunk parts divided 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -31,11 +35,23 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from dqn_speed import SB3_DQN, critix_dqn_config  # noqa: E402
+from sac_speed import cpu_model, git_commit  # noqa: E402
 
 from critix.agents import dqn  # noqa: E402
 from critix.envs.gym import final_observation, to_env_action  # noqa: E402
 from critix.train.online import RunConfig, Session  # noqa: E402
 from critix.types import Transition  # noqa: E402
+
+
+def kernel_count(compiled: object) -> int:
+    """Top-level ops of a compiled executable's entry computation that run as kernels (fusions, dots, copies ...;
+    parameters, tuples, constants and bitcasts left out): how many pieces XLA's CPU runtime launches per call."""
+    text = compiled.as_text()  # type: ignore[attr-defined]
+    entry = text[text.index("ENTRY"):]
+    entry = entry[: entry.index("\n}\n")]
+    ops = [m.group(1) for line in entry.splitlines()[1:] if (m := re.search(r"= \S+ ([a-z\-]+)\(", line))]
+    passive = {"parameter", "tuple", "get-tuple-element", "constant", "bitcast"}
+    return sum(op not in passive for op in ops)
 
 
 def main() -> None:
@@ -117,6 +133,18 @@ def main() -> None:
             timed_steps += K
             t_loop += clock() - t_chunk
 
+    # Kernels per call of the two compiled functions the loop calls, and of the greedy part of the act alone.
+    mean, var = session.stats(runner)
+    obs3 = obs.reshape(S, N, *session.obs_shape)
+    greedy = jax.jit(jax.vmap(lambda state, o: dqn.act(cfg, state, o, jax.random.PRNGKey(0), True)))
+    kernels = {
+        "act (session.policy, epsilon-greedy)": kernel_count(
+            session.policy.lower(runner.agent, runner.key, obs3, mean, var).compile()),
+        "act, greedy part only": kernel_count(greedy.lower(runner.agent, obs3).compile()),
+        "update chunk (session.train_chunk, 1 gradient step)": kernel_count(session.train_chunk.lower(
+            runner.agent, runner.buffer, runner.key, items, mean, var, max(1, round(cfg.utd_ratio * K * N))).compile()),
+    }
+
     # Floors: a jitted no-op round trip on a [1, 1, 4] observation, and the env step alone.
     noop = jax.jit(lambda x: x + 1.0)
     x = np.zeros((1, 1, 4), np.float32)
@@ -135,15 +163,22 @@ def main() -> None:
 
     per_step = {name: seconds / timed_steps * 1e6 for name, seconds in parts.items()}
     loop_us = t_loop / timed_steps * 1e6
-    print(json.dumps({
+    result = {
         "timed_steps": timed_steps, "chunk_size": K, "us_per_env_step": per_step,
         "us_per_env_step_loop_total": loop_us, "steps_per_second": 1e6 / loop_us,
         "untimed_remainder_us": loop_us - sum(per_step.values()),
         "cpu_us_per_env_step": {name: seconds / timed_steps * 1e6 for name, seconds in cpu.items()},
-        "xla_flags": os.environ.get("XLA_FLAGS", ""),
-        "floor_jit_noop_roundtrip_us": noop_us, "floor_env_step_us": env_us,
-        "episodes": len(recent_returns), "jax": jax.__version__, "load_average": list(os.getloadavg()),
-    }, indent=2))
+        "kernels_per_call": kernels,
+        "floor_jit_noop_roundtrip_us": noop_us, "floor_env_step_us": env_us, "episodes": len(recent_returns),
+        "meta": {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"), "jax": jax.__version__,
+                 "cpu_model": cpu_model(), "cpu_count": os.cpu_count(), "critix_git": git_commit(),
+                 "xla_flags": os.environ.get("XLA_FLAGS", ""), "load_average_at_end": list(os.getloadavg()),
+                 "command": " ".join([sys.executable, *sys.argv])},
+    }
+    out = Path(__file__).resolve().parent / "results" / f"dqn_loop_breakdown-{time.strftime('%Y-%m-%d-%H%M%S')}.json"
+    out.write_text(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2))
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":
