@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import dataclasses
 import datetime
 import json
 import math
@@ -112,7 +111,7 @@ def run_peer(peer: str, algo: str, dataset: Path, steps: int, seed: int, timeout
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {timeout} s"}
-    lines = [l for l in out.stdout.splitlines() if l.startswith("{")]
+    lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
     return json.loads(lines[-1]) if lines else {"error": out.stderr[-2000:]}
 
 
