@@ -10,8 +10,32 @@ The ratios use the whole-run figures (compile included on both sides). Evaluatio
 `--compiled` adds critix compiled PPO on gymnax:CartPole-v1 (`--compiled-seeds` seeds in one process).
 Raw results: benchmarks/results/ppo_speed-<date>.json and .csv, with machine, versions, load and commands.
 
+`--rejax` runs a different comparison instead (issue 3): critix compiled PPO against rejax 0.1.3 (its own venv,
+`bash benchmarks/peers/install_rejax.sh`; `--rejax-python` to point elsewhere), both on gymnax CartPole-v1,
+`--compiled-seeds` seeds x `--compiled-steps` env steps per seed, alternating critix, rejax, critix, rejax ...
+(`--pairs` rounds, one process at a time). Both get the same hyperparameters as explicit flags (COMMON_PPO below;
+the rejax-name mapping and the differences rejax does not let us set are in peers/peer_rejax_ppo.py's docstring).
+Figures per pair, each side "with compile" and "without compile":
+- rejax: with = its first `jit(vmap(train))` call (trace + compile + run); without = a second call with fresh
+  keys in the same process (compile cached, run only);
+- critix: with = compile_seconds + train_seconds of its summary.json. In the compiled loop (train/compiled.py)
+  compile_seconds is the wall time of the first call of each chunk kind, i.e. compile AND the run of that first
+  chunk, and train_seconds the wall time of the later chunks (the host loop around the chunks, the final
+  evaluation and the checkpoint are outside both). So the run is split into equal chunks (`--log-every` = a
+  divisor of the iterations, at least 3 chunks where the iteration count allows; equal lengths so only one chunk
+  kind compiles), and without = total steps / (train steps / train_seconds): the whole run at the steady rate of
+  the chunks after the first. Its compile estimate is compile_seconds minus the first chunk at that rate.
+  This is the like-for-like counterpart of rejax's second call: both are the whole run's env steps and updates
+  on already-compiled code; critix's adds the host round trips between its chunks (one small metrics transfer
+  each), rejax's has none. Neither side persists compiled code between processes (no JAX compilation cache).
+Ratios are rejax seconds / critix seconds (above 1: critix is faster), per pair and as medians. The acceptance of
+issue 3 is checked per pair: critix's wall with compile below rejax's, and every critix seed's final return (10
+greedy episodes) at least 475. Raw results: benchmarks/results/ppo_speed-rejax-<date>.json and .csv.
+
     .venv/bin/python benchmarks/ppo_speed.py --pairs 3
     .venv/bin/python benchmarks/ppo_speed.py --pairs 1 --steps 20000 --no-peers
+    .venv/bin/python benchmarks/ppo_speed.py --rejax --pairs 3        # 16 seeds x 1M steps each side
+    .venv/bin/python benchmarks/ppo_speed.py --rejax --pairs 1 --compiled-seeds 2 --compiled-steps 50000
 """
 
 from __future__ import annotations
@@ -19,7 +43,9 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime
+import importlib.metadata
 import json
+import math
 import os
 import platform
 import shlex
@@ -31,17 +57,21 @@ import time
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from sac_speed import cpu_model  # noqa: E402
+
 REPO = Path(__file__).resolve().parent.parent
 BENCH = REPO / "benchmarks"
 PEER_PYTHON = BENCH / "peers" / ".venv" / "bin" / "python"
 CRITIX = [sys.executable, "-m", "critix.cli"]
 
 
-def run_critix(env: str, steps: int, num_envs: int, num_seeds: int, extra: list[str]) -> dict[str, Any]:
+def run_critix(env: str, steps: int, num_envs: int, num_seeds: int, extra: list[str],
+               log_every: int | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="critix-ppo-") as tmp:
         run_dir = Path(tmp) / "run"
         cmd = [*CRITIX, "train", "ppo", "--env", env, "--steps", str(steps), "--num-envs", str(num_envs),
-               "--num-seeds", str(num_seeds), "--eval-every", "0", "--log-every", str(steps),
+               "--num-seeds", str(num_seeds), "--eval-every", "0", "--log-every", str(log_every or steps),
                "--no-progress", "--no-tensorboard", "--run-dir", str(run_dir), *extra]
         t = time.perf_counter()
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -53,7 +83,7 @@ def run_critix(env: str, steps: int, num_envs: int, num_seeds: int, extra: list[
     return {"lib": "critix", "lib_version": summary["critix_version"], "env": env, "num_seeds": num_seeds,
             "steps": summary["steps"], "steps_per_second": summary["steps"] / timed,
             "steps_per_second_steady": summary["steps_per_second"], "compile_seconds": summary["compile_seconds"],
-            "wall_seconds": timed, "process_seconds": process_seconds,
+            "train_seconds": summary.get("train_seconds"), "wall_seconds": timed, "process_seconds": process_seconds,
             "final_return": summary["final_return_mean"], "final_return_per_seed": summary["final_return"],
             "command": shlex.join(cmd[2:])}
 
@@ -71,6 +101,144 @@ def run_peer(lib: str, steps: int, num_envs: int, seed: int, peer_python: Path =
     return {**json.loads(lines[-1]), "command": shlex.join(cmd)}
 
 
+# ---- critix compiled PPO vs rejax (--rejax) --------------------------------------------------------------
+REJAX_PYTHON = BENCH / "peers" / ".venv-rejax" / "bin" / "python"
+REJAX_SCRIPT = BENCH / "peers" / "peer_rejax_ppo.py"
+# The one hyperparameter set both sides get as explicit flags: critix's PPO defaults (SB3's) as this benchmark
+# runs them, adjusted where rejax hard-codes a choice (peer_rejax_ppo.py's docstring has the mapping).
+COMMON_PPO: dict[str, Any] = {
+    "rollout_length": 2048, "minibatch_size": 64, "num_epochs": 10, "learning_rate": 3e-4, "gamma": 0.99,
+    "gae_lambda": 0.95, "clip_ratio": 0.2, "entropy_coef": 0.0, "hidden_sizes": (64, 64), "activation": "tanh",
+}
+RETURN_THRESHOLD = 475.0  # issue 3: every seed at least this (gymnasium's "solved" level of CartPole-v1)
+
+
+def common_flags(p: dict[str, Any]) -> list[str]:
+    """The flags both command lines share (same names in `critix train ppo` and peer_rejax_ppo.py)."""
+    flags: list[str] = []
+    for name, value in p.items():
+        flags += [f"--{name.replace('_', '-')}", *(str(v) for v in value)] if isinstance(value, tuple) else \
+            [f"--{name.replace('_', '-')}", str(value)]
+    return flags
+
+
+def critix_ppo_flags(p: dict[str, Any]) -> list[str]:
+    """Every PPO field set explicitly, so no critix default decides anything (rejax equivalents in brackets)."""
+    return [*common_flags(p),
+            "--adam-eps", "1e-8",  # [optax.adam's default eps]
+            "--max-grad-norm", "0",  # [max_grad_norm=inf: rejax clips element-wise, critix by global norm: both off]
+            "--value-clip-ratio", str(p["clip_ratio"]),  # [rejax always clips V to clip_eps]
+            "--value-coef", "0.5",  # [vf_coef 1.0 times rejax's 0.5 * squared error]
+            "--normalize-advantage", "--no-anneal-learning-rate", "--no-normalize-obs", "--no-normalize-reward"]
+
+
+def equal_chunk_iterations(iterations: int) -> int:
+    """Iterations per compiled chunk: the largest divisor of `iterations` that makes at least 3 chunks (or every
+    iteration its own chunk when fewer than 3 are possible), so all chunks have one length and compile once."""
+    if iterations < 3:
+        return 1
+    return max(d for d in range(1, iterations // 3 + 1) if iterations % d == 0)
+
+
+def run_critix_compiled(args: argparse.Namespace, seed: int) -> dict[str, Any]:
+    per_iteration = COMMON_PPO["rollout_length"] * args.num_envs
+    iterations = math.ceil(args.compiled_steps / per_iteration)
+    chunk = equal_chunk_iterations(iterations)
+    r = run_critix("gymnax:CartPole-v1", args.compiled_steps, args.num_envs, args.compiled_seeds,
+                   [*critix_ppo_flags(COMMON_PPO), "--seed", str(seed)], log_every=chunk * per_iteration)
+    steady = r["steps_per_second_steady"]  # train steps / train_seconds: the chunks after the first
+    per_seed = r["final_return_per_seed"]
+    r.update({
+        "compile_seconds_reported": r["compile_seconds"], "chunk_iterations": chunk, "chunks": iterations // chunk,
+        "run_seconds": r["steps"] / steady if steady else None,
+        "compile_seconds": r["compile_seconds"] - chunk * per_iteration / steady if steady else None,
+        "final_return_min": min(per_seed), "seed": seed,
+    })
+    return r
+
+
+def run_rejax(args: argparse.Namespace, seed: int) -> dict[str, Any]:
+    cmd = [str(args.rejax_python), str(REJAX_SCRIPT), "--num-seeds", str(args.compiled_seeds), "--steps",
+           str(args.compiled_steps), "--seed", str(seed), "--num-envs", str(args.num_envs),
+           *common_flags(COMMON_PPO), "--vf-coef", "1.0"]
+    t = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    process_seconds = time.perf_counter() - t
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        raise SystemExit(f"rejax failed: {shlex.join(cmd)}\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+    r = json.loads(lines[-1])
+    return {**r, "final_return_per_seed": r["final_return"], "final_return": r["final_return_mean"],
+            "process_seconds": process_seconds, "seed": seed, "command": shlex.join(cmd)}
+
+
+def rejax_main(args: argparse.Namespace) -> None:
+    if not args.rejax_python.exists():
+        raise SystemExit(f"{args.rejax_python} is missing: run `bash benchmarks/peers/install_rejax.sh`")
+    load_at_start = list(os.getloadavg())
+    results: list[dict[str, Any]] = []
+    pairs: list[dict[str, Any]] = []
+    for pair in range(args.pairs):
+        c = {"pair": pair, **run_critix_compiled(args, seed=pair)}
+        print(json.dumps(c), flush=True)
+        r = {"pair": pair, **run_rejax(args, seed=2 * pair)}  # its two calls use keys from 2p and 2p + 1
+        print(json.dumps(r), flush=True)
+        results += [c, r]
+        pairs.append({
+            "pair": pair,
+            "critix_wall_with_compile": c["wall_seconds"], "rejax_wall_with_compile": r["wall_seconds"],
+            "critix_wall_without_compile": c["run_seconds"], "rejax_wall_without_compile": r["run_seconds"],
+            "critix_compile_seconds": c["compile_seconds"], "rejax_compile_seconds": r["compile_seconds"],
+            "ratio_with_compile": r["wall_seconds"] / c["wall_seconds"],
+            "ratio_without_compile": r["run_seconds"] / c["run_seconds"] if c["run_seconds"] else None,
+            "critix_final_return_min": c["final_return_min"], "rejax_final_return_min": r["final_return_min"],
+            "acceptance_met": c["wall_seconds"] < r["wall_seconds"] and c["final_return_min"] >= RETURN_THRESHOLD,
+        })
+
+    def median(key: str) -> float | None:
+        values = [p[key] for p in pairs if p[key] is not None]
+        return statistics.median(values) if values else None
+
+    report: dict[str, Any] = {
+        "ratio_note": "rejax seconds / critix seconds; above 1 means critix is faster",
+        **{f"median_{k}": median(k) for k in pairs[0] if k not in ("pair", "acceptance_met")},
+        "pairs": pairs,
+        "acceptance_met_every_pair": all(p["acceptance_met"] for p in pairs),
+        "acceptance": f"critix wall (compile included) below rejax's, every critix seed >= {RETURN_THRESHOLD:g}",
+        "hyperparameters": {**COMMON_PPO, "num_envs": args.num_envs, "seeds": args.compiled_seeds,
+                            "steps_per_seed": results[0]["steps"], "critix_flags": critix_ppo_flags(COMMON_PPO)},
+    }
+    write_results("ppo_speed-rejax", load_at_start, report, results,
+                  ["pair", "lib", "lib_version", "num_seeds", "steps", "seed", "wall_seconds", "run_seconds",
+                   "compile_seconds", "final_return", "final_return_min", "process_seconds"],
+                  peer_versions={k: results[1].get(k) for k in ("lib_version", "jax", "jaxlib", "gymnax", "flax",
+                                                                "optax", "python")})
+
+
+def write_results(name: str, load_at_start: list[float], report: dict[str, Any], results: list[dict[str, Any]],
+                  keys: list[str], peer_versions: dict[str, Any] | None = None) -> None:
+    stamp = datetime.datetime.now().strftime("%Y-%m-%d-%H%M%S")
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO).stdout
+    dirty = bool(subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True, cwd=REPO).stdout)
+    import jax
+
+    meta = {"date": stamp, "machine": platform.processor() or platform.machine(), "cpu_model": cpu_model(),
+            "cpu_count": os.cpu_count(), "python": platform.python_version(), "jax": jax.__version__,
+            "jaxlib": importlib.metadata.version("jaxlib"), "critix_commit": commit.strip(), "critix_dirty": dirty,
+            "load_at_start": load_at_start, "load_at_end": list(os.getloadavg()), "command": shlex.join(sys.argv)}
+    if peer_versions:
+        meta["peer"] = peer_versions
+    out = BENCH / "results" / f"{name}-{stamp}"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps({"meta": meta, "report": report, "runs": results}, indent=2))
+    with out.with_suffix(".csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, keys, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(results)
+    print(json.dumps(report, indent=2))
+    print(f"wrote {out}.json and .csv")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=100_000)
@@ -83,7 +251,13 @@ def main() -> None:
     parser.add_argument("--compiled", action="store_true", help="also run compiled PPO on gymnax:CartPole-v1")
     parser.add_argument("--compiled-steps", type=int, default=1_000_000)
     parser.add_argument("--compiled-seeds", type=int, default=16)
+    parser.add_argument("--rejax", action="store_true",
+                        help="instead: critix compiled PPO vs rejax on gymnax:CartPole-v1 (issue 3)")
+    parser.add_argument("--rejax-python", type=Path, default=REJAX_PYTHON, help="python of the rejax venv")
     args = parser.parse_args()
+    if args.rejax:
+        rejax_main(args)
+        return
     if not args.no_peers and not args.peer_python.exists():
         raise SystemExit(f"{args.peer_python} is missing: run `bash benchmarks/peers/install.sh` (or pass --no-peers)")
     load_at_start = list(os.getloadavg())
@@ -108,24 +282,9 @@ def main() -> None:
             r["steps_per_second"] for r in results if r["lib"] == lib)
         report[f"ratio_vs_{lib}_per_pair"] = ratios
         report[f"ratio_vs_{lib}_median"] = statistics.median(ratios)
-    stamp = datetime.datetime.now().strftime("%Y-%m-%d-%H%M%S")
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO).stdout
-    import jax
-
-    meta = {"date": stamp, "machine": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
-            "python": platform.python_version(), "jax": jax.__version__, "critix_commit": commit.strip(),
-            "load_at_start": load_at_start, "load_at_end": list(os.getloadavg()), "command": shlex.join(sys.argv)}
-    out = BENCH / "results" / f"ppo_speed-{stamp}"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps({"meta": meta, "report": report, "runs": results}, indent=2))
-    keys = ["pair", "lib", "env", "num_seeds", "steps", "steps_per_second", "steps_per_second_steady",
-            "compile_seconds", "final_return"]
-    with out.with_suffix(".csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, keys, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(results)
-    print(json.dumps(report, indent=2))
-    print(f"wrote {out}.json and .csv")
+    write_results("ppo_speed", load_at_start, report, results,
+                  ["pair", "lib", "env", "num_seeds", "steps", "steps_per_second", "steps_per_second_steady",
+                   "compile_seconds", "final_return"])
 
 
 if __name__ == "__main__":
