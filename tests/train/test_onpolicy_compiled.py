@@ -103,6 +103,17 @@ def test_a2c_host_continuous_actions(tmp_path: Path) -> None:
     assert -2000 < summary["final_return_mean"] < 0
 
 
+def test_compiled_dqn_updates_once_per_four_env_steps(tmp_path: Path) -> None:
+    """DQN's utd_ratio 0.25 at 1 env: bursts of 4 env steps, then 1 gradient step (not one per step)."""
+    run_dir = tmp_path / "dqn"
+    assert main(["train", "dqn", "--env", "gymnax:CartPole-v1", "--steps", "400", "--learning-starts", "100",
+                 "--batch-size", "16", "--hidden-sizes", "16", "--eval-episodes", "1", "--num-seeds", "2",
+                 "--log-every", "100", "--run-dir", str(run_dir), "--no-progress", "--no-tensorboard"]) == 0
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["steps"] == 400 and summary["gradient_steps"] == 75  # (400 - 100) / 4
+    assert all(8 <= r <= 500 for r in summary["final_return"])
+
+
 def test_compiled_ppo_and_sac_on_gymnax(tmp_path: Path) -> None:
     run_dir = tmp_path / "cp"
     assert main(["train", "ppo", "--env", "gymnax:CartPole-v1", "--steps", "128", "--num-envs", "2", "--num-seeds",
@@ -123,6 +134,8 @@ def test_compiled_ppo_and_sac_on_gymnax(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("argv,message", [
     (["train", "ppo", "--env", "gymnax:CartPole-v9"], "unknown gymnax environment"),
+    (["train", "dqn", "--env", "gymnax:CartPole-v1", "--utd-ratio", "0.3333"], "no whole number of gradient steps"),
+    (["train", "dqn", "--env", "gymnax:CartPole-v1", "--n-step", "3"], "run in host mode"),
     (["train", "ppo", "--env", "gymnax:CartPole-v1", "--normalize-obs"], "host-mode"),
     (["train", "ppo", "--env", "CartPole-v1", "--rollout-length", "8", "--minibatch-size", "64"], "minibatch_size"),
     (["train", "ppo", "--env", "CartPole-v1", "--gae-lambda", "2"], "gae_lambda"),

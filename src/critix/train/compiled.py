@@ -3,9 +3,10 @@
 The run is `jit(vmap(chunk))` over S seeds, where a chunk is a `lax.scan` over iterations:
 - on-policy agents (PPO, A2C): an iteration collects a rollout of `rollout_length` steps from N envs (an inner
   scan) and calls the agent's `update` on it, exactly as the host loop `critix.train.onpolicy` does;
-- off-policy agents (SAC, TD3, DDPG): an iteration is one step of N envs, written into a device replay buffer
-  inside the carry, then `utd_ratio * N` gradient steps (`update_many` on sampled batches); the first
-  ceil(learning_starts / N) iterations take uniform random actions and make no updates.
+- off-policy agents (SAC, TD3, DDPG, DQN ...): an iteration is k steps of N envs, written into a device replay
+  buffer inside the carry, then `utd_ratio * k * N` gradient steps (`update_many` on sampled batches), k the
+  fewest steps that make that count whole (1 for SAC's utd_ratio 1; 4 for DQN's 0.25 at 1 env); the first
+  iterations up to learning_starts take uniform random actions and make no updates.
 The host loops over chunks, so the progress bar, metrics.csv, TensorBoard, learning curve, evaluation,
 checkpoints and summary.json are those of the host modes. The agent modules are the same ones the host loops use.
 
@@ -22,6 +23,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -84,24 +86,35 @@ class Session:
         self.obs_space, self.act_space = self.env.observation_space, self.env.action_space
         self.module.check_spaces(self.obs_space, self.act_space)
         self.num_seeds, self.num_envs = run.num_seeds, run.num_envs
+        self.discrete = isinstance(self.act_space, gym.spaces.Discrete)
+        if int(getattr(agent_cfg, "n_step", 1)) > 1 or getattr(agent_cfg, "prioritized", False):
+            raise CritixError("compiled mode samples single transitions uniformly: n-step returns (--n-step) and "
+                              "prioritized replay (--prioritized) run in host mode (use the Gymnasium env id)")
         self.cfg = prepare_config(self.module, agent_cfg, run) if self.on_policy else agent_cfg
         if self.on_policy:
             self.steps_per_iteration = self.cfg.rollout_length * run.num_envs
         else:
-            self.steps_per_iteration = run.num_envs
+            # One iteration = `env_steps_per_iteration` steps of the N envs, then utd_ratio x (its env steps)
+            # gradient steps: with utd_ratio x N < 1 (DQN's 0.25 at 1 env), several env steps share one update
+            # burst, as SB3's train_freq does; the burst length is the shortest that makes the count whole.
+            self.env_steps_per_iteration = _whole_multiple(agent_cfg.utd_ratio * run.num_envs)
+            self.steps_per_iteration = self.env_steps_per_iteration * run.num_envs
+            self.updates_per_iteration = round(agent_cfg.utd_ratio * self.steps_per_iteration)
             self.capacity = min(agent_cfg.buffer_size, math.ceil(run.steps / run.num_envs) * run.num_envs)
             if self.capacity < agent_cfg.batch_size:
                 raise CritixError(f"the replay buffer holds {self.capacity} transitions, fewer than batch_size="
                                   f"{agent_cfg.batch_size}; raise --steps or lower --batch-size")
-            self.updates_per_step = max(1, round(agent_cfg.utd_ratio * run.num_envs))
         # Off-policy warm-up: iterations with uniform random actions and no updates (env steps < learning_starts).
-        self.warmup_iterations = 0 if self.on_policy else math.ceil(agent_cfg.learning_starts / run.num_envs)
+        self.warmup_iterations = 0 if self.on_policy else math.ceil(agent_cfg.learning_starts / self.steps_per_iteration)
         self.total_iterations = math.ceil(run.steps / self.steps_per_iteration)
         self.chunk_iterations = max(1, min(self.total_iterations, math.ceil(run.log_every / self.steps_per_iteration)))
         self._build_functions()
 
     # ---- one seed ------------------------------------------------------------------------------------
     def _act_random(self, key: jax.Array) -> jax.Array:
+        """Uniform warm-up actions for the N envs: indices (Discrete) or points of [-1, 1]^A (Box)."""
+        if self.discrete:
+            return jax.random.randint(key, (self.num_envs,), 0, self.act_space.n)
         shape = (self.num_envs, *self.act_space.shape)
         return jax.random.uniform(key, shape, jnp.float32, -1.0, 1.0)
 
@@ -126,7 +139,8 @@ class Session:
         obs, env_state = jax.vmap(self.env.reset)(jax.random.split(reset_key, self.num_envs))
         buffer: Any = ()
         if not self.on_policy:
-            example = Transition(jnp.zeros(self.obs_space.shape), jnp.zeros(self.act_space.shape), jnp.zeros(()),
+            action = jnp.zeros((), jnp.int32) if self.discrete else jnp.zeros(self.act_space.shape)
+            example = Transition(jnp.zeros(self.obs_space.shape), action, jnp.zeros(()),
                                  jnp.zeros(self.obs_space.shape), jnp.zeros((), bool), jnp.zeros((), bool))
             buffer = replay.init(self.capacity, example)
         return Carry(agent, env_state, obs, loop_key, env_key, jnp.zeros(self.num_envs), buffer,
@@ -147,22 +161,27 @@ class Session:
         return carry.replace(agent=agent), metrics
 
     def _iteration_off_policy(self, learning: bool, carry: Carry, _: None) -> tuple[Carry, dict]:
-        """One step of N envs into the replay buffer; with `learning`, policy actions and `updates_per_step`
-        gradient steps, else uniform random actions (warm-up). `learning` is static: the host runs warm-up chunks,
-        then learning chunks, so no seed-batched `lax.cond` computes both branches."""
+        """`env_steps_per_iteration` steps of N envs into the replay buffer; with `learning`, policy actions and
+        then `updates_per_iteration` gradient steps, else uniform random actions (warm-up). `learning` is static:
+        the host runs warm-up chunks, then learning chunks, so no seed-batched `lax.cond` computes both branches."""
         cfg, module = self.cfg, self.module
-        key, act_key, sample_key = jax.random.split(carry.key, 3)
+
+        def env_step(carry: Carry, _: None) -> tuple[Carry, tuple[jax.Array, jax.Array]]:
+            key, act_key = jax.random.split(carry.key)
+            if learning:
+                action = module.act(cfg, carry.agent, carry.obs, act_key, False)
+            else:
+                action = self._act_random(act_key)
+            carry, transition, ret_sum, count = self._env_step(carry.replace(key=key), action)
+            return carry.replace(buffer=replay.add(carry.buffer, transition)), (ret_sum, count)
+
+        carry, (ret_sum, count) = jax.lax.scan(env_step, carry, None, length=self.env_steps_per_iteration)
+        metrics = {"episode/return_sum": ret_sum.sum(), "episode/count": count.sum()}
         if learning:
-            action = module.act(cfg, carry.agent, carry.obs, act_key, False)
-        else:
-            action = self._act_random(act_key)
-        carry, transition, ret_sum, count = self._env_step(carry.replace(key=key), action)
-        carry = carry.replace(buffer=replay.add(carry.buffer, transition))
-        metrics = {"episode/return_sum": ret_sum, "episode/count": count}
-        if learning:
-            batches = replay.sample_many(carry.buffer, sample_key, self.updates_per_step, cfg.batch_size)
+            key, sample_key = jax.random.split(carry.key)
+            batches = replay.sample_many(carry.buffer, sample_key, self.updates_per_iteration, cfg.batch_size)
             agent, update_metrics = module.update_many(cfg, carry.agent, batches)
-            carry = carry.replace(agent=agent)
+            carry = carry.replace(agent=agent, key=key)
             metrics.update(jax.tree.map(jnp.nanmean, update_metrics))
         return carry, metrics
 
@@ -228,6 +247,16 @@ class Session:
 
     def close(self) -> None:
         pass
+
+
+def _whole_multiple(updates_per_env_step: float, longest: int = 1000) -> int:
+    """The fewest env steps k whose update count k x `updates_per_env_step` is a whole number >= 1."""
+    for k in range(1, longest + 1):
+        count = updates_per_env_step * k
+        if count >= 1 - 1e-9 and abs(count - round(count)) < 1e-9:
+            return k
+    raise CritixError(f"utd_ratio x num_envs = {updates_per_env_step} gives no whole number of gradient steps "
+                      f"within {longest} env steps; choose a simpler ratio such as 0.25 or 0.5")
 
 
 def train(algo: str, agent_cfg: Any, run: RunConfig, resume: Path | None = None) -> dict[str, Any]:
@@ -308,7 +337,7 @@ def train(algo: str, agent_cfg: Any, run: RunConfig, resume: Path | None = None)
     if session.on_policy:
         gradient_steps = runner.iterations * session.module.gradient_steps_per_update(cfg, per_iteration)
     else:
-        gradient_steps = max(0, runner.iterations - session.warmup_iterations) * session.updates_per_step
+        gradient_steps = max(0, runner.iterations - session.warmup_iterations) * session.updates_per_iteration
     summary = make_summary(algo, run, final_returns, steps, runner.wall_seconds, runner.train_steps,
                            runner.train_seconds, runner.compile_seconds, gradient_steps, run_dir, mode="compiled")
     checkpoint.atomic_write_json(run_dir / "summary.json", summary)
