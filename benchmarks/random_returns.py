@@ -22,6 +22,9 @@ ENVS = ("CartPole-v1", "Acrobot-v1", "Pendulum-v1", "MountainCarContinuous-v0",
 
 
 def random_returns(env_id: str, episodes: int, seed: int) -> np.ndarray:
+    from critix.envs import pixels
+
+    pixels.prepare(env_id)  # registers MinAtar/ALE ids (raw envs: no Atari wrappers, so unclipped returns)
     env = gym.make(env_id)
     env.action_space.seed(seed)
     returns = np.zeros(episodes)
@@ -41,6 +44,7 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--envs", default=",".join(ENVS))
+    parser.add_argument("--out", type=Path, default=None, help="default benchmarks/results/random_returns-<date>.json")
     args = parser.parse_args()
     results = {}
     for env_id in args.envs.split(","):
@@ -48,11 +52,11 @@ def main() -> None:
         results[env_id] = {"mean": float(r.mean()), "std": float(r.std()), "episodes": args.episodes}
         print(f"{env_id}: mean {r.mean():.2f} std {r.std():.2f} over {args.episodes} episodes", flush=True)
     stamp = datetime.datetime.now(datetime.timezone.utc)
-    out = Path("benchmarks/results") / f"random_returns-{stamp:%Y-%m-%d}.json"
+    out = args.out or Path("benchmarks/results") / f"random_returns-{stamp:%Y-%m-%d}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     meta = {"date": stamp.isoformat(timespec="seconds"), "gymnasium": gym.__version__,
             "python": platform.python_version(), "seed": args.seed,
-            "command": f"benchmarks/random_returns.py --episodes {args.episodes} --seed {args.seed}"}
+            "command": f"benchmarks/random_returns.py --episodes {args.episodes} --seed {args.seed} --envs {args.envs}"}
     out.write_text(json.dumps({"meta": meta, "returns": results}, indent=2) + "\n")
     print(f"wrote {out}")
 

@@ -360,6 +360,10 @@ def _train(session: Session, resume: Path | None,
     stage_term = np.zeros((K, S * N), bool)
     stage_trunc = np.zeros((K, S * N), bool)
 
+    # Chunks that compile something in this process (a new train_chunk variant, or the first policy call) count
+    # as compile time, not steady state; a resumed process compiles again.
+    compiled_variants: set[tuple[int, int]] = set()  # (env steps, gradient steps) of the train_chunk calls
+    policy_compiled = False
     progress = Progress(run.steps, f"{algo} {run.env} x{S} seeds", enabled=run.progress)
     progress.start(runner.vector_steps * N)
     try:
@@ -368,10 +372,12 @@ def _train(session: Session, resume: Path | None,
             k_steps = min(K, total_vector_steps - runner.vector_steps)
             learning = runner.vector_steps * N >= cfg.learning_starts
             mean, var = session.stats(runner)
+            used_policy = False
             for k in range(k_steps):
                 if runner.vector_steps * N < cfg.learning_starts:
                     action = random_actions(rng, session.act_space, S * N)
                 else:
+                    used_policy = True
                     action, runner.key = session.policy(runner.agent, runner.key, obs.reshape(S, N, *session.obs_shape),
                                                         mean, var)
                     action = np.asarray(action).reshape(S * N, *session.action_shape)
@@ -405,11 +411,14 @@ def _train(session: Session, resume: Path | None,
             num_updates = 0
             if steps_now >= cfg.learning_starts:
                 num_updates = max(1, round(cfg.utd_ratio * k_steps * N))
-            first_update = num_updates > 0 and runner.updates == 0
+            compiling = (k_steps, num_updates) not in compiled_variants or (used_policy and not policy_compiled)
+            compiled_variants.add((k_steps, num_updates))
+            policy_compiled = policy_compiled or used_policy
             runner.agent, runner.buffer, runner.key, metrics, guard = session.train_chunk(
                 runner.agent, runner.buffer, runner.key, items, mean, var, num_updates
             )
-            bad_items, bad_updates = (int(np.sum(guard["transitions"])), int(np.sum(guard["updates"])))
+            guard = jax.device_get(guard)  # one transfer for both counters
+            bad_items, bad_updates = int(np.sum(guard["transitions"])), int(np.sum(guard["updates"]))
             if bad_items or bad_updates:
                 if run.on_nan == "stop":  # before any log row or checkpoint of the bad chunk is written
                     raise CritixError(_nan_message(steps_now, bad_items, bad_updates, ckpt_dir))
@@ -421,7 +430,7 @@ def _train(session: Session, resume: Path | None,
                 # Wait for the updates so the chunk's time includes them (the next act would wait anyway);
                 # without this the last chunk before an evaluation or the end would go uncounted.
                 jax.block_until_ready(runner.agent)
-            if first_update or (num_updates and not learning):
+            if compiling:
                 runner.compile_seconds += time.perf_counter() - chunk_start
             elif learning:
                 runner.train_seconds += time.perf_counter() - chunk_start
