@@ -189,15 +189,20 @@ def main() -> None:
     parser.add_argument("--peer-python", type=Path, default=PEER_PYTHON, help="python of the peers' venv")
     parser.add_argument("--torch-threads", type=int, default=0,
                         help="torch threads for the peers (1 avoids spin-waiting when the cores are shared)")
+    parser.add_argument("--compiled", action="store_true",
+                        help="also run critix in compiled mode on gymnax:<env> (the same flags; the same schedule: "
+                             "4 env steps, then 1 gradient step) in every round")
     args = parser.parse_args()
     if not args.peer_python.exists():
         raise SystemExit(f"{args.peer_python} is missing: run `bash benchmarks/peers/install.sh`")
-    libs = ["critix", "sb3", "sbx"]
+    libs = ["critix", "sb3", "sbx"] + (["critix-compiled"] if args.compiled else [])
     results: list[dict[str, Any]] = []
     for pair in range(args.pairs):
         for lib in libs:
             if lib == "critix":
                 r = run_critix(args.env, args.steps, pair)
+            elif lib == "critix-compiled":
+                r = {**run_critix(f"gymnax:{args.env}", args.steps, pair), "lib": "critix-compiled"}
             else:
                 r = run_peer(lib, args.env, args.steps, pair, args.peer_python, args.torch_threads)
             results.append({"pair": pair, **r})
@@ -212,7 +217,7 @@ def main() -> None:
         steady = [r["steps_per_second_steady"] for r in of(lib) if r["steps_per_second_steady"]]
         report[f"{lib}_median_steps_per_second_steady"] = statistics.median(steady) if steady else None
         report[f"{lib}_final_returns"] = [r["final_return"] for r in of(lib)]
-    for lib in libs[1:]:
+    for lib in ("sb3", "sbx"):
         whole = [c["steps_per_second"] / p["steps_per_second"] for c, p in zip(of("critix"), of(lib), strict=True)]
         steady = [c["steps_per_second_steady"] / p["steps_per_second_steady"]
                   for c, p in zip(of("critix"), of(lib), strict=True)
@@ -221,6 +226,11 @@ def main() -> None:
         report[f"ratio_vs_{lib}_median"] = statistics.median(whole)
         report[f"ratio_vs_{lib}_steady_per_pair"] = steady
         report[f"ratio_vs_{lib}_steady_median"] = statistics.median(steady) if steady else None
+    if args.compiled:
+        compiled = [c["steps_per_second"] / p["steps_per_second"]
+                    for c, p in zip(of("critix-compiled"), of("sb3"), strict=True)]
+        report["ratio_compiled_vs_sb3_per_pair"] = compiled
+        report["ratio_compiled_vs_sb3_median"] = statistics.median(compiled)
     report["target"] = "critix at least 3x SB3's steps/s (whole run, compile included)"
     report["target_met"] = report["ratio_vs_sb3_median"] >= 3.0
     agent, run = critix_dqn_config(SB3_DQN, args.steps)
