@@ -340,8 +340,8 @@ def build_spec(data: dict[str, Any], source: str) -> SweepSpec:
     unknown = [k for k in data if k not in KEYS]
     if unknown:
         close = difflib.get_close_matches(str(unknown[0]), KEYS, n=1)
-        hint = f"; did you mean {close[0]}?" if close else ""
-        raise CritixError(f"{source}: unknown key {unknown[0]!r}{hint} A sweep file takes {', '.join(KEYS)}")
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise CritixError(f"{source}: unknown key {unknown[0]!r}{hint}; a sweep file takes {', '.join(KEYS)}")
     algo = data.get("algo")
     if algo is None:
         raise CritixError(f"{source}: algo is missing; add e.g. `algo: sac` or pass --algo sac")
