@@ -25,6 +25,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 import tyro
 
 from critix import agents
+from critix.sweep.spec import ExecutionConfig
 from critix.train.offline import OfflineRunConfig
 from critix.train.online import RunConfig
 from critix.types import CritixError
@@ -168,18 +169,8 @@ class Sweep:
     """Seeds trained together (vmapped) in one trial; 0 (the default) = all seeds of a configuration at once."""
     scheduler: Literal["fifo", "asha"] | None = None
     """fifo: every trial runs to the end (default); asha: Ray Tune's ASHA stops the worse configurations early."""
-    address: str | None = None
-    """Ray cluster to run on (e.g. 10.0.0.1:6379, or auto); default: a local Ray instance for this sweep."""
-    num_cpus: int | None = None
-    """CPUs of the local Ray instance (default: all of this machine's)."""
-    cpus_per_trial: float = 1.0
-    """CPUs reserved for each trial (its training process gets as many threads)."""
-    gpus_per_trial: float = 0.0
-    """GPUs for each trial; a fraction such as 0.5 shares one GPU between trials."""
-    max_concurrent: int = 0
-    """At most this many trials at once; 0 = as many as the resources allow."""
-    max_retries: int = 2
-    """Restarts of a failed or killed trial (each resumes from its last checkpoint)."""
+    execution: tyro.conf.OmitArgPrefixes[ExecutionConfig] = ExecutionConfig()
+    """Where and how the trials run (may change between runs of the same sweep)."""
     reps: int = 10_000
     """Bootstrap replicates for the summary's intervals."""
     report_only: bool = False
@@ -206,13 +197,11 @@ def cmd_sweep(argv: list[str]) -> int:
                                       args.seeds_per_trial, args.scheduler)
         spec = sweep_spec.build_spec(data, Path(args.sweep_file).name if args.sweep_file else "the sweep flags")
         try:
-            from critix.sweep.execute import ExecutionConfig, run_sweep
+            from critix.sweep.execute import run_sweep
         except ImportError as err:
             raise CritixError(f"critix sweep runs its trials on Ray: pip install 'critix[ray]' ({err})") from None
-        execution = ExecutionConfig(args.address, args.num_cpus, args.cpus_per_trial, args.gpus_per_trial,
-                                    args.max_concurrent, args.max_retries)
         try:
-            manifest = run_sweep(spec, out, execution, "critix sweep " + shlex.join(argv))
+            manifest = run_sweep(spec, out, args.execution, "critix sweep " + shlex.join(argv))
         except KeyboardInterrupt:
             print("critix: interrupted; rerun the same `critix sweep` command to resume (finished trials are kept)",
                   file=sys.stderr)

@@ -159,3 +159,24 @@ def test_killed_driver_rerun_finishes_without_redoing_finished_trials(ray_addres
     assert {t["id"]: t["attempts"] for t in manifest["trials"]} == {done.name: 1, interrupted.name: 2}
     first, second = manifest["invocations"]
     assert "ended_at" not in first and second["trials_to_run"] == 1  # the killed invocation never ended
+
+
+@pytest.mark.slow
+def test_asha_stops_configurations_early_and_lets_the_others_finish(ray_address: str, tmp_path: Path) -> None:
+    """ASHA on 4 configurations, rungs at env steps 100, 200 and 400 of 600: whatever it decides, a stopped trial
+    never finished, a trial that reached the end is finished (its last result waits for its summary), and the
+    first configuration through every rung finishes."""
+    sweep_file = tmp_path / "sweep.yaml"
+    sweep_file.write_text((SWEEP % 0).replace("steps: 1000", "steps: 600").replace("eval_every: 250", "eval_every: 100")
+                          .replace("actor_lr: [1e-3, 3e-4]", "actor_lr,critic_lr: [3e-3, 1e-3, 1e-4, 1e-5]")
+                          + "scheduler: {name: asha, grace_period: 100, reduction_factor: 2}\n")
+    out = tmp_path / "out"
+    assert main(["sweep", str(sweep_file), "--out", str(out), "--reps", "200"]) == 0
+    manifest = json.loads((out / "sweep.json").read_text())
+    statuses = {t["id"]: t["status"] for t in manifest["trials"]}
+    assert set(statuses.values()) <= {"finished", "stopped"} and "finished" in statuses.values(), statuses
+    for trial in manifest["trials"]:
+        run_dir = out / trial["run_dir"]
+        assert (run_dir / "summary.json").exists() == (trial["status"] == "finished")
+    summary = (out / "summary.md").read_text()
+    assert all(f"| {tid} |" in summary and status in summary for tid, status in statuses.items())

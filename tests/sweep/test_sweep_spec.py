@@ -118,7 +118,8 @@ def test_plan_writes_every_trial_folder_and_keeps_the_sweep_it_was_made_for(tmp_
 
 
 def test_trial_environment_threads_and_gpu_share(monkeypatch: pytest.MonkeyPatch) -> None:
-    from critix.sweep.execute import ExecutionConfig, trial_env
+    from critix.sweep.execute import trial_env
+    from critix.sweep.spec import ExecutionConfig
 
     monkeypatch.delenv("XLA_PYTHON_CLIENT_MEM_FRACTION", raising=False)
     monkeypatch.setenv("XLA_FLAGS", "--xla_backend_optimization_level=0")

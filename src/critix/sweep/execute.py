@@ -17,7 +17,6 @@ train the same run folder at once, even when an old trial process is still shutt
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import fcntl
 import logging
 import os
@@ -35,9 +34,8 @@ import numpy as np
 import ray
 from ray import tune
 
-from critix import validation
 from critix.stats.runs import load_run
-from critix.sweep.spec import LOCK_FILE, Manifest, SweepSpec, TrialRecord, now, plan
+from critix.sweep.spec import LOCK_FILE, ExecutionConfig, Manifest, SweepSpec, TrialRecord, now, plan
 from critix.train import checkpoint
 from critix.types import CritixError
 
@@ -46,42 +44,6 @@ TRIAL_LOG = "train.log"
 ATTEMPT_MARK = "=== critix sweep:"
 """Starts the line train.log gets at every attempt at a trial (so the attempts can be counted from the folder)."""
 LOCK_WAIT_SECONDS = 300.0
-
-
-@dataclasses.dataclass(frozen=True)
-class ExecutionConfig:
-    """Where and how the trials run (may change between invocations of the same sweep)."""
-
-    address: str | None = None
-    """Ray cluster to connect to (e.g. 10.0.0.1:6379, or "auto"); None starts a local Ray instance."""
-    num_cpus: int | None = None
-    """CPUs of the local Ray instance (default: all of this machine's)."""
-    cpus_per_trial: float = 1.0
-    """CPUs Ray reserves for each trial; its `critix train` process gets as many threads (at least 1)."""
-    gpus_per_trial: float = 0.0
-    """GPUs for each trial; a fraction shares a GPU (0.5: two trials per GPU, each given half of its memory)."""
-    max_concurrent: int = 0
-    """At most this many trials at once; 0: as many as the cluster's resources allow."""
-    max_retries: int = 2
-    """A trial whose process fails or dies is restarted (resuming from its last checkpoint) this many times."""
-    poll_seconds: float = 2.0
-    """How often a trial reads its metrics.csv to report new evaluations to Ray Tune (the ASHA scheduler)."""
-
-    def __post_init__(self) -> None:
-        validation.check_types(self)
-        if self.address is not None and self.num_cpus is not None:
-            raise ValueError("num_cpus sizes the local Ray instance; a cluster (--address) has its own resources")
-        if self.num_cpus is not None and self.num_cpus < 1:
-            raise ValueError(f"num_cpus must be >= 1, got {self.num_cpus}")
-        if not self.cpus_per_trial > 0:
-            raise ValueError(f"cpus_per_trial must be > 0, got {self.cpus_per_trial}")
-        if self.gpus_per_trial < 0 or (self.gpus_per_trial > 1 and not float(self.gpus_per_trial).is_integer()):
-            raise ValueError(f"gpus_per_trial must be a fraction in [0, 1] or a whole number, got {self.gpus_per_trial}")
-        for name in ("max_concurrent", "max_retries"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if not self.poll_seconds > 0:
-            raise ValueError(f"poll_seconds must be > 0, got {self.poll_seconds}")
 
 
 def _print(message: str) -> None:
@@ -161,10 +123,12 @@ def train_trial(config: dict[str, Any]) -> None:
                           "must be on a filesystem every Ray node mounts (see docs/scaling.md)")
     reported = -1
 
-    def report_new() -> None:
+    def report_new(running: bool) -> None:
+        # The final evaluation is held back until the run has written its summary: a scheduler's STOP on the
+        # last result would otherwise end the process before it finishes.
         nonlocal reported
         for step, value in eval_points(run_dir):
-            if step > reported:
+            if step > reported and not (running and step >= config["steps"]):
                 tune.report({"env_steps": step, "eval_return": value})
                 reported = step
 
@@ -185,13 +149,14 @@ def train_trial(config: dict[str, Any]) -> None:
                                            env=trial_env(trial["cpus"], trial["gpus"]), pass_fds=(lock_fd,))
             try:
                 while process.poll() is None:
-                    report_new()
+                    report_new(running=True)
                     time.sleep(trial["poll_seconds"])
             finally:
                 if process.poll() is None:
                     process.kill()
                 code = process.wait()
-        report_new()
+        if code == 0:
+            report_new(running=False)
     if code != 0:
         raise RuntimeError(f"critix train exited with code {code}: {last_log_line(run_dir)}")
     if reported < 0:  # finished before this attempt could read any evaluation

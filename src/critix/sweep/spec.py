@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from critix import __version__, agents
+from critix import __version__, agents, validation
 from critix.train.bench import seed_ranges
 from critix.train.checkpoint import atomic_write_json
 from critix.train.online import RunConfig, config_to_json
@@ -466,6 +466,42 @@ def configurations(spec: SweepSpec) -> list[Configuration]:
         points = [{**point, **{k: _sample(kind, args, rng) for k, (kind, args) in spec.search.space.items()}}
                   for point in points for _ in range(spec.search.samples)]
     return [Configuration(i, params) for i, params in enumerate(points)]
+
+
+@dataclasses.dataclass(frozen=True)
+class ExecutionConfig:
+    """Where and how the trials run (may change between invocations of the same sweep)."""
+
+    address: str | None = None
+    """Ray cluster to connect to (e.g. 10.0.0.1:6379, or "auto"); None starts a local Ray instance."""
+    num_cpus: int | None = None
+    """CPUs of the local Ray instance (default: all of this machine's)."""
+    cpus_per_trial: float = 1.0
+    """CPUs Ray reserves for each trial; its `critix train` process gets as many threads (at least 1)."""
+    gpus_per_trial: float = 0.0
+    """GPUs for each trial; a fraction shares a GPU (0.5: two trials per GPU, each limited to 45% of its memory)."""
+    max_concurrent: int = 0
+    """At most this many trials at once; 0: as many as the cluster's resources allow."""
+    max_retries: int = 2
+    """A trial whose process fails or dies is restarted (resuming from its last checkpoint) this many times."""
+    poll_seconds: float = 2.0
+    """How often a trial reads its metrics.csv to report new evaluations to Ray Tune (the ASHA scheduler)."""
+
+    def __post_init__(self) -> None:
+        validation.check_types(self)
+        if self.address is not None and self.num_cpus is not None:
+            raise ValueError("num_cpus sizes the local Ray instance; a cluster (--address) has its own resources")
+        if self.num_cpus is not None and self.num_cpus < 1:
+            raise ValueError(f"num_cpus must be >= 1, got {self.num_cpus}")
+        if not self.cpus_per_trial > 0:
+            raise ValueError(f"cpus_per_trial must be > 0, got {self.cpus_per_trial}")
+        if self.gpus_per_trial < 0 or (self.gpus_per_trial > 1 and not float(self.gpus_per_trial).is_integer()):
+            raise ValueError(f"gpus_per_trial must be a fraction in [0, 1] or a whole number, got {self.gpus_per_trial}")
+        for name in ("max_concurrent", "max_retries"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not self.poll_seconds > 0:
+            raise ValueError(f"poll_seconds must be > 0, got {self.poll_seconds}")
 
 
 # ---- trials and the manifest --------------------------------------------------------------------------------------
