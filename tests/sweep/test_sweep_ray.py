@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -19,7 +18,7 @@ import pytest
 import ray
 
 from critix.cli import main
-from critix.sweep.execute import ATTEMPT_MARK, TRIAL_LOG
+from critix.sweep.execute import ATTEMPT_MARK, TRIAL_LOG, tune_storage
 
 REPO = Path(__file__).resolve().parents[2]
 # Tiny trials: the first checkpoint comes at env step 50, before the first update compiles, so a trial can be
@@ -93,7 +92,6 @@ def test_small_sweep_retries_a_killed_trial_from_its_checkpoint(ray_address: str
     out = tmp_path / "out"
     victim = out / "trials" / "c1-seeds_0-0"
     killed: list[int] = []
-    tune_folders = set(Path(tempfile.gettempdir()).glob("critix-sweep-tune-*"))
 
     def kill_once() -> None:  # SIGKILL the victim's training process after its first checkpoint
         deadline = time.monotonic() + 300
@@ -114,7 +112,7 @@ def test_small_sweep_retries_a_killed_trial_from_its_checkpoint(ray_address: str
     assert attempts == {"c0-seeds_0-0": 1, "c0-seeds_1-1": 1, "c1-seeds_0-0": 2, "c1-seeds_1-1": 1}
     marks = _attempts(victim)
     assert len(marks) == 2 and "starting" in marks[0] and "resuming from step_" in marks[1]
-    assert set(Path(tempfile.gettempdir()).glob("critix-sweep-tune-*")) == tune_folders  # Tune's files removed
+    assert not tune_storage(out).exists()  # Ray Tune's own files (pickles) removed
 
 
 def test_killed_driver_rerun_finishes_without_redoing_finished_trials(ray_address: str, tmp_path: Path) -> None:
@@ -159,6 +157,7 @@ def test_killed_driver_rerun_finishes_without_redoing_finished_trials(ray_addres
     assert {t["id"]: t["attempts"] for t in manifest["trials"]} == {done.name: 1, interrupted.name: 2}
     first, second = manifest["invocations"]
     assert "ended_at" not in first and second["trials_to_run"] == 1  # the killed invocation never ended
+    assert not tune_storage(out).exists()  # the rerun removed what the killed driver left
 
 
 @pytest.mark.slow

@@ -138,7 +138,7 @@ def test_trial_environment_threads_and_gpu_share(monkeypatch: pytest.MonkeyPatch
 
 
 def test_eval_points_skip_a_row_being_written(tmp_path: Path) -> None:
-    from critix.sweep.execute import eval_points
+    from critix.sweep.report import eval_points
 
     spec = build(BASE + "grid: {actor_lr: [1e-4]}\n")
     run_dir = sweep.plan(spec, tmp_path / "s").run_dir(sweep.plan(spec, tmp_path / "s").trials[0])

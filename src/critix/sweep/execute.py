@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import logging
 import os
 import shutil
@@ -30,11 +31,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import ray
 from ray import tune
 
-from critix.stats.runs import load_run
+from critix.sweep.report import eval_points
 from critix.sweep.spec import LOCK_FILE, ExecutionConfig, Manifest, SweepSpec, TrialRecord, now, plan
 from critix.train import checkpoint
 from critix.types import CritixError
@@ -84,23 +84,6 @@ def trial_env(cpus: float, gpus: float) -> dict[str, str]:
     elif gpus < 1:  # JAX would preallocate 75% of the GPU's memory and starve the trials sharing it
         env.setdefault("XLA_PYTHON_CLIENT_MEM_FRACTION", f"{0.9 * gpus:.3f}")
     return env
-
-
-def eval_points(run_dir: Path) -> list[tuple[int, float]]:
-    """(env step, mean evaluation return over the run's seeds) at every evaluation all its seeds have logged."""
-    path = run_dir / "metrics.csv"
-    if not path.is_file():
-        return []
-    with path.open("rb") as f:  # a row being appended right now is incomplete: read again later
-        f.seek(0, os.SEEK_END)
-        if f.tell() == 0:
-            return []
-        f.seek(-1, os.SEEK_END)
-        if f.read(1) != b"\n":
-            return []
-    run = load_run(run_dir)
-    complete = np.all(np.isfinite(run.values), axis=0)
-    return [(int(s), float(v)) for s, v in zip(run.steps[complete], run.values[:, complete].mean(axis=0))]
 
 
 def last_log_line(run_dir: Path) -> str:
@@ -283,20 +266,29 @@ def run_sweep(spec: SweepSpec, out: Path, execution: ExecutionConfig, command: s
     return manifest
 
 
+def tune_storage(out: Path) -> Path:
+    """Where Ray Tune keeps its experiment state for the sweep in `out`: a temporary folder (outside the sweep
+    folder: it holds pickles), one per sweep folder, so a rerun removes what a killed driver left."""
+    digest = hashlib.sha256(str(Path(out).resolve()).encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"critix-sweep-tune-{digest}"
+
+
 def _fit(spec: SweepSpec, manifest: Manifest, todo: list[TrialRecord], execution: ExecutionConfig,
          log: Callable[[str], None]) -> None:
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's console tables off: ManifestCallback logs instead
+    os.environ.setdefault("TUNE_WARN_THRESHOLD_S", "10")  # Tune's "took 0.6 s" notices: noise at a few results/min
     payloads = [{"id": t.id, "run_dir": str(manifest.run_dir(t).resolve()), "algo": spec.algo,
                  "cpus": execution.cpus_per_trial, "gpus": execution.gpus_per_trial,
                  "poll_seconds": execution.poll_seconds} for t in todo]
-    storage = tempfile.mkdtemp(prefix="critix-sweep-tune-")
+    storage = tune_storage(manifest.out)
+    shutil.rmtree(storage, ignore_errors=True)  # left by a killed driver of this sweep
     try:
         tuner = tune.Tuner(
             tune.with_resources(train_trial, {"cpu": execution.cpus_per_trial, "gpu": execution.gpus_per_trial}),
             param_space={"trial": tune.grid_search(payloads), "steps": spec.steps},
             tune_config=tune.TuneConfig(scheduler=_scheduler(spec), max_concurrent_trials=execution.max_concurrent
                                         or None, trial_name_creator=trial_name, trial_dirname_creator=trial_name),
-            run_config=tune.RunConfig(name="critix-sweep", storage_path=storage, verbose=0,
+            run_config=tune.RunConfig(name="critix-sweep", storage_path=str(storage), verbose=0,
                                       failure_config=tune.FailureConfig(max_failures=execution.max_retries),
                                       callbacks=[ManifestCallback(manifest, log)]),
         )

@@ -10,6 +10,7 @@ import dataclasses
 import datetime
 import importlib.metadata
 import io
+import os
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -40,6 +41,23 @@ class ConfigResult:
     statuses: Counter[str]
     mean: aggregate.Interval | None = None
     iqm: aggregate.Interval | None = None
+
+
+def eval_points(run_dir: Path) -> list[tuple[int, float]]:
+    """(env step, mean evaluation return over the run's seeds) at every evaluation all its seeds have logged."""
+    path = run_dir / "metrics.csv"
+    if not path.is_file():
+        return []
+    with path.open("rb") as f:  # a row being appended right now is incomplete: read again later
+        f.seek(0, os.SEEK_END)
+        if f.tell() == 0:
+            return []
+        f.seek(-1, os.SEEK_END)
+        if f.read(1) != b"\n":
+            return []
+    run = load_run(run_dir)
+    complete = np.all(np.isfinite(run.values), axis=0)
+    return [(int(s), float(v)) for s, v in zip(run.steps[complete], run.values[:, complete].mean(axis=0))]
 
 
 def collect(manifest: Manifest) -> list[ConfigResult]:
@@ -176,10 +194,12 @@ def _markdown(manifest: Manifest, results: list[ConfigResult], scored: list[Conf
     by_index = {r.config.index: r for r in results}
     for t in manifest.trials:
         r = by_index[t.config]
-        finals = [_fmt(float(r.returns[r.seeds.index(s)])) for s in t.seeds if s in r.seeds]
+        finals = ", ".join(_fmt(float(r.returns[r.seeds.index(s)])) for s in t.seeds if s in r.seeds)
+        if not finals and (points := eval_points(manifest.run_dir(t))):
+            finals = f"(unfinished; last evaluation at step {points[-1][0]:,}: {_fmt(points[-1][1])}, mean over seeds)"
         status = t.status + (f": {t.error}" if t.error and t.status == "failed" else "")
         lines.append(f"| {t.id} | `{r.config.label}` | {t.seeds[0]}-{t.seeds[-1]} | {status} | {t.attempts} | "
-                     f"{', '.join(finals) or '-'} | `{t.run_dir}` |")
+                     f"{finals or '-'} | `{t.run_dir}` |")
     lines += ["", "Stopped: stopped early by the ASHA scheduler (run folder kept, not resumed). A rerun of the "
               "same command skips finished and stopped trials and resumes the others from their last checkpoint.",
               "", "## Reproduce", "", "```bash", last.get("command", "critix sweep"), "```", ""]
