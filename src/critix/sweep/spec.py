@@ -484,7 +484,7 @@ class ExecutionConfig:
     """At most this many trials at once; 0: as many as the cluster's resources allow."""
     max_retries: int = 2
     """A trial whose process fails or dies is restarted (resuming from its last checkpoint) this many times."""
-    poll_seconds: float = 2.0
+    poll_seconds: float = 5.0
     """How often a trial reads its metrics.csv to report new evaluations to Ray Tune (the ASHA scheduler)."""
 
     def __post_init__(self) -> None:
