@@ -33,6 +33,7 @@ from typing import Any
 
 import ray
 from ray import tune
+from ray.exceptions import AuthenticationError
 
 from critix.sweep.report import eval_points
 from critix.sweep.spec import LOCK_FILE, ExecutionConfig, Manifest, SweepSpec, TrialRecord, now, plan
@@ -209,8 +210,13 @@ def _connect(execution: ExecutionConfig) -> bool:
     if ray.is_initialized():  # e.g. a test or a notebook that started Ray itself
         return False
     num_cpus = None if execution.address else execution.num_cpus or os.cpu_count() or 1
-    ray.init(address=execution.address, num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
-             logging_level=logging.WARNING)
+    try:
+        ray.init(address=execution.address, num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
+                 logging_level=logging.WARNING)
+    except (ConnectionError, AuthenticationError) as err:
+        raise CritixError(f"cannot join the Ray cluster at {execution.address}: {err}. Is `ray start --head` running "
+                          "there, with the same Ray version and token (docs/scaling.md)? On a machine of the "
+                          "cluster, --address auto finds it") from None
     return True
 
 
