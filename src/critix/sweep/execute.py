@@ -134,7 +134,8 @@ def train_trial(config: dict[str, Any]) -> None:
             try:
                 while process.poll() is None:
                     report_new(running=True)
-                    time.sleep(trial["poll_seconds"])
+                    with contextlib.suppress(subprocess.TimeoutExpired):  # returns as soon as the run ends
+                        process.wait(timeout=trial["poll_seconds"])
             finally:
                 if process.poll() is None:
                     process.kill()
@@ -211,8 +212,9 @@ def _connect(execution: ExecutionConfig) -> bool:
         return False
     num_cpus = None if execution.address else execution.num_cpus or os.cpu_count() or 1
     try:
-        ray.init(address=execution.address, num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
-                 logging_level=logging.WARNING)
+        # "local": a new instance for this sweep, even where `ray start` left a cluster (which ray.init() would join)
+        ray.init(address=execution.address or "local", num_cpus=num_cpus, include_dashboard=False,
+                 log_to_driver=False, logging_level=logging.WARNING)
     except (ConnectionError, AuthenticationError) as err:
         raise CritixError(f"cannot join the Ray cluster at {execution.address}: {err}. Is `ray start --head` running "
                           "there, with the same Ray version and token (docs/scaling.md)? On a machine of the "
@@ -292,8 +294,10 @@ def _fit(spec: SweepSpec, manifest: Manifest, todo: list[TrialRecord], execution
         tuner = tune.Tuner(
             tune.with_resources(train_trial, {"cpu": execution.cpus_per_trial, "gpu": execution.gpus_per_trial}),
             param_space={"trial": tune.grid_search(payloads), "steps": spec.steps},
+            # reuse_actors: the next trial runs in the finished one's worker process (no new process and imports)
             tune_config=tune.TuneConfig(scheduler=_scheduler(spec), max_concurrent_trials=execution.max_concurrent
-                                        or None, trial_name_creator=trial_name, trial_dirname_creator=trial_name),
+                                        or None, reuse_actors=True, trial_name_creator=trial_name,
+                                        trial_dirname_creator=trial_name),
             run_config=tune.RunConfig(name="critix-sweep", storage_path=str(storage), verbose=0,
                                       failure_config=tune.FailureConfig(max_failures=execution.max_retries),
                                       callbacks=[ManifestCallback(manifest, log)]),
