@@ -1,4 +1,4 @@
-"""The `critix` command: train, eval, list, plot, bench.
+"""The `critix` command: train, eval, list, plot, bench, sweep.
 
     critix train sac --env Pendulum-v1 --steps 20000 --num-seeds 3
     critix train td3 --resume runs/td3-Pendulum-v1-20261121-120000
@@ -6,6 +6,7 @@
     critix list [ALGO]
     critix plot RUN_DIR... --out curves.png
     critix bench classic --algos sac,td3 --seeds 5
+    critix sweep examples/sweeps/sac_pendulum_lr.yaml --out sweeps/sac-lr
 
 Errors in user input print one line naming the problem and the fix, and exit with code 2 (`--debug` shows the
 traceback).
@@ -24,6 +25,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 import tyro
 
 from critix import agents
+from critix.sweep.spec import ExecutionConfig
 from critix.train.offline import OfflineRunConfig
 from critix.train.online import RunConfig
 from critix.types import CritixError
@@ -138,6 +140,78 @@ def cmd_bench(argv: list[str]) -> int:
         print("critix: interrupted; rerun the same `critix bench` command to resume (finished runs are kept)",
               file=sys.stderr)
         return 130
+    return 0
+
+
+@dataclasses.dataclass(frozen=True)
+class Sweep:
+    """Run a hyperparameter sweep or many-seed study as `critix train` runs on Ray, resumably, and summarise it."""
+
+    out: str
+    """Sweep folder: sweep.json (the trials and their status), trials/<id>/ run folders, summary.md, plots/."""
+    sweep_file: Annotated[str | None, tyro.conf.Positional, tyro.conf.arg(metavar="SWEEP.yaml")] = None
+    """Sweep file (YAML keys algo, env, steps, seeds, grid, fixed, search, seeds_per_trial, scheduler; see
+    docs/scaling.md); the flags below give or override its keys."""
+    algo: str | None = None
+    """Algorithm from `critix list`."""
+    env: str | None = None
+    """Environment id."""
+    steps: int | None = None
+    """Environment steps per seed."""
+    seeds: str | None = None
+    """Comma-separated seeds, e.g. 0,1,2."""
+    grid: tuple[str, ...] = ()
+    """FIELD=V1,V2,... per swept field, e.g. --grid actor_lr=1e-4,3e-4 batch_size=128,256 (FIELD may be several
+    fields joined by commas, which then take the same value: actor_lr,critic_lr=1e-4,3e-4)."""
+    fixed: tuple[str, ...] = ()
+    """FIELD=VALUE set in every configuration, e.g. --fixed learning_starts=1000 eval_every=1000."""
+    seeds_per_trial: int | None = None
+    """Seeds trained together (vmapped) in one trial; 0 (the default) = all seeds of a configuration at once."""
+    scheduler: Literal["fifo", "asha"] | None = None
+    """fifo: every trial runs to the end (default); asha: Ray Tune's ASHA stops the worse configurations early."""
+    execution: tyro.conf.OmitArgPrefixes[ExecutionConfig] = ExecutionConfig()
+    """Where and how the trials run (may change between runs of the same sweep)."""
+    reps: int = 10_000
+    """Bootstrap replicates for the summary's intervals."""
+    report_only: bool = False
+    """Only (re)write the summary from the sweep folder, training nothing."""
+    debug: bool = False
+    """Show full tracebacks on errors."""
+
+
+def cmd_sweep(argv: list[str]) -> int:
+    import shlex
+
+    from critix.sweep import spec as sweep_spec
+    from critix.sweep.report import write_summary
+
+    args = tyro.cli(Sweep, args=argv, prog="critix sweep")
+    out = Path(args.out)
+    if args.reps < 1:
+        raise CritixError(f"--reps must be >= 1, got {args.reps}")
+    if args.report_only:
+        manifest = sweep_spec.Manifest.load(out)
+    else:
+        data = sweep_spec.read_sweep_file(Path(args.sweep_file)) if args.sweep_file else {}
+        data = sweep_spec.merge_flags(data, args.algo, args.env, args.steps, args.seeds, args.grid, args.fixed,
+                                      args.seeds_per_trial, args.scheduler)
+        spec = sweep_spec.build_spec(data, Path(args.sweep_file).name if args.sweep_file else "the sweep flags")
+        try:
+            from critix.sweep.execute import run_sweep
+        except ImportError as err:
+            raise CritixError(f"critix sweep runs its trials on Ray: pip install 'critix[ray]' ({err})") from None
+        try:
+            manifest = run_sweep(spec, out, args.execution, "critix sweep " + shlex.join(argv))
+        except KeyboardInterrupt:
+            print("critix: interrupted; rerun the same `critix sweep` command to resume (finished trials are kept)",
+                  file=sys.stderr)
+            return 130
+    write_summary(manifest, args.reps)
+    unfinished = [t.id for t in manifest.trials if t.status not in ("finished", "stopped")]
+    if unfinished:
+        print(f"{len(unfinished)} trial(s) not finished ({', '.join(unfinished)}); rerun the same command to resume "
+              "them", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -404,7 +478,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
     )
 
 
-USAGE = """usage: critix {train,eval,list,plot,bench} ...
+USAGE = """usage: critix {train,eval,list,plot,bench,sweep} ...
 
   critix train ALGO --env ENV [--steps N] [--num-seeds S] ...   train (ALGO: %s)
   critix train ALGO --resume RUN_DIR                          continue a stopped run
@@ -412,6 +486,7 @@ USAGE = """usage: critix {train,eval,list,plot,bench} ...
   critix list [ALGO]                                          algorithms and their hyperparameters
   critix plot RUN_DIR... --out FILE [--kind curves|aggregate|profile]   learning curves, aggregate intervals
   critix bench SUITE --algos A,B [--seeds N] [--out DIR]      run a benchmark suite (resumable) and its report
+  critix sweep SWEEP.yaml --out DIR [--address RAY]           a sweep on Ray (resumable) and its summary
   critix collect --env ENV --kind KIND --out PATH [--steps N]   make a D4RL-style offline dataset
   critix train ALGO --dataset PATH [--steps N] [--num-seeds S]  train offline (bc td3bc cql iql xql fdvl)
   critix train ALGO --init-from OFFLINE_RUN_DIR [--steps N]     continue an offline agent online
@@ -425,6 +500,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = {"train": cmd_train, "eval": cmd_eval, "list": cmd_list, "collect": cmd_collect}
     commands["plot"] = cmd_plot
     commands["bench"] = cmd_bench
+    commands["sweep"] = cmd_sweep
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in commands:
         print(USAGE % ", ".join(agents.REGISTRY), file=sys.stderr if argv and argv[0] not in ("-h", "--help") else sys.stdout)
         return 0 if argv and argv[0] in ("-h", "--help") else EXIT_USAGE

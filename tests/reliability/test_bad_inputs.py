@@ -124,6 +124,27 @@ def _flip(ckpt: Path) -> None:
     state.write_bytes(bytes(raw))
 
 
+def _sweep(text: str) -> Callable[[Path], None]:
+    """Setup of a `critix sweep` case: the folder holds sweep.yaml with `text` (the sweep folder is RUN/out)."""
+    def write(run: Path) -> None:
+        run.mkdir(parents=True, exist_ok=True)
+        (run / "sweep.yaml").write_text(text)
+    return write
+
+
+def _other_sweep(run: Path) -> None:
+    """A sweep folder RUN/out planned from SWEEP_OK, and sweep.yaml with a different budget."""
+    from critix.sweep import spec
+
+    _sweep(SWEEP_OK)(run)
+    spec.plan(spec.build_spec(spec.parse_yaml(SWEEP_OK, "sweep.yaml"), "sweep.yaml"), run / "out")
+    (run / "sweep.yaml").write_text(SWEEP_OK.replace("steps: 1000", "steps: 2000"))
+
+
+SWEEP_OK = "algo: sac\nenv: Pendulum-v1\nsteps: 1000\nseeds: [0, 1]\ngrid: {actor_lr: [1e-4, 3e-4]}\n"
+SWEEP_BASE = "algo: sac\nenv: Pendulum-v1\nsteps: 1000\nseeds: [0, 1]\n"
+SWEEP_ARGV = ["sweep", "{run}/sweep.yaml", "--out", "{run}/out"]
+
 # (id, what is wrong, setup of the run folder, argv, expected part of the message)
 FILE_CASES: list[tuple[str, str, Callable[[Path], None], list[str], str]] = [
     ("config-not-json", "config.json is not JSON", lambda r: (r.mkdir(), (r / "config.json").write_text("{oops")),
@@ -160,6 +181,45 @@ FILE_CASES: list[tuple[str, str, Callable[[Path], None], list[str], str]] = [
      "has an unreadable meta.json"),
     ("ckpt-wrong-config", "checkpoint of a different network than config.json",
      lambda r: _checkpoint(r, lambda c: None), ["eval", "{run}"], "does not match this agent/config"),
+    ("sweep-missing-file", "sweep file that does not exist", lambda r: r.mkdir(), SWEEP_ARGV,
+     "cannot read the sweep file"),
+    ("sweep-bad-yaml", "sweep file that is not YAML", _sweep("algo: sac\nenv Pendulum-v1\n  steps: 10\n"),
+     SWEEP_ARGV, "sweep.yaml is not valid YAML at line 3, column 8"),
+    ("sweep-not-mapping", "sweep file holding a list", _sweep("- sac\n- td3\n"), SWEEP_ARGV,
+     "sweep.yaml must be a YAML mapping of keys"),
+    ("sweep-key-unknown", "sweep file with a misspelt key", _sweep(SWEEP_BASE + "grids: {actor_lr: [1e-4]}\n"),
+     SWEEP_ARGV, "unknown key 'grids' (did you mean grid?)"),
+    ("sweep-algo-unknown", "sweep of an algorithm that does not exist", _sweep(SWEEP_OK.replace("sac", "sac9")),
+     SWEEP_ARGV, "sweep.yaml: algo: unknown algorithm 'sac9'"),
+    ("sweep-env-unknown", "sweep on an environment id with a typo",
+     _sweep(SWEEP_OK.replace("Pendulum-v1", "Pendulum-v9")), SWEEP_ARGV,
+     "sweep.yaml: env: unknown environment id 'Pendulum-v9'. Did you mean Pendulum-v1"),
+    ("sweep-field-unknown", "grid field that is not a hyperparameter",
+     _sweep(SWEEP_BASE + "grid: {actor_lrr: [1e-4]}\n"), SWEEP_ARGV,
+     "grid.actor_lrr: 'actor_lrr' is not a field of sac or of the run options; did you mean actor_lr?"),
+    ("sweep-field-owned", "grid over a field the sweep sets itself", _sweep(SWEEP_BASE + "grid: {seed: [1, 2]}\n"),
+     SWEEP_ARGV, "grid.seed: seed is set by the sweep itself; list the seeds under seeds:"),
+    ("sweep-grid-empty", "empty grid", _sweep(SWEEP_BASE + "grid: {}\n"), SWEEP_ARGV, "grid is empty"),
+    ("sweep-grid-values-empty", "grid field with no values", _sweep(SWEEP_BASE + "grid: {actor_lr: []}\n"),
+     SWEEP_ARGV, "grid.actor_lr is an empty list"),
+    ("sweep-grid-not-list", "grid field with one value instead of a list",
+     _sweep(SWEEP_BASE + "grid: {actor_lr: 0.001}\n"), SWEEP_ARGV,
+     "grid.actor_lr must be a list of values, e.g. [0.001]"),
+    ("sweep-value-type", "grid value of the wrong type", _sweep(SWEEP_BASE + "grid: {batch_size: [64, big]}\n"),
+     SWEEP_ARGV, "grid.batch_size value 'big': batch_size must be an integer, got 'big' (str)"),
+    ("sweep-value-range", "grid value out of range", _sweep(SWEEP_BASE + "grid: {actor_lr: [0.0, 1e-3]}\n"),
+     SWEEP_ARGV, "grid.actor_lr value 0.0: actor_lr must be > 0, got 0.0"),
+    ("sweep-steps-text", "steps not a number", _sweep(SWEEP_OK.replace("1000", "ten")), SWEEP_ARGV,
+     "steps must be an integer >= 1, got 'ten' (str)"),
+    ("sweep-seeds-not-list", "seeds a number instead of a list", _sweep(SWEEP_OK.replace("[0, 1]", "3")),
+     SWEEP_ARGV, "seeds must be a non-empty list of integers"),
+    ("sweep-search-bad", "random search over an impossible range",
+     _sweep(SWEEP_BASE + "search: {samples: 4, space: {actor_lr: {loguniform: [0, 1e-3]}}}\n"), SWEEP_ARGV,
+     "search.space.actor_lr: loguniform needs 0 < low < high"),
+    ("sweep-scheduler-unknown", "scheduler that does not exist", _sweep(SWEEP_OK + "scheduler: hyperband\n"),
+     SWEEP_ARGV, "scheduler must be one of fifo, asha, got 'hyperband'"),
+    ("sweep-other-sweep", "sweep folder of a different sweep", _other_sweep, SWEEP_ARGV,
+     "holds a different sweep (it differs in: steps)"),
 ]
 
 

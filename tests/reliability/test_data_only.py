@@ -193,3 +193,20 @@ def test_offline_dataset_refuses_pickle(payload: tuple[bytes, Path], tmp_path: P
     with pytest.raises(CritixError):
         datasets.read_dataset(tmp_path / "ds")
     assert not marker.exists()
+
+
+def test_sweep_file_and_manifest_refuse_pickle(payload: tuple[bytes, Path], tmp_path: Path) -> None:
+    """A sweep file or a sweep folder's sweep.json that is a pickle (or YAML asking for a Python object) is refused."""
+    from critix.sweep import spec
+
+    data, marker = payload
+    (tmp_path / "sweep.yaml").write_bytes(data)
+    with pytest.raises(CritixError, match="cannot read the sweep file"):
+        spec.read_sweep_file(tmp_path / "sweep.yaml")
+    (tmp_path / "sweep.yaml").write_text(f"algo: !!python/object/apply:os.mkdir ['{marker}']\n")
+    with pytest.raises(CritixError, match="is not valid YAML"):  # a safe loader: no Python tags
+        spec.read_sweep_file(tmp_path / "sweep.yaml")
+    (tmp_path / spec.MANIFEST).write_bytes(data)
+    with pytest.raises(CritixError, match="is unreadable"):
+        spec.Manifest.load(tmp_path)
+    assert not marker.exists()

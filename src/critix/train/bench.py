@@ -125,8 +125,9 @@ def existing_units(folder: Path, algo: str, env: str, steps: int) -> list[Unit]:
     return units
 
 
-def _ranges(seeds: Sequence[int], size: int) -> list[tuple[int, int]]:
-    """Consecutive runs of the sorted `seeds`, each cut into pieces of at most `size` (0 = no limit)."""
+def seed_ranges(seeds: Sequence[int], size: int) -> list[tuple[int, int]]:
+    """(first seed, count) of each run of consecutive `seeds` (sorted), cut into pieces of at most `size` (0 = no
+    limit): the seed groups trained together in one run folder."""
     out: list[tuple[int, int]] = []
     for s in sorted(seeds):
         if out and s == out[-1][0] + out[-1][1] and (size == 0 or out[-1][1] < size):
@@ -158,7 +159,7 @@ def plan(cfg: BenchConfig) -> Plan:
             have = existing_units(folder, algo, task.env, task.steps)
             covered = {s for u in have for s in u.seeds}
             units.extend(u for u in have if u.first_seed < seeds)
-            for first, count in _ranges([s for s in range(seeds) if s not in covered], cfg.seeds_per_run):
+            for first, count in seed_ranges([s for s in range(seeds) if s not in covered], cfg.seeds_per_run):
                 path = folder / f"seeds_{first}-{first + count - 1}"
                 units.append(Unit(algo, task.env, task.steps, first, count, path))
     return Plan(suite, units, skipped, seeds, tasks)
