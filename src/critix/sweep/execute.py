@@ -38,6 +38,7 @@ from ray.exceptions import AuthenticationError
 from critix.sweep.report import eval_points
 from critix.sweep.spec import LOCK_FILE, ExecutionConfig, Manifest, SweepSpec, TrialRecord, now, plan
 from critix.train import checkpoint
+from critix.train.bench import print_now
 from critix.types import CritixError
 
 TRIAL_LOCK_FILE = ".trial.lock"
@@ -45,10 +46,6 @@ TRIAL_LOG = "train.log"
 ATTEMPT_MARK = "=== critix sweep:"
 """Starts the line train.log gets at every attempt at a trial (so the attempts can be counted from the folder)."""
 LOCK_WAIT_SECONDS = 300.0
-
-
-def _print(message: str) -> None:
-    print(message, flush=True)  # a sweep runs for hours: its log must reach a file or pipe as it happens
 
 
 @contextlib.contextmanager
@@ -239,7 +236,7 @@ def _check_resources(execution: ExecutionConfig) -> int:
 
 
 def run_sweep(spec: SweepSpec, out: Path, execution: ExecutionConfig, command: str,
-              log: Callable[[str], None] = _print) -> Manifest:
+              log: Callable[[str], None] = print_now) -> Manifest:
     """Plan the sweep in `out` (or pick it up where it stopped) and train every unfinished trial on Ray; returns
     the manifest. Trials stopped early by ASHA stay stopped; failed ones are retried by the next invocation."""
     out = Path(out)

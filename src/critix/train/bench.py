@@ -188,12 +188,13 @@ def default_trainer(argv: list[str]) -> None:
         raise CritixError(f"`critix train {' '.join(argv)}` exited with code {code}")
 
 
-def _print(message: str) -> None:
-    print(message, flush=True)  # a suite runs for hours: its log must reach a file or pipe as it happens
+def print_now(message: str) -> None:
+    """Print and flush: a suite or a sweep runs for hours, and its log must reach a file or pipe as it happens."""
+    print(message, flush=True)
 
 
 def run(cfg: BenchConfig, trainer: Callable[[list[str]], None] = default_trainer,
-        log: Callable[[str], None] = _print) -> Path:
+        log: Callable[[str], None] = print_now) -> Path:
     """Run every missing unit of the suite, then write the report; returns the report's path.
 
     A unit that fails (bad flags for that algorithm, a diverging run ...) is reported and the suite goes on;
