@@ -8,6 +8,7 @@ part; each loop's `Session` adds its own compiled training function and state.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,10 @@ import numpy as np
 
 from critix import __version__, agents
 from critix.envs.gym import RunningMeanStd, make_vector_env, normalize_obs
+from critix.train import checkpoint
 from critix.train.evaluate import evaluate
+from critix.train.logging import MetricsLogger
+from critix.train.resume import LoopState
 from critix.types import CritixError
 
 
@@ -76,6 +80,23 @@ class HostSession:
             return np.asarray(self.greedy(runner.agent, obs.astype(self.obs_dtype), mean, var))
 
         return evaluate(self.eval_env, act, self.num_seeds, seed)[0]
+
+    def evaluate_and_log(self, runner: Any, logger: MetricsLogger, step: int, start: float) -> np.ndarray:
+        """Evaluate at env step `step` (its own eval seed), log eval/return(_std); returns [S, episodes]."""
+        returns = self.evaluate(runner, seed=self.run.seed * 1000 + 900_000 + step)
+        logger.log(step, time.perf_counter() - start, {"eval/return": returns.mean(axis=1),
+                                                       "eval/return_std": returns.std(axis=1)})
+        return returns
+
+    def save_checkpoint(self, ckpt_dir: Path, step: int, runner: Any, logger: MetricsLogger, start: float,
+                        loop_state: LoopState, **meta: Any) -> None:
+        """Checkpoint at env step `step`: device arrays, counters, the loop state with env snapshots, and `meta`."""
+        runner.wall_seconds = time.perf_counter() - start
+        logger.flush()
+        checkpoint.save(ckpt_dir, step, runner.arrays(),
+                        {"counters": runner.counters(), "algo": self.algo, "env": self.run.env, **meta,
+                         "loop": loop_state.to_json(self.env)},
+                        keep=self.run.keep_checkpoints)
 
     def close(self) -> None:
         self.env.close()

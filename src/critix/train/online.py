@@ -442,22 +442,15 @@ def _train(session: Session, resume: Path | None,
                 _log_train(logger, runner, train_metrics, recent_returns, steps_now, start)
             if steps_now // eval_every > prev // eval_every or done_run:
                 jax.block_until_ready(runner.agent)
-                returns = session.evaluate(runner, seed=run.seed * 1000 + 900_000 + steps_now)
+                returns = session.evaluate_and_log(runner, logger, steps_now, start)
                 last_eval = returns.mean(axis=1)
                 if done_run:
                     final_returns = returns
-                logger.log(steps_now, time.perf_counter() - start, {"eval/return": last_eval,
-                                                                    "eval/return_std": returns.std(axis=1)})
             if steps_now // ckpt_every > prev // ckpt_every or done_run:
-                runner.wall_seconds = time.perf_counter() - start
-                logger.flush()
                 loop_state = LoopState(obs, episode_return, recent_returns,
                                        {k: np.asarray(v) for k, v in train_metrics.items()})
-                checkpoint.save(ckpt_dir, steps_now, runner.arrays(),
-                                {"counters": runner.counters(), "numpy_rng": rng.bit_generator.state,
-                                 "algo": algo, "env": run.env, "buffer_capacity": runner.buffer.capacity,
-                                 "loop": loop_state.to_json(session.env)},
-                                keep=run.keep_checkpoints)
+                session.save_checkpoint(ckpt_dir, steps_now, runner, logger, start, loop_state,
+                                        numpy_rng=rng.bit_generator.state, buffer_capacity=runner.buffer.capacity)
             sps = runner.train_steps / runner.train_seconds if runner.train_seconds else float("nan")
             progress.update(steps_now, sps, None if last_eval is None else float(np.mean(last_eval)))
     finally:
