@@ -105,7 +105,10 @@ def run_peer(lib: str, steps: int, num_envs: int, seed: int, peer_python: Path =
 REJAX_PYTHON = BENCH / "peers" / ".venv-rejax" / "bin" / "python"
 REJAX_SCRIPT = BENCH / "peers" / "peer_rejax_ppo.py"
 # The one hyperparameter set both sides get as explicit flags: critix's PPO defaults (SB3's) as this benchmark
-# runs them, adjusted where rejax hard-codes a choice (peer_rejax_ppo.py's docstring has the mapping).
+# runs them, adjusted where rejax hard-codes a choice (peer_rejax_ppo.py's docstring has the mapping), and with the
+# learning rate annealed linearly to 0 over the run's gradient steps on both sides (CleanRL's and PureJaxRL's PPO
+# default; `--constant-lr` turns it off). With SB3's constant 3e-4 the final policies at 1M steps still swing:
+# results/ppo_speed-rejax-2026-11-21-211325.json has 2 of 16 critix seeds and 5 of 16 rejax seeds below 475.
 COMMON_PPO: dict[str, Any] = {
     "rollout_length": 2048, "minibatch_size": 64, "num_epochs": 10, "learning_rate": 3e-4, "gamma": 0.99,
     "gae_lambda": 0.95, "clip_ratio": 0.2, "entropy_coef": 0.0, "hidden_sizes": (64, 64), "activation": "tanh",
@@ -122,14 +125,14 @@ def common_flags(p: dict[str, Any]) -> list[str]:
     return flags
 
 
-def critix_ppo_flags(p: dict[str, Any]) -> list[str]:
+def critix_ppo_flags(p: dict[str, Any], anneal: bool) -> list[str]:
     """Every PPO field set explicitly, so no critix default decides anything (rejax equivalents in brackets)."""
-    return [*common_flags(p),
+    return [*common_flags(p), "--anneal-learning-rate" if anneal else "--no-anneal-learning-rate",
             "--adam-eps", "1e-8",  # [optax.adam's default eps]
             "--max-grad-norm", "0",  # [max_grad_norm=inf: rejax clips element-wise, critix by global norm: both off]
             "--value-clip-ratio", str(p["clip_ratio"]),  # [rejax always clips V to clip_eps]
             "--value-coef", "0.5",  # [vf_coef 1.0 times rejax's 0.5 * squared error]
-            "--normalize-advantage", "--no-anneal-learning-rate", "--no-normalize-obs", "--no-normalize-reward"]
+            "--normalize-advantage", "--no-normalize-obs", "--no-normalize-reward"]
 
 
 def equal_chunk_iterations(iterations: int) -> int:
@@ -145,7 +148,8 @@ def run_critix_compiled(args: argparse.Namespace, seed: int) -> dict[str, Any]:
     iterations = math.ceil(args.compiled_steps / per_iteration)
     chunk = equal_chunk_iterations(iterations)
     r = run_critix("gymnax:CartPole-v1", args.compiled_steps, args.num_envs, args.compiled_seeds,
-                   [*critix_ppo_flags(COMMON_PPO), "--seed", str(seed)], log_every=chunk * per_iteration)
+                   [*critix_ppo_flags(COMMON_PPO, not args.constant_lr), "--seed", str(seed)],
+                   log_every=chunk * per_iteration)
     steady = r["steps_per_second_steady"]  # train steps / train_seconds: the chunks after the first
     per_seed = r["final_return_per_seed"]
     r.update({
@@ -160,7 +164,7 @@ def run_critix_compiled(args: argparse.Namespace, seed: int) -> dict[str, Any]:
 def run_rejax(args: argparse.Namespace, seed: int) -> dict[str, Any]:
     cmd = [str(args.rejax_python), str(REJAX_SCRIPT), "--num-seeds", str(args.compiled_seeds), "--steps",
            str(args.compiled_steps), "--seed", str(seed), "--num-envs", str(args.num_envs),
-           *common_flags(COMMON_PPO), "--vf-coef", "1.0"]
+           *common_flags(COMMON_PPO), "--vf-coef", "1.0", *([] if args.constant_lr else ["--anneal-learning-rate"])]
     t = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     process_seconds = time.perf_counter() - t
@@ -205,8 +209,9 @@ def rejax_main(args: argparse.Namespace) -> None:
         "pairs": pairs,
         "acceptance_met_every_pair": all(p["acceptance_met"] for p in pairs),
         "acceptance": f"critix wall (compile included) below rejax's, every critix seed >= {RETURN_THRESHOLD:g}",
-        "hyperparameters": {**COMMON_PPO, "num_envs": args.num_envs, "seeds": args.compiled_seeds,
-                            "steps_per_seed": results[0]["steps"], "critix_flags": critix_ppo_flags(COMMON_PPO)},
+        "hyperparameters": {**COMMON_PPO, "anneal_learning_rate": not args.constant_lr, "num_envs": args.num_envs,
+                            "seeds": args.compiled_seeds, "steps_per_seed": results[0]["steps"],
+                            "critix_flags": critix_ppo_flags(COMMON_PPO, not args.constant_lr)},
     }
     write_results("ppo_speed-rejax", load_at_start, report, results,
                   ["pair", "lib", "lib_version", "num_seeds", "steps", "seed", "wall_seconds", "run_seconds",
@@ -254,6 +259,8 @@ def main() -> None:
     parser.add_argument("--rejax", action="store_true",
                         help="instead: critix compiled PPO vs rejax on gymnax:CartPole-v1 (issue 3)")
     parser.add_argument("--rejax-python", type=Path, default=REJAX_PYTHON, help="python of the rejax venv")
+    parser.add_argument("--constant-lr", action="store_true",
+                        help="--rejax: keep the learning rate constant (SB3's default) instead of annealing it")
     args = parser.parse_args()
     if args.rejax:
         rejax_main(args)

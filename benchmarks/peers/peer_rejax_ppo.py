@@ -15,7 +15,8 @@ and the same values go to `critix train ppo` as CLI flags). rejax name = critix 
 | num_steps                  | --rollout-length          | 2048                            |
 | num_minibatches            | --minibatch-size          | num_envs * num_steps / 64 = 128 |
 | num_epochs                 | --num-epochs              | 10                              |
-| learning_rate (Adam)       | --learning-rate           | 3e-4, constant                  |
+| learning_rate (Adam)       | --learning-rate           | 3e-4                            |
+| (optax.linear_schedule)    | --anneal-learning-rate    | linear to 0 (ppo_speed.py's default) |
 | (optax.adam's eps, 1e-8)   | --adam-eps                | 1e-8                            |
 | max_grad_norm = inf        | --max-grad-norm 0         | no gradient clipping (below)    |
 | gamma                      | --gamma                   | 0.99                            |
@@ -66,7 +67,19 @@ import gymnax
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 from rejax import PPO
+
+
+def learning_rate(args: argparse.Namespace, total_timesteps: int) -> float | optax.Schedule:
+    """Constant, or with --anneal-learning-rate linear from --learning-rate to 0 over the run's gradient steps (what
+    critix's --anneal-learning-rate does). rejax takes any optax learning rate: its two Adams (actor, critic) each
+    count one step per minibatch, so both follow the schedule over iterations x epochs x minibatches steps."""
+    if not args.anneal_learning_rate:
+        return args.learning_rate
+    batch = args.num_envs * args.rollout_length
+    gradient_steps = (total_timesteps // batch) * args.num_epochs * (batch // args.minibatch_size)
+    return optax.linear_schedule(args.learning_rate, 0.0, gradient_steps)
 
 
 def make_algo(args: argparse.Namespace, total_timesteps: int) -> PPO:
@@ -82,7 +95,7 @@ def make_algo(args: argparse.Namespace, total_timesteps: int) -> PPO:
         num_steps=args.rollout_length,
         num_minibatches=batch // args.minibatch_size,
         num_epochs=args.num_epochs,
-        learning_rate=args.learning_rate,
+        learning_rate=learning_rate(args, total_timesteps),
         max_grad_norm=math.inf,
         gamma=args.gamma,
         gae_lambda=args.gae_lambda,
@@ -135,6 +148,8 @@ def main() -> None:
     parser.add_argument("--minibatch-size", type=int, default=64)
     parser.add_argument("--num-epochs", type=int, default=10)
     parser.add_argument("--learning-rate", type=float, default=3e-4)
+    parser.add_argument("--anneal-learning-rate", action="store_true",
+                        help="decay the learning rate linearly to 0 over the run's gradient steps")
     parser.add_argument("--gamma", type=float, default=0.99)
     parser.add_argument("--gae-lambda", type=float, default=0.95)
     parser.add_argument("--clip-ratio", type=float, default=0.2)

@@ -338,6 +338,7 @@ def cmd_eval(argv: list[str]) -> int:
     try:
         runner = session.restore_runner(ckpt)
         returns = session.evaluate(runner, seed=args.seed)
+        labels = getattr(session, "member_labels", lambda: None)()  # a compiled grid run: G points x S seeds
     finally:
         session.close()
     per_seed = returns.mean(axis=1)
@@ -349,6 +350,8 @@ def cmd_eval(argv: list[str]) -> int:
         "return_mean": float(per_seed.mean()),
         "return_std_over_episodes": [float(x) for x in returns.std(axis=1)],
     }
+    if labels:
+        result["member_labels"] = labels
     print(json.dumps(result, indent=2))
     print(f"{algo} on {run.env}: mean return {per_seed.mean():.1f} over {len(per_seed)} seed(s) "
           f"(per seed: {', '.join(f'{x:.1f}' for x in per_seed)}; min {np.min(returns):.1f}, max {np.max(returns):.1f})")
@@ -471,6 +474,12 @@ def _field_docs(cls: type) -> dict[str, str]:
 
 def _print_summary(summary: dict[str, Any]) -> None:
     sps = summary.get("steps_per_second")
+    if "grid" in summary:  # a compiled grid run: one line per grid point
+        for g, point in enumerate(summary["grid"]):
+            values = " ".join(f"{k}={v:.4g}" for k, v in point["point"].items())
+            best = "  <- best" if g == summary["grid_best"] else ""
+            print(f"  {values}: final evaluation return {point['final_return_mean']:.1f} "
+                  f"(per seed: {', '.join(f'{x:.1f}' for x in point['final_return'])}){best}")
     print(
         f"{summary['algo']} on {summary['env']}: final evaluation return {summary['final_return_mean']:.1f} "
         f"(per seed: {', '.join(f'{x:.1f}' for x in summary['final_return'])}) after {summary['steps']} steps; "

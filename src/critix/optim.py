@@ -27,7 +27,9 @@ class OptimizerConfig:
     """Adam epsilon (Kingma & Ba 2015 default)."""
 
     def __post_init__(self) -> None:
-        if not self.learning_rate > 0:
+        # A compiled hyperparameter grid (critix.train.grid) passes the learning rate as a traced array; its values
+        # were validated as numbers before tracing, so only a Python number is checked here.
+        if isinstance(self.learning_rate, (int, float)) and not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
         if self.schedule not in ("constant", "linear", "cosine"):
             raise ValueError(f"schedule must be 'constant', 'linear' or 'cosine', got {self.schedule!r}")

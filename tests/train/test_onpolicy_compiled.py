@@ -50,12 +50,14 @@ if "critix-test/ToyChain-v0" not in gym.registry:
     gym.register("critix-test/ToyChain-v0", entry_point=lambda **_: jax_envs.GymnasiumAdapter(toy_chain()))
 
 
-def test_compiled_and_host_mode_agree_on_a_deterministic_env(tmp_path: Path) -> None:
+@pytest.mark.parametrize("normalize", [[], ["--normalize-obs", "--normalize-reward"]], ids=["raw", "normalized"])
+def test_compiled_and_host_mode_agree_on_a_deterministic_env(tmp_path: Path, normalize: list[str]) -> None:
     """The same PPO module, seeds and keys: a host run on the Gymnasium env and a compiled run on the JAX env
-    collect the same rollouts and end with the same parameters and evaluation returns."""
+    collect the same rollouts and end with the same parameters and evaluation returns, also with observation
+    normalisation and reward scaling (the running statistics: float64 numpy on the host, float32 compiled)."""
     common = ["--num-seeds", "2", "--num-envs", "2", "--steps", "64", "--rollout-length", "8", "--minibatch-size", "8",
               "--num-epochs", "2", "--hidden-sizes", "16", "--learning-rate", "0.01", "--eval-episodes", "2",
-              "--no-progress", "--no-tensorboard"]
+              "--no-progress", "--no-tensorboard", *normalize]
     assert main(["train", "ppo", "--env", "critix-test/ToyChain-v0", "--run-dir", str(tmp_path / "host"), *common]) == 0
     assert main(["train", "ppo", "--env", "jax:ToyChain", "--run-dir", str(tmp_path / "compiled"), *common]) == 0
     host = json.loads((tmp_path / "host" / "summary.json").read_text())
@@ -136,7 +138,8 @@ def test_compiled_ppo_and_sac_on_gymnax(tmp_path: Path) -> None:
     (["train", "ppo", "--env", "gymnax:CartPole-v9"], "unknown gymnax environment"),
     (["train", "dqn", "--env", "gymnax:CartPole-v1", "--utd-ratio", "0.3333"], "no whole number of gradient steps"),
     (["train", "dqn", "--env", "gymnax:CartPole-v1", "--n-step", "3"], "run in host mode"),
-    (["train", "ppo", "--env", "gymnax:CartPole-v1", "--normalize-obs"], "host-mode"),
+    (["train", "sac", "--env", "gymnax:Pendulum-v1", "--normalize-reward"], "sac is off-policy"),
+    (["train", "sac", "--env", "Pendulum-v1", "--normalize-reward"], "sac is off-policy"),
     (["train", "ppo", "--env", "CartPole-v1", "--rollout-length", "8", "--minibatch-size", "64"], "minibatch_size"),
     (["train", "ppo", "--env", "CartPole-v1", "--gae-lambda", "2"], "gae_lambda"),
 ])

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+from typing import Any
 
 import gymnasium as gym
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import struct
 from gymnasium.vector import AutoresetMode
 
 from critix.types import CritixError
@@ -72,9 +74,24 @@ def final_observation(obs: np.ndarray, done: np.ndarray, info: dict) -> np.ndarr
     return next_obs
 
 
+REWARD_CLIP = 10.0  # SB3 VecNormalize's clip_reward: scaled rewards are clipped to [-10, 10]
+
+
+def combine_moments(mean: Any, var: Any, count: Any, batch_mean: Any, batch_var: Any, batch_count: Any) -> tuple:
+    """Mean, variance and count of two samples merged (Chan et al. 1979, the parallel update of the moments).
+
+    Pure array arithmetic, so it serves numpy (the host loops) and JAX (compiled runs) alike; `count` and
+    `batch_count` must broadcast against `mean`."""
+    delta = batch_mean - mean
+    total = count + batch_count
+    new_mean = mean + delta * (batch_count / total)
+    m2 = var * count + batch_var * batch_count + delta**2 * (count * batch_count / total)
+    return new_mean, m2 / total, total
+
+
 @dataclasses.dataclass
 class RunningMeanStd:
-    """Running mean and variance of observations, per seed: arrays [S, O] (Chan et al. parallel update)."""
+    """Running mean and variance of observations, per seed: arrays [S, O] (host loops, numpy, float64)."""
 
     mean: np.ndarray
     var: np.ndarray
@@ -90,15 +107,29 @@ class RunningMeanStd:
 
     def update(self, x: np.ndarray) -> None:
         """x: [S, M, *obs_shape] new observations for each seed."""
-        batch_mean, batch_var, batch_count = x.mean(axis=1), x.var(axis=1), x.shape[1]
-        delta = batch_mean - self.mean
-        total = self.count + batch_count
         per_seed = (slice(None),) + (None,) * (self.mean.ndim - 1)  # broadcast [S] over the obs axes
-        self.mean = self.mean + delta * (batch_count / total)[per_seed]
-        m2 = (self.var * self.count[per_seed] + batch_var * batch_count
-              + delta**2 * (self.count * batch_count / total)[per_seed])
-        self.var = m2 / total[per_seed]
-        self.count = total
+        self.mean, self.var, _ = combine_moments(self.mean, self.var, self.count[per_seed], x.mean(axis=1),
+                                                 x.var(axis=1), x.shape[1])
+        self.count = self.count + x.shape[1]
+
+
+class Moments(struct.PyTreeNode):
+    """Running mean and variance of one seed inside a compiled run (JAX arrays; vmapped over seeds outside)."""
+
+    mean: jax.Array
+    var: jax.Array
+    count: jax.Array  # scalar
+
+    @classmethod
+    def create(cls, shape: tuple[int, ...]) -> Moments:
+        """The same start as RunningMeanStd: mean 0, variance 1, count 1e-4."""
+        return cls(jnp.zeros(shape), jnp.ones(shape), jnp.full((), 1e-4))
+
+    def update(self, x: jax.Array) -> Moments:
+        """x: [M, *shape] new samples."""
+        mean, var, count = combine_moments(self.mean, self.var, self.count, x.mean(axis=0), x.var(axis=0),
+                                           x.shape[0])
+        return Moments(mean, var, count)
 
 
 def normalize_obs(obs: jax.Array, mean: jax.Array, var: jax.Array, clip: float = 10.0) -> jax.Array:

@@ -37,16 +37,17 @@ class RunData:
 
 
 def find_runs(paths: Iterable[str | Path]) -> list[Path]:
-    """Run folders among `paths`: a folder with config.json is a run; any other folder is searched below."""
+    """Run folders among `paths`: a folder with config.json is a run (a compiled grid run: its grid/ point folders);
+    any other folder is searched below."""
     found: list[Path] = []
     for raw in paths:
         path = Path(raw)
         if not path.is_dir():
             raise CritixError(f"{path} is not a folder; give run folders (with config.json) or folders holding them")
-        if (path / "config.json").is_file():
+        if (path / "config.json").is_file() and not (path / "grid").is_dir():
             found.append(path)
             continue
-        below = sorted(p.parent for p in path.rglob("config.json"))
+        below = sorted(p.parent for p in path.rglob("config.json") if not (p.parent / "grid").is_dir())
         if not below:
             raise CritixError(f"{path} holds no run folder (no config.json below it); is it a critix run folder?")
         found.extend(below)
@@ -59,6 +60,8 @@ def load_run(path: Path, metric: str = "eval/return") -> RunData:
     try:
         config = json.loads((path / "config.json").read_text())
         algo, env, num_seeds = config["algo"], config["run"]["env"], int(config["run"]["num_seeds"])
+        if config.get("grid_point"):  # one point of a compiled grid run: its values tell it from the others
+            algo += " " + " ".join(f"{k}={format(float(v), '.4g')}" for k, v in config["grid_point"].items())
     except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
         raise CritixError(f"{path}/config.json is missing or malformed ({err}); is {path} a critix run folder?") from None
     steps, values = np.zeros(0), np.full((num_seeds, 0), np.nan)

@@ -10,6 +10,13 @@ The run is `jit(vmap(chunk))` over S seeds, where a chunk is a `lax.scan` over i
 The host loops over chunks, so the progress bar, metrics.csv, TensorBoard, learning curve, evaluation,
 checkpoints and summary.json are those of the host modes. The agent modules are the same ones the host loops use.
 
+Observation normalisation (`--normalize-obs`) and, for on-policy agents, reward scaling (`--normalize-reward`)
+follow the host loops: running statistics per seed in the carry, frozen over an iteration's acting and update and
+updated from its raw observations afterwards; the buffer and rollouts hold raw observations.
+
+A hyperparameter grid (`--grid`, `critix.train.grid`) adds members to the vmapped axis: G grid points x S seeds,
+each point's values entering the program as arrays. Each point then gets its own run folder under `grid/`.
+
 Keys mirror the host on-policy loop (agent keys and acting keys split from PRNGKey(seed) the same way; env keys
 come from a separate stream), so a deterministic env gives the same run in both modes.
 """
@@ -31,8 +38,10 @@ from flax import struct
 
 from critix import agents
 from critix.data import replay
+from critix.envs.gym import REWARD_CLIP, Moments, normalize_obs
 from critix.envs.jax_envs import JaxEnv, make_jax_env
 from critix.train import checkpoint
+from critix.train.grid import Grid, parse_grid, with_values
 from critix.train.logging import MetricsLogger, plot_learning_curve
 from critix.train.online import LOOP_METRICS, RunConfig, config_to_json, default_run_dir
 from critix.train.host import make_summary, restore_counters
@@ -41,8 +50,12 @@ from critix.train.progress import Progress
 from critix.types import CritixError, Transition
 
 
+# Float agent fields this loop reads itself when it builds the program (so a traced grid value would be ignored).
+LOOP_FIELDS = {"utd_ratio": "utd_ratio sets how many env steps and updates make one iteration of the compiled loop"}
+
+
 class Carry(struct.PyTreeNode):
-    """Everything a seed's run carries from one iteration to the next (leading seed axis S outside the vmap)."""
+    """Everything a member's run carries from one iteration to the next (leading axis G x S outside the vmap)."""
 
     agent: Any
     env_state: Any  # [N, ...]
@@ -52,6 +65,10 @@ class Carry(struct.PyTreeNode):
     episode_return: jax.Array  # [N]
     buffer: Any  # replay.ReplayBuffer for off-policy agents, else an empty tuple
     env_steps: jax.Array  # env steps per seed so far (summed over the seed's envs)
+    obs_rms: Moments  # running observation statistics (used with --normalize-obs)
+    ret_rms: Moments  # running variance of the discounted return (on-policy --normalize-reward)
+    discounted_return: jax.Array  # [N]
+    hparams: dict[str, jax.Array]  # the member's grid values (empty without --grid)
 
 
 @dataclasses.dataclass
@@ -76,21 +93,24 @@ class Session:
     """A compiled run's env, agent and compiled chunk function (built from configs; holds no learned state)."""
 
     def __init__(self, algo: str, agent_cfg: Any, run: RunConfig) -> None:
-        if run.normalize_obs or run.normalize_reward:
-            raise CritixError("--normalize-obs/--normalize-reward are host-mode options; compiled runs "
-                              "(gymnax: env ids) do not support them yet")
         self.algo, self.run = algo, run
         self.module = agents.get(algo).module
         self.on_policy = bool(getattr(self.module, "ON_POLICY", False))
+        if run.normalize_reward and not self.on_policy:
+            raise CritixError(f"--normalize-reward scales on-policy returns (PPO, A2C); {algo} is off-policy: "
+                              "drop the flag")
         self.env: JaxEnv = make_jax_env(run.env)
         self.obs_space, self.act_space = self.env.observation_space, self.env.action_space
         self.module.check_spaces(self.obs_space, self.act_space)
         self.num_seeds, self.num_envs = run.num_seeds, run.num_envs
+        self.obs_shape = tuple(self.obs_space.shape)
         self.discrete = isinstance(self.act_space, gym.spaces.Discrete)
         if int(getattr(agent_cfg, "n_step", 1)) > 1 or getattr(agent_cfg, "prioritized", False):
             raise CritixError("compiled mode samples single transitions uniformly: n-step returns (--n-step) and "
                               "prioritized replay (--prioritized) run in host mode (use the Gymnasium env id)")
         self.cfg = prepare_config(self.module, agent_cfg, run) if self.on_policy else agent_cfg
+        self.grid: Grid = parse_grid(run.grid, algo, self.cfg)
+        self.num_members = self.grid.size * self.num_seeds
         if self.on_policy:
             self.steps_per_iteration = self.cfg.rollout_length * run.num_envs
         else:
@@ -109,8 +129,20 @@ class Session:
         self.total_iterations = math.ceil(run.steps / self.steps_per_iteration)
         self.chunk_iterations = max(1, min(self.total_iterations, math.ceil(run.log_every / self.steps_per_iteration)))
         self._build_functions()
+        self._check_grid_traceable()
 
-    # ---- one seed ------------------------------------------------------------------------------------
+    # ---- one member (a seed at a grid point) ---------------------------------------------------------
+    def _cfg(self, carry: Carry) -> Any:
+        """The agent config this member trains with: its grid values (arrays) in place of the defaults."""
+        return with_values(self.cfg, carry.hparams)
+
+    def _prepare(self, obs: jax.Array, rms: Moments) -> jax.Array:
+        """Observations as the agent sees them (normalised with `rms` under --normalize-obs)."""
+        return normalize_obs(obs, rms.mean, rms.var) if self.run.normalize_obs else obs
+
+    def _prepare_batch(self, batch: Transition, rms: Moments) -> Transition:
+        return batch.replace(obs=self._prepare(batch.obs, rms), next_obs=self._prepare(batch.next_obs, rms))
+
     def _act_random(self, key: jax.Array) -> jax.Array:
         """Uniform warm-up actions for the N envs: indices (Discrete) or points of [-1, 1]^A (Box)."""
         if self.discrete:
@@ -132,9 +164,10 @@ class Session:
                               env_steps=carry.env_steps + self.num_envs)
         return carry, transition, *finished
 
-    def _init_seed(self, agent_key: jax.Array, loop_key: jax.Array, env_key: jax.Array) -> Carry:
-        cfg, module = self.cfg, self.module
-        agent = module.init(cfg, agent_key, self.obs_space, self.act_space)
+    def _init_seed(self, agent_key: jax.Array, loop_key: jax.Array, env_key: jax.Array,
+                   hparams: dict[str, jax.Array]) -> Carry:
+        module = self.module
+        agent = module.init(with_values(self.cfg, hparams), agent_key, self.obs_space, self.act_space)
         env_key, reset_key = jax.random.split(env_key)
         obs, env_state = jax.vmap(self.env.reset)(jax.random.split(reset_key, self.num_envs))
         buffer: Any = ()
@@ -144,19 +177,35 @@ class Session:
                                  jnp.zeros(self.obs_space.shape), jnp.zeros((), bool), jnp.zeros((), bool))
             buffer = replay.init(self.capacity, example)
         return Carry(agent, env_state, obs, loop_key, env_key, jnp.zeros(self.num_envs), buffer,
-                     jnp.zeros((), jnp.int32))
+                     jnp.zeros((), jnp.int32), Moments.create(self.obs_shape), Moments.create(()),
+                     jnp.zeros(self.num_envs), hparams)
+
+    def _scale_reward(self, cfg: Any, carry: Carry, transition: Transition) -> tuple[Carry, Transition]:
+        """SB3 VecNormalize's reward scaling, as the host on-policy loop does it: divide by the running std of the
+        discounted return, clip to [-10, 10]; the discounted return restarts at each episode's end."""
+        discounted = carry.discounted_return * cfg.gamma + transition.reward
+        ret_rms = carry.ret_rms.update(discounted)
+        reward = jnp.clip(transition.reward / jnp.sqrt(ret_rms.var + 1e-8), -REWARD_CLIP, REWARD_CLIP)
+        done = jnp.logical_or(transition.terminated, transition.truncated)
+        carry = carry.replace(ret_rms=ret_rms, discounted_return=jnp.where(done, 0.0, discounted))
+        return carry, transition.replace(reward=reward)
 
     def _iteration_on_policy(self, carry: Carry, _: None) -> tuple[Carry, dict]:
-        cfg, module = self.cfg, self.module
+        cfg, module = self._cfg(carry), self.module
+        rms = carry.obs_rms  # frozen over the rollout and its update, as in the host loop
 
         def step(carry: Carry, _: None) -> tuple[Carry, tuple]:
             key, act_key = jax.random.split(carry.key)
-            action = module.act(cfg, carry.agent, carry.obs, act_key, False)
+            action = module.act(cfg, carry.agent, self._prepare(carry.obs, rms), act_key, False)
             carry, transition, ret_sum, count = self._env_step(carry.replace(key=key), action)
+            if self.run.normalize_reward:
+                carry, transition = self._scale_reward(cfg, carry, transition)
             return carry, (transition, ret_sum, count)
 
-        carry, (rollout, ret_sum, count) = jax.lax.scan(step, carry, None, length=cfg.rollout_length)
-        agent, metrics = module.update(cfg, carry.agent, rollout)
+        carry, (rollout, ret_sum, count) = jax.lax.scan(step, carry, None, length=self.cfg.rollout_length)
+        agent, metrics = module.update(cfg, carry.agent, self._prepare_batch(rollout, rms))
+        if self.run.normalize_obs:
+            carry = carry.replace(obs_rms=rms.update(rollout.obs.reshape(-1, *self.obs_shape)))
         metrics = {**metrics, "episode/return_sum": ret_sum.sum(), "episode/count": count.sum()}
         return carry.replace(agent=agent), metrics
 
@@ -164,23 +213,26 @@ class Session:
         """`env_steps_per_iteration` steps of N envs into the replay buffer; with `learning`, policy actions and
         then `updates_per_iteration` gradient steps, else uniform random actions (warm-up). `learning` is static:
         the host runs warm-up chunks, then learning chunks, so no seed-batched `lax.cond` computes both branches."""
-        cfg, module = self.cfg, self.module
+        cfg, module = self._cfg(carry), self.module
+        rms = carry.obs_rms  # frozen over the iteration's steps and updates, as in the host loop
 
-        def env_step(carry: Carry, _: None) -> tuple[Carry, tuple[jax.Array, jax.Array]]:
+        def env_step(carry: Carry, _: None) -> tuple[Carry, tuple[jax.Array, jax.Array, jax.Array]]:
             key, act_key = jax.random.split(carry.key)
             if learning:
-                action = module.act(cfg, carry.agent, carry.obs, act_key, False)
+                action = module.act(cfg, carry.agent, self._prepare(carry.obs, rms), act_key, False)
             else:
                 action = self._act_random(act_key)
             carry, transition, ret_sum, count = self._env_step(carry.replace(key=key), action)
-            return carry.replace(buffer=replay.add(carry.buffer, transition)), (ret_sum, count)
+            return carry.replace(buffer=replay.add(carry.buffer, transition)), (ret_sum, count, transition.obs)
 
-        carry, (ret_sum, count) = jax.lax.scan(env_step, carry, None, length=self.env_steps_per_iteration)
+        carry, (ret_sum, count, obs) = jax.lax.scan(env_step, carry, None, length=self.env_steps_per_iteration)
+        if self.run.normalize_obs:
+            carry = carry.replace(obs_rms=rms.update(obs.reshape(-1, *self.obs_shape)))
         metrics = {"episode/return_sum": ret_sum.sum(), "episode/count": count.sum()}
         if learning:
             key, sample_key = jax.random.split(carry.key)
-            batches = replay.sample_many(carry.buffer, sample_key, self.updates_per_iteration, cfg.batch_size)
-            agent, update_metrics = module.update_many(cfg, carry.agent, batches)
+            batches = replay.sample_many(carry.buffer, sample_key, self.updates_per_iteration, self.cfg.batch_size)
+            agent, update_metrics = module.update_many(cfg, carry.agent, self._prepare_batch(batches, rms))
             carry = carry.replace(agent=agent, key=key)
             metrics.update(jax.tree.map(jnp.nanmean, update_metrics))
         return carry, metrics
@@ -198,15 +250,16 @@ class Session:
         summary["episode/count"] = count.sum()
         return carry, summary
 
-    def _evaluate_seed(self, agent: Any, key: jax.Array) -> jax.Array:
+    def _evaluate_seed(self, carry: Carry, key: jax.Array) -> jax.Array:
         """Deterministic returns of `eval_episodes` episodes (one per eval env): [M]."""
+        agent, cfg, rms = carry.agent, self._cfg(carry), carry.obs_rms
         M = self.run.eval_episodes
         key, reset_key = jax.random.split(key)
         obs, env_state = jax.vmap(self.env.reset)(jax.random.split(reset_key, M))
 
         def step(c: tuple, _: None) -> tuple[tuple, None]:
             obs, env_state, returns, alive, key = c
-            action = self.module.act(self.cfg, agent, obs, jax.random.PRNGKey(0), True)
+            action = self.module.act(cfg, agent, self._prepare(obs, rms), jax.random.PRNGKey(0), True)
             key, step_key = jax.random.split(key)
             obs, env_state, reward, terminated, truncated, _ = jax.vmap(self.env.step)(
                 jax.random.split(step_key, M), env_state, action)
@@ -224,13 +277,44 @@ class Session:
         self.evaluate_seeds = jax.jit(jax.vmap(self._evaluate_seed, in_axes=(0, None)))
         self.init_seeds = jax.jit(jax.vmap(self._init_seed))
 
+    def _example_carry(self, hparams: dict[str, Any]) -> Any:
+        keys = (jax.random.PRNGKey(0), jax.random.PRNGKey(1), jax.random.PRNGKey(2))
+        return jax.eval_shape(lambda h: self._init_seed(*keys, h), hparams)
+
+    def _check_grid_traceable(self) -> None:
+        """Each grid field must enter the program as a number only: trace one iteration (and the evaluation) with
+        the field as an array, and name the field if the agent needs a concrete value of it."""
+        errors = (jax.errors.ConcretizationTypeError, jax.errors.TracerBoolConversionError,
+                  jax.errors.TracerIntegerConversionError, jax.errors.TracerArrayConversionError)
+        for name in self.grid.fields:
+            if name in LOOP_FIELDS:
+                raise CritixError(f"--grid {name}: {LOOP_FIELDS[name]}, so it cannot vary inside one run; train its "
+                                  f"values as separate runs (`critix sweep`)")
+            hparams = {name: jnp.zeros((), jnp.float32) + getattr(self.cfg, name)}
+            try:
+                carry = self._example_carry(hparams)
+                jax.eval_shape(lambda c: self._chunk(c, 1, True), carry)
+                jax.eval_shape(self._evaluate_seed, carry, jax.random.PRNGKey(0))
+            except errors:
+                raise CritixError(
+                    f"--grid {name}: {self.algo} uses {name} to choose the shape or the structure of the compiled "
+                    f"program, so it cannot vary inside one run; train its values as separate runs (`critix "
+                    f"sweep`)") from None
+
     # ---- runs ----------------------------------------------------------------------------------------
     def init_runner(self) -> Runner:
+        """Fresh members: seed s of every grid point gets the same agent, acting and env keys."""
         root = jax.random.PRNGKey(self.run.seed)
         agent_key, loop_key = jax.random.split(root)
-        S = self.num_seeds
+        S, G = self.num_seeds, self.grid.size
         env_keys = jax.random.split(jax.random.fold_in(root, 1), S)
-        carry = self.init_seeds(jax.random.split(agent_key, S), jax.random.split(loop_key, S), env_keys)
+
+        def tiled(keys: jax.Array) -> jax.Array:  # [S, 2] -> [G * S, 2]: member g * S + s gets seed s's key
+            return jnp.tile(keys, (G, 1))
+
+        hparams = {name: jnp.asarray(v) for name, v in self.grid.member_values(S).items()}
+        carry = self.init_seeds(tiled(jax.random.split(agent_key, S)), tiled(jax.random.split(loop_key, S)),
+                                tiled(env_keys), hparams)
         return Runner(carry)
 
     def restore_runner(self, ckpt: Path) -> Runner:
@@ -238,11 +322,18 @@ class Session:
         return restore_counters(Runner(jax.device_put(arrays["carry"])), meta)
 
     def evaluate(self, runner: Runner, seed: int) -> np.ndarray:
-        return np.asarray(self.evaluate_seeds(runner.carry.agent, jax.random.PRNGKey(seed)))
+        """Greedy returns [G * S, eval_episodes]."""
+        return np.asarray(self.evaluate_seeds(runner.carry, jax.random.PRNGKey(seed)))
+
+    def member_labels(self) -> list[str] | None:
+        """'<grid point> seed <s>' per member with a grid, else None."""
+        if not self.grid.fields:
+            return None
+        return [f"{self.grid.label(m // self.num_seeds)} seed {m % self.num_seeds}" for m in range(self.num_members)]
 
     def metric_names(self) -> list[str]:
-        shapes = jax.eval_shape(lambda c: self._chunk(c, 1, True), jax.eval_shape(
-            lambda: self._init_seed(jax.random.PRNGKey(0), jax.random.PRNGKey(1), jax.random.PRNGKey(2))))[1]
+        hparams = {name: jnp.zeros((), jnp.float32) for name in self.grid.fields}
+        shapes = jax.eval_shape(lambda c: self._chunk(c, 1, True), self._example_carry(hparams))[1]
         return sorted(n for n in shapes if n not in ("episode/count", "train/episode_return")) + list(LOOP_METRICS)
 
     def close(self) -> None:
@@ -259,6 +350,44 @@ def _whole_multiple(updates_per_env_step: float, longest: int = 1000) -> int:
                       f"within {longest} env steps; choose a simpler ratio such as 0.25 or 0.5")
 
 
+@dataclasses.dataclass
+class Output:
+    """Where one grid point's members (all of them without a grid) log: `members` slices the G x S axis."""
+
+    run_dir: Path
+    members: slice
+    logger: MetricsLogger
+    label: str = ""
+
+
+def _outputs(session: Session, run_dir: Path, purge_step: int | None, steps_done: int) -> list[Output]:
+    """The run folder itself without a grid; with one, a run folder per grid point under run_dir/grid/."""
+    S, grid, names = session.num_seeds, session.grid, session.metric_names()
+    if not grid.fields:
+        places = [(run_dir, slice(0, S), "")]
+    else:
+        places = [(run_dir / "grid" / grid.dirname(g), slice(g * S, (g + 1) * S), grid.label(g))
+                  for g in range(grid.size)]
+    outputs = []
+    for folder, members, label in places:
+        folder.mkdir(parents=True, exist_ok=True)
+        logger = MetricsLogger(folder, S, names, session.run.tensorboard, purge_step=purge_step)
+        logger.truncate_after(steps_done)
+        outputs.append(Output(folder, members, logger, label))
+    return outputs
+
+
+def _write_grid_configs(session: Session, algo: str, outputs: list[Output]) -> None:
+    """Each grid point's folder gets the concrete config it trains with (its checkpoints are the parent's)."""
+    for g, out in enumerate(outputs):
+        cfg = dataclasses.replace(session.cfg, **session.grid.points[g])
+        run = dataclasses.replace(session.run, grid=(), run_dir=str(out.run_dir))
+        checkpoint.atomic_write_json(out.run_dir / "config.json", {
+            **config_to_json(algo, cfg, run), "grid_point": session.grid.points[g],
+            "note": "one grid point of the compiled run in ../..; its checkpoints are there: "
+                    "`critix eval` and `--resume` take that folder"})
+
+
 def train(algo: str, agent_cfg: Any, run: RunConfig, resume: Path | None = None) -> dict[str, Any]:
     """Train (or resume) a compiled run on a JAX env; returns the summary also written to summary.json."""
     session = Session(algo, agent_cfg, run)
@@ -270,14 +399,16 @@ def train(algo: str, agent_cfg: Any, run: RunConfig, resume: Path | None = None)
     runner = None
     if resume is not None and (found := checkpoint.latest_valid(ckpt_dir)) is not None:
         runner = session.restore_runner(found[0])  # the newest checkpoint that verifies (warns about bad ones)
+    fresh = runner is None
     if runner is None:
         runner = session.init_runner()
         checkpoint.atomic_write_json(run_dir / "config.json", config_to_json(algo, cfg, run))
     per_iteration = session.steps_per_iteration
     # Rows and TensorBoard events after the checkpoint were written by the killed process: drop them.
     purge_step = runner.iterations * per_iteration + 1 if resume is not None else None
-    logger = MetricsLogger(run_dir, S, session.metric_names(), run.tensorboard, purge_step=purge_step)
-    logger.truncate_after(runner.iterations * per_iteration)
+    outputs = _outputs(session, run_dir, purge_step, runner.iterations * per_iteration)
+    if fresh and session.grid.fields:
+        _write_grid_configs(session, algo, outputs)
     total_steps = session.total_iterations * per_iteration
     eval_every = run.eval_every or total_steps
     ckpt_every = run.checkpoint_every or eval_every
@@ -286,7 +417,13 @@ def train(algo: str, agent_cfg: Any, run: RunConfig, resume: Path | None = None)
     start = time.perf_counter() - runner.wall_seconds
     compiled_lengths: set[tuple[int, bool]] = set()
 
-    progress = Progress(total_steps, f"{algo} {run.env} x{S} seeds (compiled)", enabled=run.progress)
+    def log(step: int, values: dict[str, np.ndarray]) -> None:  # values: name -> [G * S]
+        for out in outputs:
+            out.logger.log(step, time.perf_counter() - start, {k: v[out.members] for k, v in values.items()})
+
+    members = session.num_members
+    what = f"x{S} seeds" if members == S else f"x{session.grid.size} grid points x{S} seeds"
+    progress = Progress(total_steps, f"{algo} {run.env} {what} (compiled)", enabled=run.progress)
     progress.start(runner.iterations * per_iteration)
     try:
         while runner.iterations < session.total_iterations:
@@ -309,36 +446,61 @@ def train(algo: str, agent_cfg: Any, run: RunConfig, resume: Path | None = None)
             sps = runner.train_steps / runner.train_seconds if runner.train_seconds else float("nan")
             if steps_now // run.log_every > prev // run.log_every or done_run:
                 values = {name: np.asarray(v, np.float64) for name, v in metrics.items()}
-                values["time/steps_per_second"] = np.full(S, sps)
-                logger.log(steps_now, time.perf_counter() - start, values)
+                values["time/steps_per_second"] = np.full(members, sps)
+                log(steps_now, values)
             if steps_now // eval_every > prev // eval_every or done_run:
                 returns = session.evaluate(runner, seed=run.seed * 1000 + 900_000 + steps_now)
                 last_eval = returns.mean(axis=1)
                 if done_run:
                     final_returns = returns
-                logger.log(steps_now, time.perf_counter() - start,
-                           {"eval/return": last_eval, "eval/return_std": returns.std(axis=1)})
+                log(steps_now, {"eval/return": last_eval, "eval/return_std": returns.std(axis=1)})
             if steps_now // ckpt_every > prev // ckpt_every or done_run:
                 runner.wall_seconds = time.perf_counter() - start
-                logger.flush()
+                for out in outputs:
+                    out.logger.flush()
                 checkpoint.save(ckpt_dir, steps_now, runner.arrays(),
                                 {"counters": runner.counters(), "algo": algo, "env": run.env},
                                 keep=run.keep_checkpoints)
-            progress.update(steps_now, sps, None if last_eval is None else float(np.mean(last_eval)))
+            progress.update(steps_now, sps, None if last_eval is None else float(np.max(
+                last_eval.reshape(session.grid.size, S).mean(axis=1))))
     finally:
         progress.stop()
-        logger.close()
+        for out in outputs:
+            out.logger.close()
 
     runner.wall_seconds = time.perf_counter() - start
     steps = runner.iterations * per_iteration
     if final_returns is None:
         final_returns = session.evaluate(runner, seed=run.seed * 1000 + 900_000 + steps)
-    plot_learning_curve(run_dir / "metrics.csv", run_dir / "learning_curve.png", f"{algo} on {run.env}")
     if session.on_policy:
         gradient_steps = runner.iterations * session.module.gradient_steps_per_update(cfg, per_iteration)
     else:
         gradient_steps = max(0, runner.iterations - session.warmup_iterations) * session.updates_per_iteration
-    summary = make_summary(algo, run, final_returns, steps, runner.wall_seconds, runner.train_steps,
-                           runner.train_seconds, runner.compile_seconds, gradient_steps, run_dir, mode="compiled")
+    summaries = []
+    for out in outputs:
+        title = f"{algo} on {run.env}" + (f" ({out.label})" if out.label else "")
+        plot_learning_curve(out.run_dir / "metrics.csv", out.run_dir / "learning_curve.png", title)
+        summary = make_summary(algo, run, final_returns[out.members], steps, runner.wall_seconds, runner.train_steps,
+                               runner.train_seconds, runner.compile_seconds, gradient_steps, out.run_dir,
+                               mode="compiled")
+        if out.label:
+            summary["grid_point"] = session.grid.points[outputs.index(out)]
+        checkpoint.atomic_write_json(out.run_dir / "summary.json", summary)
+        summaries.append(summary)
+    if not session.grid.fields:
+        return summaries[0]
+    from critix.stats.plots import plot_learning_curves
+    from critix.stats.runs import load_run
+
+    plot_learning_curves([load_run(out.run_dir) for out in outputs], run_dir / "learning_curve.png",
+                         title=f"{algo} on {run.env}: grid points, IQM over {S} seeds, 95% bootstrap interval")
+    best = max(range(len(summaries)), key=lambda g: summaries[g]["final_return_mean"])
+    summary = {**make_summary(algo, run, final_returns, steps, runner.wall_seconds, runner.train_steps,
+                              runner.train_seconds, runner.compile_seconds, gradient_steps, run_dir, mode="compiled"),
+               "grid": [{"point": s["grid_point"], "final_return": s["final_return"],
+                         "final_return_mean": s["final_return_mean"], "final_return_std": s["final_return_std"],
+                         "run_dir": s["run_dir"]} for s in summaries],
+               "grid_best": best,
+               "final_return_note": "per member: grid point g, seed s is member g * num_seeds + s"}
     checkpoint.atomic_write_json(run_dir / "summary.json", summary)
     return summary

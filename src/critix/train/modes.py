@@ -15,6 +15,7 @@ from typing import Any
 from critix import agents
 from critix.envs.jax_envs import is_jax_env
 from critix.train.online import RunConfig
+from critix.types import CritixError
 
 
 def mode(algo: str, env_id: str) -> str:
@@ -24,9 +25,18 @@ def mode(algo: str, env_id: str) -> str:
     return "onpolicy" if getattr(agents.get(algo).module, "ON_POLICY", False) else "online"
 
 
+def _chosen(algo: str, run: RunConfig) -> str:
+    chosen = mode(algo, run.env)
+    if run.grid and chosen != "compiled":
+        raise CritixError(f"--grid trains a hyperparameter grid inside one compiled run, which needs a JAX env id "
+                          f"(e.g. gymnax:CartPole-v1); {run.env} runs on the host: train its grid with `critix "
+                          f"sweep --grid ...` (docs/scaling.md)")
+    return chosen
+
+
 def train(algo: str, agent_cfg: Any, run: RunConfig, resume: Path | None = None) -> dict[str, Any]:
     """Train (or resume) a run in the mode its algorithm and env id choose."""
-    chosen = mode(algo, run.env)
+    chosen = _chosen(algo, run)
     if chosen == "compiled":
         from critix.train import compiled
 
@@ -42,7 +52,7 @@ def train(algo: str, agent_cfg: Any, run: RunConfig, resume: Path | None = None)
 
 def make_session(algo: str, agent_cfg: Any, run: RunConfig) -> Any:
     """The Session (envs + compiled functions; `restore_runner`, `evaluate`, `close`) of the run's mode."""
-    chosen = mode(algo, run.env)
+    chosen = _chosen(algo, run)
     if chosen == "compiled":
         from critix.train import compiled
 

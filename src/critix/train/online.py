@@ -79,6 +79,10 @@ class RunConfig:
     on_nan: Literal["stop", "skip"] = "stop"
     """NaN/Inf in observations, rewards, losses or parameters: 'stop' exits with an error and keeps the last good
     checkpoint; 'skip' drops the bad transitions / updates and counts them (guard/* metrics)."""
+    grid: tuple[str, ...] = ()
+    """Compiled runs (gymnax: env ids) only: FIELD=V1,V2,... trains every value of the float agent field FIELD
+    in the same jit(vmap) as the seeds (several flags: every combination); each grid point gets a run folder
+    under RUN_DIR/grid/. Gymnasium envs: train a grid with `critix sweep`."""
 
     def __post_init__(self) -> None:
         validation.check_types(self)
@@ -187,6 +191,9 @@ class Session(HostSession):
         self.action_dim = int(np.prod(self.action_shape))  # 1 for a Discrete index
         # Images (uint8 or bool Box spaces, e.g. Atari, MinAtar) are stored compactly as uint8; the rest as float32.
         self.obs_dtype = np.uint8 if np.dtype(self.obs_space.dtype) in (np.uint8, np.bool_) else np.float32
+        if run.normalize_reward:
+            raise CritixError(f"--normalize-reward scales on-policy returns (PPO, A2C); {self.algo} is off-policy: "
+                              "drop the flag")
         if run.normalize_obs and self.obs_dtype == np.uint8:
             raise CritixError("--normalize-obs is for vector observations; image observations are scaled by the encoder")
         self.n_step = int(getattr(agent_cfg, "n_step", 1))  # n-step agents sample runs of n consecutive steps

@@ -19,7 +19,7 @@ import jax
 import numpy as np
 
 from critix import agents
-from critix.envs.gym import RunningMeanStd, final_observation, scale_action
+from critix.envs.gym import REWARD_CLIP, RunningMeanStd, final_observation, scale_action
 from critix.train import checkpoint
 from critix.train.logging import MetricsLogger, plot_learning_curve
 from critix.train.online import LOOP_METRICS, RunConfig, _log_train, config_to_json, default_run_dir
@@ -28,7 +28,6 @@ from critix.train.progress import Progress
 from critix.train.resume import LoopState, restore_loop
 from critix.types import CritixError, Transition
 
-REWARD_CLIP = 10.0  # SB3 VecNormalize clip_reward
 
 
 def prepare_config(module: Any, cfg: Any, run: RunConfig) -> Any:

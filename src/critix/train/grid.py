@@ -1,0 +1,111 @@
+"""Hyperparameter grids inside one compiled run: every grid point trains its seeds in the same `jit(vmap)`.
+
+`critix train ppo --env gymnax:CartPole-v1 --num-seeds 4 --grid learning_rate=1e-4,3e-4,1e-3` trains 3 x 4
+members in one compiled program. The varying fields enter the program as arrays (one value per member), so only
+float hyperparameters that the agent uses as numbers can vary: learning rates, discounts, clip ratios,
+coefficients. A field that sets a shape or a branch of the program (sizes, counts, switches) cannot; those
+configurations are separate programs, which `critix sweep` trains.
+
+Member m of the run is grid point m // S, seed m % S: every grid point trains the same S seeds (the same
+initialisations, env and acting keys), so two points differ only in their hyperparameters.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import itertools
+import math
+import re
+from typing import Any
+
+import numpy as np
+
+from critix.types import CritixError
+
+EXAMPLE = "e.g. --grid learning_rate=1e-4,3e-4 clip_ratio=0.1,0.2 (tied fields: actor_lr,critic_lr=1e-4,3e-4)"
+
+
+@dataclasses.dataclass(frozen=True)
+class Grid:
+    """The grid points of a compiled run: `points[g]` maps each varying field to its value at point g."""
+
+    fields: tuple[str, ...] = ()
+    points: tuple[dict[str, float], ...] = ({},)
+
+    @property
+    def size(self) -> int:
+        return len(self.points)
+
+    def label(self, g: int) -> str:
+        return " ".join(f"{name}={format(value, '.4g')}" for name, value in self.points[g].items())
+
+    def dirname(self, g: int) -> str:
+        """A folder name for point g, e.g. `01_learning_rate=0.0003`."""
+        text = "_".join(f"{name}={format(value, '.4g')}" for name, value in self.points[g].items())
+        return f"{g:02d}_" + re.sub(r"[^A-Za-z0-9_.=+-]", "_", text)
+
+    def member_values(self, num_seeds: int) -> dict[str, np.ndarray]:
+        """field -> float32 [G * S]: the value each member trains with (member m is point m // S)."""
+        return {name: np.repeat(np.asarray([p[name] for p in self.points], np.float32), num_seeds)
+                for name in self.fields}
+
+
+def parse_grid(specs: tuple[str, ...], algo: str, cfg: Any) -> Grid:
+    """`--grid` flags (FIELD=V1,V2,... each; several flags make the product, the first flag slowest) -> Grid.
+
+    Checks that each field is a float field of the agent's config and that every point is a valid config."""
+    if not specs:
+        return Grid()
+    fields = {f.name for f in dataclasses.fields(cfg)}
+    axes: list[list[dict[str, float]]] = []
+    seen: set[str] = set()
+    for spec in specs:
+        if "=" not in spec:
+            raise CritixError(f"--grid {spec!r} is not FIELD=V1,V2,...; {EXAMPLE}")
+        key, text = spec.split("=", 1)
+        names = [n.strip() for n in key.split(",")]
+        for name in names:
+            if name not in fields:
+                close = difflib.get_close_matches(name, sorted(fields), n=3, cutoff=0.6)
+                hint = f"; did you mean {', '.join(close)}?" if close else ""
+                raise CritixError(f"--grid: {name!r} is not a field of {algo}{hint} (`critix list {algo}` lists them)")
+            value = getattr(cfg, name)
+            if not isinstance(value, float):
+                raise CritixError(
+                    f"--grid: {name} is {type(value).__name__}, and only float hyperparameters can vary inside one "
+                    f"compiled run (the others set shapes or the program's structure); train its values as separate "
+                    f"runs, e.g. with `critix sweep`")
+            if name in seen:
+                raise CritixError(f"--grid names {name} twice; give each field one --grid flag")
+            seen.add(name)
+        try:
+            values = [float(v) for v in text.split(",") if v.strip()]
+        except ValueError:
+            raise CritixError(f"--grid {spec!r}: the values must be numbers; {EXAMPLE}") from None
+        if not values:
+            raise CritixError(f"--grid {spec!r} lists no values; {EXAMPLE}")
+        if not all(math.isfinite(v) for v in values):
+            raise CritixError(f"--grid {spec!r}: values must be finite numbers")
+        if len(set(values)) != len(values):
+            raise CritixError(f"--grid {spec!r} lists a value twice")
+        axes.append([{name: v for name in names} for v in values])
+    points = tuple({k: v for part in combo for k, v in part.items()} for combo in itertools.product(*axes))
+    grid = Grid(tuple(name for axis in axes for name in axis[0]), points)
+    for g in range(grid.size):
+        try:
+            dataclasses.replace(cfg, **grid.points[g])  # the agent's own validation of every point
+        except (CritixError, ValueError, TypeError) as err:
+            raise CritixError(f"--grid point {grid.label(g)}: {err}") from None
+    return grid
+
+
+def with_values(cfg: Any, values: dict[str, Any]) -> Any:
+    """A copy of the frozen config `cfg` with `values` (traced arrays inside the compiled run) set, bypassing the
+    config's validation, which needs concrete numbers (parse_grid validated every point beforehand)."""
+    if not values:
+        return cfg
+    new = dataclasses.replace(cfg)
+    for name, value in values.items():
+        object.__setattr__(new, name, value)
+    return new
