@@ -231,6 +231,7 @@ def cmd_train(argv: list[str]) -> int:
     args = tyro.cli(Train[type(spec.default_config)], args=rest, default=default,  # type: ignore[misc]
                     prog=f"critix train {algo}", description=f"Train {algo}: {spec.summary}.")
     if args.resume:
+        _refuse_grid_point(Path(args.resume))
         saved_algo, agent_cfg, run = load_run_config(Path(args.resume))
         if saved_algo != algo:
             raise CritixError(f"--resume {args.resume} is a {saved_algo} run; use `critix train {saved_algo} --resume ...`")
@@ -262,6 +263,17 @@ class TrainOffline(Generic[ConfigT]):
     """Show full tracebacks on errors."""
 
 
+def _refuse_grid_point(run_dir: Path) -> None:
+    """A grid point's folder of a compiled grid run has no checkpoints of its own: point to the run folder."""
+    try:
+        is_point = "grid_point" in json.loads((run_dir / "config.json").read_text())
+    except (OSError, ValueError):
+        return  # not a readable config: the loaders give their own error
+    if is_point:
+        raise CritixError(f"{run_dir} is one grid point of the compiled grid run in {run_dir.parent.parent}, whose "
+                          f"checkpoints hold every point; give that folder")
+
+
 def _is_offline(argv: list[str]) -> bool:
     """An offline run: --dataset given, or --resume of a folder whose config.json says mode "offline"."""
     from critix.train.offline import is_offline_run
@@ -283,6 +295,7 @@ def cmd_train_offline(algo: str, argv: list[str]) -> int:
     args = tyro.cli(TrainOffline[type(spec.default_config)], args=argv, default=default,  # type: ignore[misc]
                     prog=f"critix train {algo} --dataset PATH", description=f"Train {algo} offline: {spec.summary}.")
     if args.resume:
+        _refuse_grid_point(Path(args.resume))
         saved_algo, agent_cfg, run = load_run_config(Path(args.resume))
         if saved_algo != algo:
             raise CritixError(f"--resume {args.resume} is a {saved_algo} run; use `critix train {saved_algo} --resume ...`")
@@ -327,6 +340,7 @@ def cmd_eval(argv: list[str]) -> int:
 
     args = tyro.cli(Eval, args=argv, prog="critix eval")
     run_dir = Path(args.run_dir)
+    _refuse_grid_point(run_dir)
     if _is_offline(["--resume", str(run_dir)]):
         return _eval_offline(run_dir, args.episodes, args.seed)
     algo, agent_cfg, run = load_run_config(run_dir)

@@ -84,6 +84,7 @@ def test_grid_run_matches_single_runs_and_writes_a_folder_per_point(tmp_path: Pa
     assert sorted(r.algo for r in runs)[0] == "ppo entropy_coef=0 learning_rate=0.001"  # JSON keys are sorted
 
     assert main(["eval", str(grid_dir), "--episodes", "1"]) == 0
+    assert main(["eval", str(points[0]), "--episodes", "1"]) == 2  # a point's folder: "give that folder"
     assert main(["train", "ppo", "--resume", str(grid_dir), "--steps", "192", "--no-progress"]) == 0
     resumed = json.loads((points[1] / "summary.json").read_text())
     assert resumed["steps"] == 192 and len(load_run(points[1]).steps) >= 2
