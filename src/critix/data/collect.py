@@ -185,7 +185,7 @@ def train_behaviour(cfg: CollectConfig) -> Behaviour:
             obs = next_obs
         items = Transition(*[np.stack(x)[None] for x in zip(*batch)])
         num_updates = max(1, round(agent_cfg.utd_ratio * k_steps)) if step >= cfg.learning_starts else 0
-        runner.agent, runner.buffer, runner.key, _ = session.train_chunk(
+        runner.agent, runner.buffer, runner.key, _, _ = session.train_chunk(
             runner.agent, runner.buffer, runner.key, items, mean, var, num_updates)
         if step // cfg.snapshot_every > (step - k_steps) // cfg.snapshot_every or step >= cfg.train_steps:
             returns = session.evaluate(runner, seed=cfg.seed * 1000 + 900_000 + step)
