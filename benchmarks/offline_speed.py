@@ -90,6 +90,7 @@ def main() -> None:
             "cpu_count": os.cpu_count(), "load_at_start": list(os.getloadavg()), "dataset": str(dataset),
             "env": args.env}
     gflops = matmul_gflops(256, 256)
+    out = ROOT / "benchmarks" / "results" / f"offline_speed-{stamp}.json"
     rows: list[dict[str, Any]] = []
     for algo in args.algos:
         flops = update_flops(algo, agents.get(algo).default_config, obs_dim, act_dim)
@@ -101,12 +102,14 @@ def main() -> None:
                         "update_gflop": flops / 1e9})
             rows.append(row)
             print(json.dumps(row), flush=True)
+            write(meta, gflops, rows, out)
         if not args.no_peer:
             peer = run_peer("d3rlpy", algo, dataset, args.peer_steps, 0, args.peer_timeout, 1)
             peer.update({"lib": "d3rlpy", "algo": algo, "seeds": 1, "steps": args.peer_steps,
                          "flop_bound_steps_per_second": bound})
             rows.append(peer)
             print(json.dumps(peer), flush=True)
+            write(meta, gflops, rows, out)  # after each row, so a stopped invocation keeps what it measured
     summary = []
     for algo in args.algos:
         one = next(r for r in rows if r["algo"] == algo and r["lib"] == "critix" and r["seeds"] == 1)
@@ -121,11 +124,14 @@ def main() -> None:
                         "fraction_of_bound_1_seed": one["fraction_of_flop_bound"],
                         "fraction_of_bound_3_seeds": three["fraction_of_flop_bound"]})
         print(json.dumps(summary[-1]), flush=True)
-    meta["load_at_end"] = list(os.getloadavg())
-    out = ROOT / "benchmarks" / "results" / f"offline_speed-{stamp}.json"
-    out.write_text(json.dumps({"meta": {**meta, "matmul_gflops_256": gflops}, "summary": summary, "rows": rows},
-                              indent=2))
+    write(meta, gflops, rows, out, summary)
     print(f"wrote {out}")
+
+
+def write(meta: dict[str, Any], gflops: float, rows: list[dict[str, Any]], out: Path,
+          summary: list[dict[str, Any]] | None = None) -> None:
+    meta = {**meta, "load_at_end": list(os.getloadavg()), "matmul_gflops_256": gflops}
+    out.write_text(json.dumps({"meta": meta, "summary": summary, "rows": rows}, indent=2))
 
 
 if __name__ == "__main__":
