@@ -23,6 +23,7 @@ import d3rlpy
 import gymnasium as gym
 import h5py
 import numpy as np
+import torch
 
 
 def load(path: Path) -> tuple[d3rlpy.dataset.MDPDataset, dict]:
@@ -93,6 +94,8 @@ def main() -> None:
         "fit_seconds": seconds,
         "steps_per_second_per_seed": args.steps / seconds,
         "d3rlpy": d3rlpy.__version__,
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
         "python": platform.python_version(),
     }))
 

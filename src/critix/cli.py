@@ -489,8 +489,10 @@ def _field_docs(cls: type) -> dict[str, str]:
 def _print_summary(summary: dict[str, Any]) -> None:
     sps = summary.get("steps_per_second")
     if "grid" in summary:  # a compiled grid run: one line per grid point
+        from critix.train.grid import point_label
+
         for g, point in enumerate(summary["grid"]):
-            values = " ".join(f"{k}={v:.4g}" for k, v in point["point"].items())
+            values = point_label(point["point"])
             best = "  <- best" if g == summary["grid_best"] else ""
             print(f"  {values}: final evaluation return {point['final_return_mean']:.1f} "
                   f"(per seed: {', '.join(f'{x:.1f}' for x in point['final_return'])}){best}")

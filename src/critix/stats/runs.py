@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from critix.stats import normalize
+from critix.train.grid import point_label
 from critix.train.logging import read_metrics
 from critix.types import CritixError
 
@@ -61,7 +62,7 @@ def load_run(path: Path, metric: str = "eval/return") -> RunData:
         config = json.loads((path / "config.json").read_text())
         algo, env, num_seeds = config["algo"], config["run"]["env"], int(config["run"]["num_seeds"])
         if config.get("grid_point"):  # one point of a compiled grid run: its values tell it from the others
-            algo += " " + " ".join(f"{k}={format(float(v), '.4g')}" for k, v in config["grid_point"].items())
+            algo += " " + point_label(config["grid_point"])
     except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
         raise CritixError(f"{path}/config.json is missing or malformed ({err}); is {path} a critix run folder?") from None
     steps, values = np.zeros(0), np.full((num_seeds, 0), np.nan)

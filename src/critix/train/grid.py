@@ -38,17 +38,21 @@ class Grid:
         return len(self.points)
 
     def label(self, g: int) -> str:
-        return " ".join(f"{name}={format(value, '.4g')}" for name, value in self.points[g].items())
+        return point_label(self.points[g])
 
     def dirname(self, g: int) -> str:
         """A folder name for point g, e.g. `01_learning_rate=0.0003`."""
-        text = "_".join(f"{name}={format(value, '.4g')}" for name, value in self.points[g].items())
-        return f"{g:02d}_" + re.sub(r"[^A-Za-z0-9_.=+-]", "_", text)
+        return f"{g:02d}_" + re.sub(r"[^A-Za-z0-9_.=+-]", "_", point_label(self.points[g], sep="_"))
 
     def member_values(self, num_seeds: int) -> dict[str, np.ndarray]:
         """field -> float32 [G * S]: the value each member trains with (member m is point m // S)."""
         return {name: np.repeat(np.asarray([p[name] for p in self.points], np.float32), num_seeds)
                 for name in self.fields}
+
+
+def point_label(point: dict[str, float], sep: str = " ") -> str:
+    """`learning_rate=0.0003 clip_ratio=0.1`: a grid point as the CLI, folders, plots and summaries name it."""
+    return sep.join(f"{name}={format(float(value), '.4g')}" for name, value in point.items())
 
 
 def parse_grid(specs: tuple[str, ...], algo: str, cfg: Any) -> Grid:
