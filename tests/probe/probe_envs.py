@@ -6,15 +6,18 @@ envs: each probe isolates one thing an agent must get right, so a failure names 
 
 | probe      | episode                                              | known values (discount g)  | catches                  |
 |------------|------------------------------------------------------|----------------------------|--------------------------|
-| constant   | obs 0, reward 1, terminates after 1 step             | V(0) = 1                   | value regression, termination masking |
+| constant   | obs 1, reward 1, terminates after 1 step             | V(1) = 1                   | value regression, termination masking |
 | observed   | obs +-1 (random), reward = obs, terminates           | V(+-1) = +-1               | the critic reading its input |
-| discounted | obs 0 then 1; reward 1 on the 2nd step, terminates   | V(0) = g, V(1) = 1         | discounting, next-observation plumbing |
-| truncated  | obs 0, reward 1 every step, truncated after 3 steps  | V(0) = 1 / (1 - g)         | bootstrapping through a time limit |
+| discounted | obs -1 then 1; reward 1 on the 2nd step, terminates  | V(-1) = g, V(1) = 1        | discounting, next-observation plumbing |
+| truncated  | obs 1, reward 1 every step, truncated after 3 steps  | V(1) = 1 / (1 - g)         | bootstrapping through a time limit |
 | action     | obs +-1, one step, pays for the action that fits obs | best action: 0.5 * obs (Box), 1 if obs > 0 (Discrete) | the policy |
 
 `truncated` never terminates, so the correct value is that of the endless task, 1 / (1 - g). A loop that treats
 the time limit as termination learns the average of the 3 truncated returns instead: (1 + (1 + g) + (1 + g + g^2))
 / 3, e.g. 1.42 instead of 2 at g = 0.5.
+
+No observation is 0: with an all-zero input a network learns through its biases alone, which Adam moves by about
+the learning rate per step, so a value of 2 would take thousands of updates for no diagnostic gain.
 
 Each probe is written once, as a pure `JaxEnv`: the compiled mode runs it as `jax:Probe<Name><Box|Discrete>`, and
 the host loops run the same code through `GymnasiumAdapter` as `critix-probe/<Name><Box|Discrete>-v0`. Importing
@@ -45,7 +48,8 @@ def probe_env(probe: str, discrete: bool) -> jax_envs.JaxEnv:
     random_sign = probe in ("observed", "action")
 
     def reset_fn(key: jax.Array) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
-        obs = jnp.where(jax.random.bernoulli(key), 1.0, -1.0) if random_sign else jnp.zeros(())
+        first = -1.0 if probe == "discounted" else 1.0
+        obs = jnp.where(jax.random.bernoulli(key), 1.0, -1.0) if random_sign else jnp.full((), first)
         state = (obs.astype(jnp.float32), jnp.zeros((), jnp.int32))
         return state[0].reshape(1), state
 

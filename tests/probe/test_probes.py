@@ -6,6 +6,11 @@ are read at the probe's observations. A value that misses its known figure names
 regression (constant), the input (observed), discounting and next observations (discounted), bootstrapping
 through the time limit (truncated), the policy (action).
 
+`VARIANTS` (one configuration per agent family) run every probe in the host and the compiled loop;
+`MORE_VARIANTS` (DDPG, A2C, discrete SAC, n-step DQN, the distributional heads) run the two probes that check
+targets. Each probe was checked to fail on its bug: truncation treated as termination (in either loop, or in the
+n-step return), and a discount applied twice.
+
 Discount 0.5 everywhere: values settle within a few hundred updates. SAC runs with a small fixed temperature, so
 its soft values stay within 0.01 of the plain ones.
 """
@@ -22,7 +27,7 @@ import numpy as np
 import pytest
 
 from critix import agents
-from critix.agents import dqn, ppo, sac, td3
+from critix.agents import dqn, ppo, sac_discrete
 from critix.train import checkpoint
 from critix.train.modes import make_session, train
 from critix.train.online import RunConfig
@@ -35,18 +40,44 @@ VALUE_TOL = 0.15
 """Allowed error of a learned value. The nearest wrong answer is 0.5 away (discounted: g vs 1), or 0.58 (truncated:
 2 vs 1.42)."""
 
-OVERRIDES: dict[str, dict[str, Any]] = {
-    "td3": dict(hidden_sizes=(32, 32), gamma=GAMMA, learning_starts=200, batch_size=64, target_tau=0.02),
-    "sac": dict(hidden_sizes=(32, 32), gamma=GAMMA, learning_starts=200, batch_size=64, autotune_alpha=False,
-                init_alpha=1e-3),
-    "dqn": dict(hidden_sizes=(32, 32), gamma=GAMMA, learning_starts=200, batch_size=64, utd_ratio=1.0,
-                q_lr=1e-3, target_update_period=20, exploration_steps=500, scalar_loss="mse"),
-    "ppo": dict(hidden_sizes=(32, 32), gamma=GAMMA, rollout_length=64, minibatch_size=64, num_epochs=4,
-                learning_rate=3e-3),
+OFF_POLICY = dict(hidden_sizes=(32, 32), gamma=GAMMA, learning_starts=200, batch_size=64)
+DQN = dict(OFF_POLICY, utd_ratio=1.0, q_lr=1e-3, target_update_period=20, exploration_steps=500, scalar_loss="mse")
+ON_POLICY = dict(hidden_sizes=(32, 32), gamma=GAMMA, learning_rate=3e-3)
+DISTRIBUTION = dict(v_min=-5.0, v_max=5.0, num_bins=51)  # covers every probe value with room
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    """An agent configuration to probe: a registry algorithm, its overrides and budget."""
+
+    algo: str
+    overrides: dict[str, Any]
+    steps: int
+    discrete: bool = False
+    num_envs: int = 1
+
+
+VARIANTS = {
+    "td3": Variant("td3", dict(OFF_POLICY, target_tau=0.02), 1500),
+    "sac": Variant("sac", dict(OFF_POLICY, autotune_alpha=False, init_alpha=1e-3), 1500),
+    "dqn": Variant("dqn", DQN, 3000, discrete=True),
+    "ppo": Variant("ppo", dict(ON_POLICY, rollout_length=64, minibatch_size=64, num_epochs=4), 8192, num_envs=4),
 }
-STEPS = {"td3": 1500, "sac": 1500, "dqn": 3000, "ppo": 8192}
-DISCRETE = {"dqn": True}
-NUM_ENVS = {"ppo": 4}
+"""One configuration per agent family: every probe, host and compiled loops."""
+
+MORE_VARIANTS = {
+    "ddpg": Variant("ddpg", dict(OFF_POLICY, target_tau=0.02), 1500),
+    "sac-hl-gauss": Variant("sac", dict(VARIANTS["sac"].overrides, critic_head="hl-gauss", **DISTRIBUTION), 3000),
+    "sac-discrete": Variant("sac-discrete", dict(OFF_POLICY, utd_ratio=1.0, autotune_alpha=False, init_alpha=1e-3),
+                            3000, discrete=True),
+    "dqn-3-step": Variant("dqn", dict(DQN, n_step=3), 3000, discrete=True),
+    "c51": Variant("c51", dict(DQN, **DISTRIBUTION), 6000, discrete=True),  # cross-entropy heads settle slower
+    "qr-dqn": Variant("qr-dqn", dict(DQN, num_bins=25), 3000, discrete=True),
+    "dqn-hl-gauss": Variant("dqn", dict(DQN, critic_head="hl-gauss", **DISTRIBUTION), 6000, discrete=True),
+    "a2c": Variant("a2c", ON_POLICY, 8192, num_envs=4),
+}
+"""Configurations whose targets differ from their family's (n-step returns, distributional heads, no clipping):
+the two probes that check targets (discounted, truncated), host loop."""
 
 
 @dataclasses.dataclass
@@ -57,38 +88,47 @@ class Trained:
     cfg: Any
     agent: Any  # agent state, leading seed axis S
 
+    @property
+    def module(self) -> Any:
+        return agents.get(self.algo).module
+
     def greedy_actions(self, obs: float) -> np.ndarray:
         """The agent's deterministic action at `obs`, per seed [S] (Box: the single action coordinate)."""
-        module = agents.get(self.algo).module
         obs_b = jnp.full((1, 1), obs, jnp.float32)
-        act = jax.vmap(lambda s: module.act(self.cfg, s, obs_b, jax.random.PRNGKey(0), True))
+        act = jax.vmap(lambda s: self.module.act(self.cfg, s, obs_b, jax.random.PRNGKey(0), True))
         return np.asarray(act(self.agent)).reshape(SEEDS)
 
     def values(self, obs: float) -> np.ndarray:
-        """The learned value of `obs` under the agent's own greedy policy, per seed [S]: V(obs) for PPO, Q(obs, a*)
-        with a* the greedy action for the Q learners (the value bootstrapping uses; DQN's rarely taken action is
-        fitted on few samples and may lag)."""
-        obs_b = jnp.full((1, 1), obs, jnp.float32)
+        """The learned value of `obs` under the agent's own greedy policy, per seed [S]: V(obs) for PPO/A2C,
+        Q(obs, a*) with a* the greedy action for the Q learners (the value bootstrapping uses; a rarely taken
+        action is fitted on few samples and may lag), the minimum over a critic ensemble."""
+        module, cfg, obs_b = self.module, self.cfg, jnp.full((1, 1), obs, jnp.float32)
         greedy = jnp.asarray(self.greedy_actions(obs))
-        if self.algo == "ppo":
-            return np.asarray(jax.vmap(lambda s: ppo.value(self.cfg, s, s.critic_params, obs_b)[0])(self.agent))
-        if self.algo == "dqn":
-            q = jax.vmap(lambda s: dqn.q_values(self.cfg, s.q_params, obs_b, s.num_actions)[0])(self.agent)
-            return np.asarray(q[jnp.arange(SEEDS), greedy])
-        module = sac if self.algo == "sac" else td3
+        if module is ppo:
+            return np.asarray(jax.vmap(lambda s: ppo.value(cfg, s, s.critic_params, obs_b)[0])(self.agent))
+        if module is dqn:
+            q = jax.vmap(lambda s: dqn.q_values(cfg, s.q_params, obs_b, s.num_actions)[0])(self.agent)  # [S, A]
+        elif module is sac_discrete:
+            def q_of(s: Any) -> jax.Array:
+                _, critic = sac_discrete.networks(cfg, s.num_actions)
+                return cfg.head.value(critic.apply(s.critic_params, obs_b)).min(axis=0)[0]  # [A]
 
-        def q_at(s: Any, action: jax.Array) -> jax.Array:
-            _, critic = module.networks(self.cfg, s.action_dim)
-            out = critic.apply(s.critic_params, obs_b, action.reshape(1, 1))  # [E, 1, K]
-            return self.cfg.head.value(out).min(axis=0)[0]
+            q = jax.vmap(q_of)(self.agent)
+        else:
+            def q_at(s: Any, action: jax.Array) -> jax.Array:
+                _, critic = module.networks(cfg, s.action_dim)
+                out = critic.apply(s.critic_params, obs_b, action.reshape(1, 1))  # [E, 1, K]
+                return cfg.head.value(out).min(axis=0)[0]
 
-        return np.asarray(jax.vmap(q_at)(self.agent, greedy))
+            return np.asarray(jax.vmap(q_at)(self.agent, greedy))
+        return np.asarray(q[jnp.arange(SEEDS), greedy])
 
 
-def train_probe(algo: str, probe: str, compiled: bool, tmp_path: Path) -> Trained:
-    cfg = dataclasses.replace(agents.get(algo).default_config, **OVERRIDES[algo])
-    run = RunConfig(env=env_id(probe, DISCRETE.get(algo, False), compiled), steps=STEPS[algo], num_seeds=SEEDS,
-                    num_envs=NUM_ENVS.get(algo, 1), eval_every=0, eval_episodes=2, log_every=STEPS[algo],
+def train_probe(variant: Variant, probe: str, compiled: bool, tmp_path: Path) -> Trained:
+    algo = variant.algo
+    cfg = dataclasses.replace(agents.get(algo).default_config, **variant.overrides)
+    run = RunConfig(env=env_id(probe, variant.discrete, compiled), steps=variant.steps, num_seeds=SEEDS,
+                    num_envs=variant.num_envs, eval_every=0, eval_episodes=2, log_every=variant.steps,
                     run_dir=str(tmp_path / f"{algo}-{probe}"), progress=False, tensorboard=False)
     train(algo, cfg, run)
     found = checkpoint.latest_valid(Path(run.run_dir) / "checkpoints", quarantine=False)
@@ -102,46 +142,46 @@ def train_probe(algo: str, probe: str, compiled: bool, tmp_path: Path) -> Traine
     return Trained(algo, session.cfg, agent)
 
 
-ALGOS = ["td3", "sac", "dqn", "ppo"]
-CASES = [pytest.param(algo, compiled, id=f"{algo}-{'compiled' if compiled else 'host'}")
-         for compiled in (False, True) for algo in ALGOS]
+CASES = [pytest.param(VARIANTS[name], compiled, id=f"{name}-{'compiled' if compiled else 'host'}")
+         for compiled in (False, True) for name in VARIANTS]
+TARGET_CASES = CASES + [pytest.param(v, False, id=f"{name}-host") for name, v in MORE_VARIANTS.items()]
 
 
-@pytest.mark.parametrize(("algo", "compiled"), CASES)
-def test_constant_reward_is_learned(algo: str, compiled: bool, tmp_path: Path) -> None:
-    trained = train_probe(algo, "constant", compiled, tmp_path)
-    np.testing.assert_allclose(trained.values(0.0), 1.0, atol=VALUE_TOL)
+@pytest.mark.parametrize(("variant", "compiled"), CASES)
+def test_constant_reward_is_learned(variant: Variant, compiled: bool, tmp_path: Path) -> None:
+    trained = train_probe(variant, "constant", compiled, tmp_path)
+    np.testing.assert_allclose(trained.values(1.0), 1.0, atol=VALUE_TOL)
 
 
-@pytest.mark.parametrize(("algo", "compiled"), CASES)
-def test_value_depends_on_the_observation(algo: str, compiled: bool, tmp_path: Path) -> None:
-    trained = train_probe(algo, "observed", compiled, tmp_path)
+@pytest.mark.parametrize(("variant", "compiled"), CASES)
+def test_value_depends_on_the_observation(variant: Variant, compiled: bool, tmp_path: Path) -> None:
+    trained = train_probe(variant, "observed", compiled, tmp_path)
     np.testing.assert_allclose(trained.values(1.0), 1.0, atol=VALUE_TOL)
     np.testing.assert_allclose(trained.values(-1.0), -1.0, atol=VALUE_TOL)
 
 
-@pytest.mark.parametrize(("algo", "compiled"), CASES)
-def test_reward_is_discounted_once_per_step(algo: str, compiled: bool, tmp_path: Path) -> None:
-    trained = train_probe(algo, "discounted", compiled, tmp_path)
+@pytest.mark.parametrize(("variant", "compiled"), TARGET_CASES)
+def test_reward_is_discounted_once_per_step(variant: Variant, compiled: bool, tmp_path: Path) -> None:
+    trained = train_probe(variant, "discounted", compiled, tmp_path)
     np.testing.assert_allclose(trained.values(1.0), 1.0, atol=VALUE_TOL)
-    np.testing.assert_allclose(trained.values(0.0), GAMMA, atol=VALUE_TOL)
+    np.testing.assert_allclose(trained.values(-1.0), GAMMA, atol=VALUE_TOL)
 
 
-@pytest.mark.parametrize(("algo", "compiled"), CASES)
-def test_time_limit_truncation_bootstraps(algo: str, compiled: bool, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("variant", "compiled"), TARGET_CASES)
+def test_time_limit_truncation_bootstraps(variant: Variant, compiled: bool, tmp_path: Path) -> None:
     """The endless task's value 1 / (1 - g) = 2, not the truncated returns' average 1.42 (termination's answer)."""
-    trained = train_probe(algo, "truncated", compiled, tmp_path)
+    trained = train_probe(variant, "truncated", compiled, tmp_path)
     as_if_terminated = np.mean([sum(GAMMA**k for k in range(n)) for n in range(1, TIME_LIMIT + 1)])
     assert abs(1 / (1 - GAMMA) - as_if_terminated) > 3 * VALUE_TOL  # the probe tells the two apart
-    np.testing.assert_allclose(trained.values(0.0), 1 / (1 - GAMMA), atol=VALUE_TOL)
+    np.testing.assert_allclose(trained.values(1.0), 1 / (1 - GAMMA), atol=VALUE_TOL)
 
 
-@pytest.mark.parametrize(("algo", "compiled"), CASES)
-def test_best_action_follows_the_observation(algo: str, compiled: bool, tmp_path: Path) -> None:
-    trained = train_probe(algo, "action", compiled, tmp_path)
+@pytest.mark.parametrize(("variant", "compiled"), CASES)
+def test_best_action_follows_the_observation(variant: Variant, compiled: bool, tmp_path: Path) -> None:
+    trained = train_probe(variant, "action", compiled, tmp_path)
     for obs in (-1.0, 1.0):
         actions = trained.greedy_actions(obs)
-        if DISCRETE.get(algo, False):
+        if variant.discrete:
             np.testing.assert_array_equal(actions, int(obs > 0))
         else:
             np.testing.assert_allclose(actions, ACTION_TARGET * obs, atol=0.15)
