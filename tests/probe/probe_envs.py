@@ -90,6 +90,12 @@ def env_id(probe: str, discrete: bool, compiled: bool) -> str:
     return f"critix-probe/{_suffix(probe, discrete)}-v0"
 
 
+def make_gymnasium_probe(probe: str, discrete: bool) -> gym.Env:
+    """The probe as a Gymnasium env (the registered ids' entry point, named by string so that datasets written
+    from these envs can record their env spec)."""
+    return jax_envs.GymnasiumAdapter(probe_env(probe, discrete))
+
+
 def register() -> None:
     for probe in PROBES:
         for discrete in (False, True):
@@ -98,8 +104,8 @@ def register() -> None:
 
             jax_envs.register(jax_name(probe, discrete), factory)
             if env_id(probe, discrete, compiled=False) not in gym.registry:
-                gym.register(env_id(probe, discrete, compiled=False),
-                             entry_point=lambda factory=factory, **_: jax_envs.GymnasiumAdapter(factory()))
+                gym.register(env_id(probe, discrete, compiled=False), entry_point=f"{__name__}:make_gymnasium_probe",
+                             kwargs={"probe": probe, "discrete": discrete})
 
 
 register()

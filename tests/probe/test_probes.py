@@ -8,8 +8,9 @@ through the time limit (truncated), the policy (action).
 
 `VARIANTS` (one configuration per agent family) run every probe in the host and the compiled loop;
 `MORE_VARIANTS` (DDPG, A2C, discrete SAC, n-step DQN, the distributional heads) run the two probes that check
-targets. Each probe was checked to fail on its bug: truncation treated as termination (in either loop, or in the
-n-step return), and a discount applied twice.
+targets. The offline agents (TD3+BC, CQL, IQL, XQL, f-DVL) learn the same two probes from a dataset of random
+actions written in the Minari format. Each probe was checked to fail on its bug: truncation treated as termination
+(in either online loop, in the n-step return, or in a dataset's transitions), and a discount applied twice.
 
 Discount 0.5 everywhere: values settle within a few hundred updates. SAC runs with a small fixed temperature, so
 its soft values stay within 0.01 of the plain ones.
@@ -21,14 +22,17 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from critix import agents
-from critix.agents import dqn, ppo, sac_discrete
+from critix.agents import cql, dqn, iql, ppo, sac, sac_discrete
+from critix.data.datasets import Episode, write_dataset
 from critix.train import checkpoint
+from critix.train import offline
 from critix.train.modes import make_session, train
 from critix.train.online import RunConfig
 
@@ -106,6 +110,9 @@ class Trained:
         greedy = jnp.asarray(self.greedy_actions(obs))
         if module is ppo:
             return np.asarray(jax.vmap(lambda s: ppo.value(cfg, s, s.critic_params, obs_b)[0])(self.agent))
+        if module is iql:  # V(s), the expectile (or Gumbel, or f-DVL dual) of Q over the data's actions
+            _, _, value = iql.networks(cfg, 1)
+            return np.asarray(jax.vmap(lambda s: value.apply(s.value_params, obs_b)[0, 0])(self.agent))
         if module is dqn:
             q = jax.vmap(lambda s: dqn.q_values(cfg, s.q_params, obs_b, s.num_actions)[0])(self.agent)  # [S, A]
         elif module is sac_discrete:
@@ -115,8 +122,10 @@ class Trained:
 
             q = jax.vmap(q_of)(self.agent)
         else:
+            networks = sac.networks if module is cql else module.networks  # CQL extends SAC's networks
+
             def q_at(s: Any, action: jax.Array) -> jax.Array:
-                _, critic = module.networks(cfg, s.action_dim)
+                _, critic = networks(cfg, s.action_dim)
                 out = critic.apply(s.critic_params, obs_b, action.reshape(1, 1))  # [E, 1, K]
                 return cfg.head.value(out).min(axis=0)[0]
 
@@ -185,3 +194,73 @@ def test_best_action_follows_the_observation(variant: Variant, compiled: bool, t
             np.testing.assert_array_equal(actions, int(obs > 0))
         else:
             np.testing.assert_allclose(actions, ACTION_TARGET * obs, atol=0.15)
+
+
+# --- offline agents: the probes' transitions as a dataset -----------------------------------------------------
+
+OFFLINE = dict(hidden_sizes=(32, 32), gamma=GAMMA, batch_size=64)
+OFFLINE_VARIANTS = {
+    "td3bc": Variant("td3bc", dict(OFFLINE, target_tau=0.02), 2000),
+    "cql": Variant("cql", dict(OFFLINE, autotune_alpha=False, init_alpha=1e-3), 2000),
+    "iql": Variant("iql", OFFLINE, 2000),
+    "xql": Variant("xql", OFFLINE, 2000),
+    "fdvl": Variant("fdvl", OFFLINE, 2000),
+}
+"""Offline agents: `steps` gradient steps on 2,000 transitions of uniformly random actions."""
+
+
+def probe_dataset(probe: str, root: Path, transitions: int = 2000, seed: int = 0) -> Path:
+    """A Minari-format dataset of the Box probe `probe` under uniformly random actions (truncated episodes keep
+    their final observation, as `critix collect` writes them)."""
+    name = env_id(probe, False, compiled=False)
+    env, rng = gym.make(name), np.random.default_rng(seed)
+    episodes: list[Episode] = []
+    while sum(e.length for e in episodes) < transitions:
+        obs, _ = env.reset(seed=seed + len(episodes))
+        steps: list[tuple] = []
+        done = False
+        while not done:
+            action = rng.uniform(-1.0, 1.0, size=(1,)).astype(np.float32)
+            next_obs, reward, terminated, truncated, _ = env.step(action)
+            steps.append((obs, action, reward, terminated, truncated))
+            obs, done = next_obs, terminated or truncated
+        o, a, r, te, tr = (np.array(x) for x in zip(*steps, strict=True))
+        episodes.append(Episode(np.concatenate([o, obs[None]]).astype(np.float32), a, r.astype(np.float64), te, tr,
+                                seed=seed + len(episodes)))
+    return write_dataset(root, episodes, env.observation_space, env.action_space, f"critix/probe-{probe}/random-v0",
+                         env_id=name)
+
+
+def train_offline_probe(variant: Variant, probe: str, tmp_path: Path) -> Trained:
+    algo = variant.algo
+    cfg = dataclasses.replace(agents.get(algo).default_config, **variant.overrides)
+    run = offline.OfflineRunConfig(dataset=str(probe_dataset(probe, tmp_path / "data")), steps=variant.steps,
+                                   num_seeds=SEEDS, chunk_size=variant.steps, eval_every=0, eval_episodes=2,
+                                   run_dir=str(tmp_path / f"{algo}-{probe}"), progress=False, tensorboard=False)
+    offline.train(algo, cfg, run)
+    found = checkpoint.latest_valid(Path(run.run_dir) / "checkpoints", quarantine=False)
+    assert found is not None, "the run wrote no final checkpoint"
+    session = offline.OfflineSession(algo, cfg, run)
+    try:
+        states, keys = session.init_state()
+        arrays, _ = checkpoint.load(found[0], {"agent": states, "key": keys})
+    finally:
+        session.close()
+    return Trained(algo, cfg, arrays["agent"])
+
+
+OFFLINE_CASES = [pytest.param(v, id=name) for name, v in OFFLINE_VARIANTS.items()]
+
+
+@pytest.mark.parametrize("variant", OFFLINE_CASES)
+def test_offline_reward_is_discounted_once_per_step(variant: Variant, tmp_path: Path) -> None:
+    trained = train_offline_probe(variant, "discounted", tmp_path)
+    np.testing.assert_allclose(trained.values(1.0), 1.0, atol=VALUE_TOL)
+    np.testing.assert_allclose(trained.values(-1.0), GAMMA, atol=VALUE_TOL)
+
+
+@pytest.mark.parametrize("variant", OFFLINE_CASES)
+def test_offline_truncated_episodes_bootstrap(variant: Variant, tmp_path: Path) -> None:
+    """A dataset's time-limit truncations (D4RL's `timeouts`) are not terminations: the value is 2, not 1.42."""
+    trained = train_offline_probe(variant, "truncated", tmp_path)
+    np.testing.assert_allclose(trained.values(1.0), 1 / (1 - GAMMA), atol=VALUE_TOL)
