@@ -56,6 +56,13 @@ def test_bench_is_killed_resumes_and_reports(tmp_path: Path, capsys: pytest.Capt
     proc.wait()
     assert (first / "summary.json").exists() and not (second / "summary.json").exists()
     finished_at = (first / "summary.json").stat().st_mtime_ns
+    step = int(sorted((second / "checkpoints").glob("step_*"))[-1].name.removeprefix("step_"))
+
+    assert main([*bench_args(out), "--report-only"]) == 0  # the report of a stopped suite says where each run is
+    report = (out / "report.md").read_text()
+    assert "1 of 2 run folders finished" in report
+    assert f"seeds_1-1`: stopped; resumes from its checkpoint at step {step:,} of 1,500" in report
+    capsys.readouterr()
 
     assert main(bench_args(out)) == 0
     log = capsys.readouterr().out

@@ -208,7 +208,7 @@ def write_report(cfg: BenchConfig, the_plan: Plan, failures: dict[Path, str],
         lines += ["", "Unfinished runs (rerun the same command to resume them):", ""]
         for unit in unfinished:
             why = failures.get(unit.path)
-            lines.append(f"- `{_rel(unit.path, out)}`" + (f": failed: {why}" if why else ": not finished"))
+            lines.append(f"- `{_rel(unit.path, out)}`: " + (f"failed: {why}" if why else unit.progress()))
     lines += ["", "## Normalisation references", "", "| task | random-policy return (0) | reference (1) | source |",
               "|---|---|---|---|"]
     for env in task_order:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from critix import agents
 from critix.envs import suites
+from critix.train import checkpoint
 from critix.types import CritixError
 
 SEED_DIR = re.compile(r"^seeds_(\d+)-(\d+)$")
@@ -90,6 +91,16 @@ class Unit:
     @property
     def seeds(self) -> range:
         return range(self.first_seed, self.first_seed + self.num_seeds)
+
+    def progress(self) -> str:
+        """Where an unfinished run stands: not started, or the env step of the checkpoint it resumes from."""
+        if not self.started:
+            return "not started"
+        ckpt = checkpoint.latest(self.path / "checkpoints")
+        if ckpt is None:
+            return "started, no checkpoint yet (resumes from the start)"
+        step = int(ckpt.name.removeprefix("step_"))
+        return f"stopped; resumes from its checkpoint at step {step:,} of {self.steps:,}"
 
 
 @dataclasses.dataclass(frozen=True)
