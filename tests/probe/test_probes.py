@@ -31,8 +31,7 @@ import pytest
 from critix import agents
 from critix.agents import cql, dqn, iql, ppo, sac, sac_discrete
 from critix.data.datasets import Episode, write_dataset
-from critix.train import checkpoint
-from critix.train import offline
+from critix.train import checkpoint, offline
 from critix.train.modes import make_session, train
 from critix.train.online import RunConfig
 
