@@ -152,8 +152,8 @@ def train_probe(variant: Variant, probe: str, compiled: bool, tmp_path: Path) ->
 
 # CI runs a subset (about 5 minutes on 2 cores); `make test-all` runs every case. In CI: every family in the
 # compiled loop on every probe, the host loops on the two target probes, the variants without a distributional
-# head (those heads' targets are unit-tested against hand-computed projections), and every offline agent on the
-# truncated dataset.
+# head (the heads themselves are unit-tested against hand-computed cases in tests/unit/test_heads.py), and every
+# offline agent on the truncated dataset.
 SLOW = pytest.mark.slow
 DISTRIBUTIONAL = {"sac-hl-gauss", "c51", "qr-dqn", "dqn-hl-gauss"}
 
