@@ -30,7 +30,8 @@ import pytest
 
 from critix import agents
 from critix.agents import cql, dqn, iql, ppo, sac, sac_discrete
-from critix.data.datasets import Episode, write_dataset
+from critix.data import collect
+from critix.data.datasets import write_dataset
 from critix.train import checkpoint, offline
 from critix.train.modes import make_session, train
 from critix.train.online import RunConfig
@@ -227,23 +228,12 @@ OFFLINE_VARIANTS = {
 
 
 def probe_dataset(probe: str, root: Path, transitions: int = 2000, seed: int = 0) -> Path:
-    """A Minari-format dataset of the Box probe `probe` under uniformly random actions (truncated episodes keep
-    their final observation, as `critix collect` writes them)."""
-    name = env_id(probe, False, compiled=False)
-    env, rng = gym.make(name), np.random.default_rng(seed)
-    episodes: list[Episode] = []
-    while sum(e.length for e in episodes) < transitions:
-        obs, _ = env.reset(seed=seed + len(episodes))
-        steps: list[tuple] = []
-        done = False
-        while not done:
-            action = rng.uniform(-1.0, 1.0, size=(1,)).astype(np.float32)
-            next_obs, reward, terminated, truncated, _ = env.step(action)
-            steps.append((obs, action, reward, terminated, truncated))
-            obs, done = next_obs, terminated or truncated
-        o, a, r, te, tr = (np.array(x) for x in zip(*steps, strict=True))
-        episodes.append(Episode(np.concatenate([o, obs[None]]).astype(np.float32), a, r.astype(np.float64), te, tr,
-                                seed=seed + len(episodes)))
+    """A Minari-format dataset of the Box probe `probe` under uniformly random actions, recorded by the rollout
+    that `critix collect` uses (truncated episodes keep their final observation)."""
+    name, rng = env_id(probe, False, compiled=False), np.random.default_rng(seed)
+    episodes = collect.rollout(name, lambda obs: rng.uniform(-1.0, 1.0, (len(obs), 1)).astype(np.float32),
+                               steps=transitions, episodes=0, seed=seed)
+    env = gym.make(name)
     return write_dataset(root, episodes, env.observation_space, env.action_space, f"critix/probe-{probe}/random-v0",
                          env_id=name)
 

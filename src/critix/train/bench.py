@@ -99,8 +99,7 @@ class Unit:
         ckpt = checkpoint.latest(self.path / "checkpoints")
         if ckpt is None:
             return "started, no checkpoint yet (resumes from the start)"
-        step = int(ckpt.name.removeprefix("step_"))
-        return f"stopped; resumes from its checkpoint at step {step:,} of {self.steps:,}"
+        return f"stopped; resumes from its checkpoint at step {checkpoint.step_of(ckpt):,} of {self.steps:,}"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -160,6 +160,11 @@ def list_checkpoints(directory: Path) -> list[Path]:
     return sorted(p for p in directory.glob("step_*") if (p / META_FILE).is_file() and (p / STATE_FILE).is_file())
 
 
+def step_of(ckpt: Path) -> int:
+    """The step a checkpoint folder (`step_<N>`, written by `save`) was saved at."""
+    return int(Path(ckpt).name.removeprefix("step_"))
+
+
 def latest(directory: Path) -> Path | None:
     found = list_checkpoints(directory)
     return found[-1] if found else None
