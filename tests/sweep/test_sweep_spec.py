@@ -151,17 +151,6 @@ def test_eval_points_skip_a_row_being_written(tmp_path: Path) -> None:
     assert eval_points(run_dir) == [(100, -15.0), (200, -6.0)]
 
 
-def test_a_held_lock_is_refused_after_the_wait(tmp_path: Path) -> None:
-    from critix.sweep.execute import _locked
-
-    with _locked(tmp_path / ".lock", 0.0, "busy"):
-        with pytest.raises(CritixError, match="busy"):
-            with _locked(tmp_path / ".lock", 0.6, "busy"):
-                pass
-    with _locked(tmp_path / ".lock", 0.0, "busy"):  # released on exit
-        pass
-
-
 def test_summary_ranks_configurations_with_intervals(tmp_path: Path) -> None:
     from critix.sweep.report import write_summary
 

@@ -17,7 +17,6 @@ train the same run folder at once, even when an old trial process is still shutt
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import logging
 import os
@@ -27,7 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +36,7 @@ from ray.exceptions import AuthenticationError
 
 from critix.sweep.report import eval_points
 from critix.sweep.spec import LOCK_FILE, ExecutionConfig, Manifest, SweepSpec, TrialRecord, now, plan
-from critix.train import checkpoint
+from critix.train import checkpoint, runlock
 from critix.train.bench import print_now
 from critix.types import CritixError
 
@@ -46,26 +45,6 @@ TRIAL_LOG = "train.log"
 ATTEMPT_MARK = "=== critix sweep:"
 """Starts the line train.log gets at every attempt at a trial (so the attempts can be counted from the folder)."""
 LOCK_WAIT_SECONDS = 300.0
-
-
-@contextlib.contextmanager
-def _locked(path: Path, wait_seconds: float, busy: str) -> Iterator[int]:
-    """Hold an exclusive lock on `path` (yields its file descriptor); wait up to `wait_seconds`, else CritixError."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        deadline = time.monotonic() + wait_seconds
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise CritixError(busy) from None
-                time.sleep(0.5)
-        yield fd
-    finally:
-        os.close(fd)  # releases the lock unless a child process still holds the descriptor
 
 
 # ---- one trial, in a Ray worker -------------------------------------------------------------------------------------
@@ -113,8 +92,10 @@ def train_trial(config: dict[str, Any]) -> None:
                 tune.report({"env_steps": step, "eval_return": value})
                 reported = step
 
-    busy = f"{run_dir} is still being trained by another process after {LOCK_WAIT_SECONDS:.0f} s"
-    with _locked(run_dir / TRIAL_LOCK_FILE, LOCK_WAIT_SECONDS, busy) as lock_fd:
+    def busy() -> str:
+        return f"{run_dir} is still being trained by another process after {LOCK_WAIT_SECONDS:.0f} s"
+
+    with runlock.locked(run_dir / TRIAL_LOCK_FILE, LOCK_WAIT_SECONDS, busy) as lock_fd:
         code = 0
         if not (run_dir / "summary.json").is_file():
             command = [sys.executable, "-m", "critix.cli", "train", trial["algo"], "--resume", str(run_dir),
@@ -241,8 +222,10 @@ def run_sweep(spec: SweepSpec, out: Path, execution: ExecutionConfig, command: s
     the manifest. Trials stopped early by ASHA stay stopped; failed ones are retried by the next invocation."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    busy = f"another `critix sweep` is running on {out}; wait for it to end or stop it first"
-    with _locked(out / LOCK_FILE, 0.0, busy):
+    def busy() -> str:
+        return f"another `critix sweep` is running on {out}; wait for it to end or stop it first"
+
+    with runlock.locked(out / LOCK_FILE, 0.0, busy):
         manifest = plan(spec, out)
         todo = [t for t in manifest.trials if t.status not in ("finished", "stopped")]
         done = len(manifest.trials) - len(todo)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from critix import agents
 from critix.envs import suites
-from critix.train import checkpoint
+from critix.train import checkpoint, runlock
 from critix.types import CritixError
 
 SEED_DIR = re.compile(r"^seeds_(\d+)-(\d+)$")
@@ -93,7 +93,10 @@ class Unit:
         return range(self.first_seed, self.first_seed + self.num_seeds)
 
     def progress(self) -> str:
-        """Where an unfinished run stands: not started, or the env step of the checkpoint it resumes from."""
+        """Where an unfinished run stands: training in a process now, not started, or the env step of the
+        checkpoint it resumes from."""
+        if (holder := runlock.holder(self.path)) is not None:
+            return f"training now ({holder})"
         if not self.started:
             return "not started"
         ckpt = checkpoint.latest(self.path / "checkpoints")
@@ -224,6 +227,13 @@ def run(cfg: BenchConfig, trainer: Callable[[list[str]], None] = default_trainer
     failures: dict[Path, str] = {}
     if not cfg.report_only:
         for i, unit in enumerate(todo, 1):
+            # Another `critix bench` of the same suite may share the work: leave its runs to it.
+            if (holder := runlock.holder(unit.path)) is not None:
+                log(f"[{i}/{len(todo)}] skip {unit.algo} {unit.env}: another process is training it ({holder})")
+                continue
+            if unit.finished:
+                log(f"[{i}/{len(todo)}] skip {unit.algo} {unit.env}: another process finished it")
+                continue
             if unit.path.is_dir() and not unit.started:  # created but killed before config.json: start afresh
                 shutil.rmtree(unit.path)
             argv = train_command(unit, the_plan.suite, extra)

@@ -40,10 +40,10 @@ from critix import agents
 from critix.data import replay
 from critix.envs.gym import REWARD_CLIP, Moments, normalize_obs
 from critix.envs.jax_envs import JaxEnv, make_jax_env
-from critix.train import checkpoint
+from critix.train import checkpoint, runlock
 from critix.train.grid import Grid, parse_grid, with_values
 from critix.train.logging import MetricsLogger, plot_learning_curve
-from critix.train.online import LOOP_METRICS, RunConfig, config_to_json, default_run_dir
+from critix.train.online import LOOP_METRICS, RunConfig, config_to_json, default_run_dir, run_folder
 from critix.train.host import make_summary, restore_counters
 from critix.train.onpolicy import prepare_config
 from critix.train.progress import Progress
@@ -391,11 +391,15 @@ def _write_grid_configs(session: Session, algo: str, outputs: list[Output]) -> N
 def train(algo: str, agent_cfg: Any, run: RunConfig, resume: Path | None = None) -> dict[str, Any]:
     """Train (or resume) a compiled run on a JAX env; returns the summary also written to summary.json."""
     session = Session(algo, agent_cfg, run)
-    cfg, S = session.cfg, session.num_seeds
     default = default_run_dir(algo, run.env.replace(":", "-"))  # no colon in folder names
-    run_dir = Path(resume) if resume else Path(run.run_dir) if run.run_dir else default
+    with runlock.claim(run_folder(resume, run.run_dir, default)) as run_dir:
+        return _train(session, run_dir, resume)
+
+
+def _train(session: Session, run_dir: Path, resume: Path | None) -> dict[str, Any]:
+    algo, run = session.algo, session.run
+    cfg, S = session.cfg, session.num_seeds
     ckpt_dir = run_dir / "checkpoints"
-    run_dir.mkdir(parents=True, exist_ok=True)
     runner = None
     if resume is not None and (found := checkpoint.latest_valid(ckpt_dir)) is not None:
         runner = session.restore_runner(found[0])  # the newest checkpoint that verifies (warns about bad ones)

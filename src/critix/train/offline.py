@@ -28,7 +28,7 @@ from critix import __version__, agents
 from critix.data import replay
 from critix.data.datasets import OfflineDataset, dataset_normalized_score, read_dataset
 from critix.envs.gym import make_vector_env
-from critix.train import checkpoint, online
+from critix.train import checkpoint, online, runlock
 from critix.train.evaluate import evaluate
 from critix.train.logging import MetricsLogger, plot_learning_curve
 from critix.train.progress import Progress
@@ -227,17 +227,16 @@ def train(algo: str, agent_cfg: Any, run: OfflineRunConfig, resume: Path | None 
     """Train (or resume) an offline run; returns the summary also written to summary.json."""
     session = OfflineSession(algo, agent_cfg, run)
     try:
-        return _train(session, resume)
+        with runlock.claim(online.run_folder(resume, run.run_dir, default_run_dir(algo, run.dataset))) as run_dir:
+            return _train(session, run_dir, resume)
     finally:
         session.close()
 
 
-def _train(session: OfflineSession, resume: Path | None) -> dict[str, Any]:
+def _train(session: OfflineSession, run_dir: Path, resume: Path | None) -> dict[str, Any]:
     algo, cfg, run = session.algo, session.cfg, session.run
     S = run.num_seeds
-    run_dir = Path(resume) if resume else Path(run.run_dir) if run.run_dir else default_run_dir(algo, run.dataset)
     ckpt_dir = run_dir / "checkpoints"
-    run_dir.mkdir(parents=True, exist_ok=True)
     counters = {"steps": 0, "wall_seconds": 0.0, "train_seconds": 0.0, "train_steps": 0, "compile_seconds": 0.0}
     states, keys = session.init_state()
     found = checkpoint.latest_valid(ckpt_dir) if resume is not None else None  # warns about corrupt ones

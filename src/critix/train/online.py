@@ -26,7 +26,7 @@ from critix import __version__, agents, validation
 from critix.data import replay
 from critix.envs.gym import (RunningMeanStd, final_observation, random_actions,
                               to_env_action)
-from critix.train import checkpoint, guards
+from critix.train import checkpoint, guards, runlock
 from critix.train.host import HostSession, make_summary, restore_counters
 from critix.train.logging import MetricsLogger, plot_learning_curve
 from critix.train.progress import Progress
@@ -172,6 +172,11 @@ def default_run_dir(algo: str, env_id: str) -> Path:
     return Path("runs") / f"{algo}-{env_id.replace('/', '_')}-{stamp}"
 
 
+def run_folder(resume: Path | None, run_dir: str | None, default: Path) -> Path:
+    """The folder a run writes: the one it resumes, else --run-dir, else `default` (a new time-stamped one)."""
+    return Path(resume) if resume else Path(run_dir) if run_dir else default
+
+
 class Session(HostSession):
     """The compiled pieces and envs of one off-policy run (built from configs; holds no learned state)."""
 
@@ -313,18 +318,17 @@ def train(algo: str, agent_cfg: Any, run: RunConfig, resume: Path | None = None,
     """
     session = Session(algo, agent_cfg, run)
     try:
-        return _train(session, resume, init_runner)
+        with runlock.claim(run_folder(resume, run.run_dir, default_run_dir(algo, run.env))) as run_dir:
+            return _train(session, run_dir, resume, init_runner)
     finally:
         session.close()
 
 
-def _train(session: Session, resume: Path | None,
+def _train(session: Session, run_dir: Path, resume: Path | None,
            init_runner: Callable[[Session], Runner] | None = None) -> dict[str, Any]:
     algo, cfg, run = session.algo, session.cfg, session.run
     S, N = session.num_seeds, session.num_envs
-    run_dir = Path(resume) if resume else Path(run.run_dir) if run.run_dir else default_run_dir(algo, run.env)
     ckpt_dir = run_dir / "checkpoints"
-    run_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng([run.seed, 1])
 
     runner, meta = None, None

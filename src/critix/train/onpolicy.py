@@ -20,9 +20,10 @@ import numpy as np
 
 from critix import agents
 from critix.envs.gym import REWARD_CLIP, RunningMeanStd, final_observation, scale_action
-from critix.train import checkpoint
+from critix.train import checkpoint, runlock
 from critix.train.logging import MetricsLogger, plot_learning_curve
-from critix.train.online import LOOP_METRICS, RunConfig, _log_train, config_to_json, default_run_dir
+from critix.train.online import (LOOP_METRICS, RunConfig, _log_train, config_to_json, default_run_dir,
+                                 run_folder)
 from critix.train.host import HostSession, make_summary, restore_counters
 from critix.train.progress import Progress
 from critix.train.resume import LoopState, restore_loop
@@ -123,17 +124,16 @@ def train(algo: str, agent_cfg: Any, run: RunConfig, resume: Path | None = None)
     """Train (or resume) an on-policy run; returns the summary that is also written to summary.json."""
     session = Session(algo, agent_cfg, run)
     try:
-        return _train(session, resume)
+        with runlock.claim(run_folder(resume, run.run_dir, default_run_dir(algo, run.env))) as run_dir:
+            return _train(session, run_dir, resume)
     finally:
         session.close()
 
 
-def _train(session: Session, resume: Path | None) -> dict[str, Any]:
+def _train(session: Session, run_dir: Path, resume: Path | None) -> dict[str, Any]:
     algo, cfg, run = session.algo, session.cfg, session.run
     S, N, T = session.num_seeds, session.num_envs, session.rollout_length
-    run_dir = Path(resume) if resume else Path(run.run_dir) if run.run_dir else default_run_dir(algo, run.env)
     ckpt_dir = run_dir / "checkpoints"
-    run_dir.mkdir(parents=True, exist_ok=True)
 
     runner, meta = None, None
     if resume is not None:
