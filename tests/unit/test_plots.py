@@ -76,6 +76,17 @@ def test_plot_functions_write_png_and_svg(runs_root: Path, tmp_path: Path) -> No
     assert (tmp_path / "aggregate.png").exists()
 
 
+def test_learning_curves_mark_unfinished_runs(runs_root: Path, tmp_path: Path) -> None:
+    import matplotlib
+
+    runs = [load_run(p) for p in find_runs([runs_root])]
+    with matplotlib.rc_context({"svg.fonttype": "none"}):  # text as text, so the legend can be read back
+        plots.plot_learning_curves(runs, tmp_path / "curves.png", "mean", reps=200)
+    svg = (tmp_path / "curves.svg").read_text()
+    assert "sac (4 seeds, unfinished)" in svg  # Pendulum: a finished 3-seed run pooled with an unfinished one
+    assert "sac (3 seeds)" in svg and "td3 (3 seeds)" in svg
+
+
 @pytest.mark.parametrize("kind", ["curves", "aggregate", "profile"])
 def test_plot_command(kind: str, runs_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / f"{kind}.png"

@@ -105,8 +105,10 @@ def plot_learning_curves(
                 continue
             point, low, high = aggregate.curve_intervals(values, estimator, reps, confidence)
             seeds = int(np.sum(np.any(np.isfinite(values), axis=1)))
-            ax.plot(steps, point, label=f"{algo} ({seeds} seed{'s' if seeds != 1 else ''})", lw=1.8,
-                    **styles[algo])
+            unfinished = "" if all(r.finished for r in by_env[env]) else ", unfinished"
+            # Markers show where the evaluations are, and keep a curve of one evaluation visible.
+            ax.plot(steps, point, label=f"{algo} ({seeds} seed{'s' if seeds != 1 else ''}{unfinished})", lw=1.8,
+                    marker="o", ms=3, **styles[algo])
             ax.fill_between(steps, low, high, color=styles[algo]["color"], alpha=0.2, lw=0)
         ax.set_title(env)
         ax.set_xlabel("environment steps (per seed)")
