@@ -94,8 +94,23 @@ def test_bench_leaves_a_run_another_process_is_training_to_it(tmp_path: Path) ->
     log: list[str] = []
     with runlock.claim(first.path):
         assert first.progress().startswith(f"training now (pid {os.getpid()} on ")
+        # How far it is: the last complete metrics row (a row being appended is left out).
+        (first.path / "metrics.csv").write_text("step,seed,eval/return\n100,0,-1200\n200,0,-900\n300,0,-8")
+        assert first.progress().endswith(", logged step 200 of 300")
         report = bench.run(cfg, trainer=trained.append, log=log.append).read_text()
     assert [argv[argv.index("--run-dir") + 1] for argv in trained] == [str(second.path)]
     assert any(f"skip sac Pendulum-v1: another process is training it (pid {os.getpid()}" in line for line in log)
     assert f"`runs/sac/Pendulum-v1_300/seeds_0-0`: training now (pid {os.getpid()} on " in report
-    assert first.progress() == "not started"  # the lock went with its holder
+    assert first.progress() == "not started"  # the lock went with its holder (and it never wrote config.json)
+
+
+def test_last_logged_step_reads_only_the_end_of_a_long_metrics_file(tmp_path: Path) -> None:
+    from critix.train.logging import last_logged_step
+
+    path = tmp_path / "metrics.csv"
+    assert last_logged_step(path) is None  # no file
+    path.write_text("step,seed,eval/return\n")
+    assert last_logged_step(path) is None  # header only
+    rows = "".join(f"{step},{seed},{-step / 7:.6f}\n" for step in range(1000, 100_001, 1000) for seed in range(3))
+    path.write_text("step,seed,eval/return\n" + rows + "101000,0,-14")  # the last row is still being written
+    assert last_logged_step(path) == 100_000

@@ -26,6 +26,7 @@ from pathlib import Path
 from critix import agents
 from critix.envs import suites
 from critix.train import checkpoint, runlock
+from critix.train.logging import last_logged_step
 from critix.types import CritixError
 
 SEED_DIR = re.compile(r"^seeds_(\d+)-(\d+)$")
@@ -96,7 +97,8 @@ class Unit:
         """Where an unfinished run stands: training in a process now, not started, or the env step of the
         checkpoint it resumes from."""
         if (holder := runlock.holder(self.path)) is not None:
-            return f"training now ({holder})"
+            step = last_logged_step(self.path / "metrics.csv")
+            return f"training now ({holder}){'' if step is None else f', logged step {step:,} of {self.steps:,}'}"
         if not self.started:
             return "not started"
         ckpt = checkpoint.latest(self.path / "checkpoints")

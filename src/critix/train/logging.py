@@ -88,6 +88,22 @@ def _fmt(value: float | int) -> str:
     return "" if not math.isfinite(value) else f"{value:.6g}"
 
 
+def last_logged_step(metrics_csv: Path) -> int | None:
+    """The env step of the last complete row of a metrics.csv (read from its end), or None if it has none."""
+    try:
+        with metrics_csv.open("rb") as f:
+            f.seek(max(0, f.seek(0, 2) - 4096))
+            lines = f.read().split(b"\n")[:-1]  # the piece after the last newline is a partial row or empty
+    except OSError:
+        return None
+    for line in reversed(lines):
+        try:
+            return int(float(line.split(b",", 1)[0]))
+        except ValueError:  # the header, or a row cut by the 4 KiB window
+            continue
+    return None
+
+
 def read_metrics(path: Path) -> dict[str, np.ndarray]:
     """metrics.csv -> column name -> float array (empty cells are NaN)."""
     with Path(path).open(newline="") as f:
