@@ -125,7 +125,8 @@ class Bench:
 
 
 def cmd_bench(argv: list[str]) -> int:
-    from critix.train.bench import BenchConfig, run
+    from critix.stats.report import write_report
+    from critix.train.bench import BenchConfig, print_now, run
 
     args = tyro.cli(Bench, args=argv, prog="critix bench")
     cfg = BenchConfig(
@@ -135,12 +136,23 @@ def cmd_bench(argv: list[str]) -> int:
         report_only=args.report_only,
     )
     try:
-        run(cfg)
+        the_plan, failures = run(cfg, trainer=_train_in_process)
     except KeyboardInterrupt:
         print("critix: interrupted; rerun the same `critix bench` command to resume (finished runs are kept)",
               file=sys.stderr)
         return 130
+    write_report(cfg, the_plan, failures, print_now)
     return 0
+
+
+def _train_in_process(argv: list[str]) -> None:
+    """A bench unit, trained through the `critix train` command itself in this process (what a user would type)."""
+    try:
+        code = cmd_train(argv)
+    except SystemExit as exit_:  # tyro rejected a flag this algorithm's trainer does not have
+        code = exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
+    if code != 0:
+        raise CritixError(f"`critix train {' '.join(argv)}` exited with code {code}")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from critix.cli import main
+from critix.stats.report import write_report
 from critix.train import bench, runlock
 from critix.types import CritixError
 
@@ -97,7 +98,8 @@ def test_bench_leaves_a_run_another_process_is_training_to_it(tmp_path: Path) ->
         # How far it is: the last complete metrics row (a row being appended is left out).
         (first.path / "metrics.csv").write_text("step,seed,eval/return\n100,0,-1200\n200,0,-900\n300,0,-8")
         assert first.progress().endswith(", logged step 200 of 300")
-        report = bench.run(cfg, trainer=trained.append, log=log.append).read_text()
+        the_plan, failures = bench.run(cfg, trainer=trained.append, log=log.append)
+        report = write_report(cfg, the_plan, failures, log.append).read_text()
     assert [argv[argv.index("--run-dir") + 1] for argv in trained] == [str(second.path)]
     assert any(f"skip sac Pendulum-v1: another process is training it (pid {os.getpid()}" in line for line in log)
     assert f"`runs/sac/Pendulum-v1_300/seeds_0-0`: training now (pid {os.getpid()} on " in report

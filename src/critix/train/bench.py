@@ -1,4 +1,4 @@
-"""`critix bench`: run a named suite for several algorithms and seeds, resumably, then write its report.
+"""`critix bench`: run a named suite for several algorithms and seeds, resumably; the command then writes its report.
 
 Layout of the output folder (default benchmarks/results/<suite>/):
 
@@ -191,31 +191,21 @@ def train_command(unit: Unit, suite: suites.Suite, extra: Sequence[str]) -> list
             "--no-tensorboard", *extra]
 
 
-def default_trainer(argv: list[str]) -> None:
-    """Train through the `critix train` command itself, in this process (same dispatch as the CLI)."""
-    from critix.cli import cmd_train
-
-    try:
-        code = cmd_train(argv)
-    except SystemExit as exit_:  # tyro rejected a flag this algorithm's trainer does not have
-        code = exit_.code if isinstance(exit_.code, int) else 2
-    if code != 0:
-        raise CritixError(f"`critix train {' '.join(argv)}` exited with code {code}")
-
-
 def print_now(message: str) -> None:
     """Print and flush: a suite or a sweep runs for hours, and its log must reach a file or pipe as it happens."""
     print(message, flush=True)
 
 
-def run(cfg: BenchConfig, trainer: Callable[[list[str]], None] = default_trainer,
-        log: Callable[[str], None] = print_now) -> Path:
-    """Run every missing unit of the suite, then write the report; returns the report's path.
+def run(cfg: BenchConfig, trainer: Callable[[list[str]], None],
+        log: Callable[[str], None] = print_now) -> tuple[Plan, dict[Path, str]]:
+    """Run every missing unit of the suite; returns the plan and the units that failed (run folder -> error), what
+    `critix.stats.report.write_report` makes the report of.
+
+    trainer(argv) trains one unit from the arguments of `critix train` (`critix bench` passes the command itself,
+    run in its process; it raises CritixError when the run fails).
 
     A unit that fails (bad flags for that algorithm, a diverging run ...) is reported and the suite goes on;
     Ctrl-C stops the suite, and the same command resumes it."""
-    from critix.stats.report import write_report
-
     the_plan = plan(cfg)
     out = cfg.out_dir()
     out.mkdir(parents=True, exist_ok=True)
@@ -250,4 +240,4 @@ def run(cfg: BenchConfig, trainer: Callable[[list[str]], None] = default_trainer
                 log(f"  failed: {err}")
                 continue
             log(f"  done in {time.perf_counter() - start:.0f} s")
-    return write_report(cfg, the_plan, failures, log)
+    return the_plan, failures
