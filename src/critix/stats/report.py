@@ -25,7 +25,8 @@ if TYPE_CHECKING:
     from critix.train.bench import BenchConfig, Plan
 
 
-def _fmt(value: float) -> str:
+def format_figure(value: float) -> str:
+    """A figure for a report table: thousands separated, three significant-ish digits below that."""
     magnitude = abs(value)
     if magnitude >= 1000:
         return f"{value:,.0f}"
@@ -34,8 +35,9 @@ def _fmt(value: float) -> str:
     return f"{value:.3f}" if magnitude < 1 else f"{value:.2f}"
 
 
-def _iv(interval: aggregate.Interval) -> str:
-    return f"{_fmt(interval.point)} [{_fmt(interval.low)}, {_fmt(interval.high)}]"
+def format_interval(interval: aggregate.Interval) -> str:
+    """An interval as "point [low, high]" for a report table."""
+    return f"{format_figure(interval.point)} [{format_figure(interval.low)}, {format_figure(interval.high)}]"
 
 
 def machine() -> str:
@@ -95,7 +97,7 @@ def write_report(cfg: BenchConfig, the_plan: Plan, failures: dict[Path, str],
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines += [
         f"- Written {stamp} by `{bench_command(cfg)}`",
-        f"- critix {__version__} (commit {commit()}), jax {_jax_version()}; machine: {machine()}",
+        f"- critix {__version__} (commit {commit()}), jax {jax_version()}; machine: {machine()}",
         "- Budgets (environment steps per seed): "
         + ", ".join(f"{t.env} {t.steps:,}" for t in the_plan.tasks)
         + (" (**overridden with --steps: not the suite's budgets**)" if cfg.steps is not None else ""),
@@ -135,8 +137,8 @@ def write_report(cfg: BenchConfig, the_plan: Plan, failures: dict[Path, str],
         ]
         for algo, metrics in results.items():
             scores = score_dicts[algo]
-            lines.append(f"| {algo} | {len(algo_tasks[algo])} | {scores.size} | **{_iv(metrics['iqm'])}** | "
-                         f"{_iv(metrics['mean'])} | {_iv(metrics['median'])} | {_iv(metrics['optimality_gap'])} |")
+            lines.append(f"| {algo} | {len(algo_tasks[algo])} | {scores.size} | **{format_interval(metrics['iqm'])}** | "
+                         f"{format_interval(metrics['mean'])} | {format_interval(metrics['median'])} | {format_interval(metrics['optimality_gap'])} |")
         if len({tuple(t) for t in algo_tasks.values()}) > 1:
             lines += ["", "The algorithms ran on different task sets (see skipped pairs below), so compare their "
                       "aggregates only alongside the per-task table; " + "; ".join(
@@ -159,14 +161,14 @@ def write_report(cfg: BenchConfig, the_plan: Plan, failures: dict[Path, str],
             returns = finals[algo][env]
             raw = aggregate.aggregate_metrics({algo: returns[:, None]}, ["iqm", "mean"], reps=cfg.reps, seed=seed)
             ref = normalize.REFERENCES.get(env)
-            norm = "-" if ref is None else _fmt(float(aggregate.iqm(normalize.normalize(returns, ref)[:, None])))
+            norm = "-" if ref is None else format_figure(float(aggregate.iqm(normalize.normalize(returns, ref)[:, None])))
             env_runs = [r for r in finished if r.algo == algo and r.env == env]
             walls = [float(r.summary["wall_seconds"]) for r in env_runs if r.summary]
             sps = [float(r.summary["steps_per_second"]) for r in env_runs
                    if r.summary and r.summary.get("steps_per_second")]
-            wall = _fmt(float(np.mean(walls))) if walls else "-"
-            speed = _fmt(float(np.mean(sps))) if sps else "-"
-            lines.append(f"| {env} | {algo} | {returns.size} | {_iv(raw[algo]['iqm'])} | {_iv(raw[algo]['mean'])} | "
+            wall = format_figure(float(np.mean(walls))) if walls else "-"
+            speed = format_figure(float(np.mean(sps))) if sps else "-"
+            lines.append(f"| {env} | {algo} | {returns.size} | {format_interval(raw[algo]['iqm'])} | {format_interval(raw[algo]['mean'])} | "
                          f"{norm} | {wall} | {speed} |")
             per_task_json.append({"task": env, "algo": algo, "seeds": int(returns.size),
                                   "iqm": dataclasses_dict(raw[algo]["iqm"]),
@@ -274,7 +276,7 @@ def _improvement_lines(algos: Sequence[str], finals: dict[str, dict[str, np.ndar
             sx = normalize.normalize_tasks({t: finals[x][t][:nx] for t in common})
             sy = normalize.normalize_tasks({t: finals[y][t][:ny] for t in common})
             poi = aggregate.probability_of_improvement_interval(sx, sy, reps=reps, seed=seed)
-            rows.append(f"| {x} | {y} | {_iv(poi)} | {', '.join(common)} |")
+            rows.append(f"| {x} | {y} | {format_interval(poi)} | {', '.join(common)} |")
     if not rows:
         return []
     return ["Probability of improvement P(X > Y): the chance that a run of X beats a run of Y on a task, averaged "
@@ -306,7 +308,7 @@ def _rel(path: Path, base: Path) -> str:
         return str(path)
 
 
-def _jax_version() -> str:
+def jax_version() -> str:
     import jax
 
     return jax.__version__

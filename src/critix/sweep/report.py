@@ -20,7 +20,7 @@ import numpy as np
 
 from critix import __version__
 from critix.stats import aggregate, plots
-from critix.stats.report import _fmt, _iv, _jax_version, commit, dataclasses_dict, machine
+from critix.stats.report import commit, dataclasses_dict, format_figure, format_interval, jax_version, machine
 from critix.stats.runs import RunData, load_run
 from critix.sweep.spec import Configuration, Manifest, format_value
 from critix.train.checkpoint import atomic_write_bytes, atomic_write_json
@@ -147,7 +147,7 @@ def _markdown(manifest: Manifest, results: list[ConfigResult], scored: list[Conf
     lines = [f"# Sweep: {spec['algo']} on {spec['env']}", ""]
     lines += [
         f"- Written {stamp} by `{last.get('command', 'critix sweep')}`",
-        f"- critix {__version__} (commit {commit()}), jax {_jax_version()}, Ray {_ray_version()}; machine: "
+        f"- critix {__version__} (commit {commit()}), jax {jax_version()}, Ray {_ray_version()}; machine: "
         f"{machine()}",
         f"- {len(manifest.configs)} configurations x {len(spec['seeds'])} seeds ({', '.join(map(str, spec['seeds']))}), "
         f"{spec['steps']:,} environment steps per seed, {len(manifest.trials)} trials "
@@ -168,16 +168,16 @@ def _markdown(manifest: Manifest, results: list[ConfigResult], scored: list[Conf
                   "wall time per trial (s) |", "|---|---|---|---|---|---|---|"]
         for rank, r in enumerate(scored, 1):
             assert r.mean is not None and r.iqm is not None
-            per_seed = ", ".join(_fmt(float(x)) for x in r.returns)
+            per_seed = ", ".join(format_figure(float(x)) for x in r.returns)
             wall = ", ".join(f"{w:.0f}" for w in r.wall_seconds)
-            lines.append(f"| {rank} | `{r.config.label}` | {len(r.seeds)} | **{_iv(r.mean)}** | {_iv(r.iqm)} | "
+            lines.append(f"| {rank} | `{r.config.label}` | {len(r.seeds)} | **{format_interval(r.mean)}** | {format_interval(r.iqm)} | "
                          f"{per_seed} | {wall} |")
         best = scored[0]
-        lines += ["", f"**Best configuration: `{best.config.label}`**, mean final return {_iv(best.mean)} "
+        lines += ["", f"**Best configuration: `{best.config.label}`**, mean final return {format_interval(best.mean)} "
                       f"over {len(best.seeds)} seed(s)."]
         if improvement is not None:
             lines.append(f"P(a seed of `{best.config.label}` beats a seed of the runner-up `{scored[1].config.label}`)"
-                         f" = {_iv(improvement)} (0.5: no difference; an interval that contains 0.5 means the sweep "
+                         f" = {format_interval(improvement)} (0.5: no difference; an interval that contains 0.5 means the sweep "
                          "cannot tell them apart).")
     else:
         lines.append("No trial has finished yet.")
@@ -194,9 +194,9 @@ def _markdown(manifest: Manifest, results: list[ConfigResult], scored: list[Conf
     by_index = {r.config.index: r for r in results}
     for t in manifest.trials:
         r = by_index[t.config]
-        finals = ", ".join(_fmt(float(r.returns[r.seeds.index(s)])) for s in t.seeds if s in r.seeds)
+        finals = ", ".join(format_figure(float(r.returns[r.seeds.index(s)])) for s in t.seeds if s in r.seeds)
         if not finals and (points := eval_points(manifest.run_dir(t))):
-            finals = f"(unfinished; last evaluation at step {points[-1][0]:,}: {_fmt(points[-1][1])}, mean over seeds)"
+            finals = f"(unfinished; last evaluation at step {points[-1][0]:,}: {format_figure(points[-1][1])}, mean over seeds)"
         status = t.status + (f": {t.error}" if t.error and t.status == "failed" else "")
         lines.append(f"| {t.id} | `{r.config.label}` | {t.seeds[0]}-{t.seeds[-1]} | {status} | {t.attempts} | "
                      f"{finals or '-'} | `{t.run_dir}` |")
