@@ -5,14 +5,14 @@ still training would interleave checkpoints and metrics rows with the first, and
 neither run. With it, the second process stops at once with who holds the folder. The lock is `flock` on an open
 file, so the operating system drops it when its process ends, however it ends (`kill -9` included): a lock file
 left behind never blocks a resume. The file records the holder (pid, host, start time) for the error message
-and for `critix bench`'s report; it is JSON text, like every file critix writes.
+and for `critix bench`'s report; it is JSON text, like every file critix writes. Where the OS has no `flock`
+(Windows), folders are not locked.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime
-import fcntl
 import json
 import os
 import socket
@@ -21,6 +21,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from critix.types import CritixError
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock
+    fcntl = None  # type: ignore[assignment]
 
 LOCK_FILE = ".run.lock"
 
@@ -32,6 +37,9 @@ def locked(path: Path, wait_seconds: float, busy: Callable[[], str]) -> Iterator
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
+        if fcntl is None:
+            yield fd
+            return
         deadline = time.monotonic() + wait_seconds
         while True:
             try:
@@ -49,6 +57,8 @@ def locked(path: Path, wait_seconds: float, busy: Callable[[], str]) -> Iterator
 def holder(run_dir: Path) -> str | None:
     """Who is training `run_dir` now ("pid 123 on host, since 2026-11-22 03:23 UTC"), or None if no process is."""
     path = run_dir / LOCK_FILE
+    if fcntl is None:
+        return None
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
@@ -85,5 +95,6 @@ def claim(run_dir: Path) -> Iterator[Path]:
         since = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
         record = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": since}).encode()
         os.ftruncate(fd, 0)
-        os.pwrite(fd, record, 0)
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.write(fd, record)
         yield run_dir
