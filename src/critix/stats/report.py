@@ -137,8 +137,8 @@ def write_report(cfg: BenchConfig, the_plan: Plan, failures: dict[Path, str],
         ]
         for algo, metrics in results.items():
             scores = score_dicts[algo]
-            lines.append(f"| {algo} | {len(algo_tasks[algo])} | {scores.size} | **{format_interval(metrics['iqm'])}** | "
-                         f"{format_interval(metrics['mean'])} | {format_interval(metrics['median'])} | {format_interval(metrics['optimality_gap'])} |")
+            iqm, mean, median, gap = (format_interval(metrics[m]) for m in ("iqm", "mean", "median", "optimality_gap"))
+            lines.append(f"| {algo} | {len(algo_tasks[algo])} | {scores.size} | **{iqm}** | {mean} | {median} | {gap} |")
         if len({tuple(t) for t in algo_tasks.values()}) > 1:
             lines += ["", "The algorithms ran on different task sets (see skipped pairs below), so compare their "
                       "aggregates only alongside the per-task table; " + "; ".join(
@@ -161,15 +161,16 @@ def write_report(cfg: BenchConfig, the_plan: Plan, failures: dict[Path, str],
             returns = finals[algo][env]
             raw = aggregate.aggregate_metrics({algo: returns[:, None]}, ["iqm", "mean"], reps=cfg.reps, seed=seed)
             ref = normalize.REFERENCES.get(env)
-            norm = "-" if ref is None else format_figure(float(aggregate.iqm(normalize.normalize(returns, ref)[:, None])))
+            norm = "-" if ref is None else format_figure(
+                float(aggregate.iqm(normalize.normalize(returns, ref)[:, None])))
             env_runs = [r for r in finished if r.algo == algo and r.env == env]
             walls = [float(r.summary["wall_seconds"]) for r in env_runs if r.summary]
             sps = [float(r.summary["steps_per_second"]) for r in env_runs
                    if r.summary and r.summary.get("steps_per_second")]
             wall = format_figure(float(np.mean(walls))) if walls else "-"
             speed = format_figure(float(np.mean(sps))) if sps else "-"
-            lines.append(f"| {env} | {algo} | {returns.size} | {format_interval(raw[algo]['iqm'])} | {format_interval(raw[algo]['mean'])} | "
-                         f"{norm} | {wall} | {speed} |")
+            lines.append(f"| {env} | {algo} | {returns.size} | {format_interval(raw[algo]['iqm'])} | "
+                         f"{format_interval(raw[algo]['mean'])} | {norm} | {wall} | {speed} |")
             per_task_json.append({"task": env, "algo": algo, "seeds": int(returns.size),
                                   "iqm": dataclasses_dict(raw[algo]["iqm"]),
                                   "mean": dataclasses_dict(raw[algo]["mean"]),

@@ -170,15 +170,15 @@ def _markdown(manifest: Manifest, results: list[ConfigResult], scored: list[Conf
             assert r.mean is not None and r.iqm is not None
             per_seed = ", ".join(format_figure(float(x)) for x in r.returns)
             wall = ", ".join(f"{w:.0f}" for w in r.wall_seconds)
-            lines.append(f"| {rank} | `{r.config.label}` | {len(r.seeds)} | **{format_interval(r.mean)}** | {format_interval(r.iqm)} | "
-                         f"{per_seed} | {wall} |")
+            lines.append(f"| {rank} | `{r.config.label}` | {len(r.seeds)} | **{format_interval(r.mean)}** | "
+                         f"{format_interval(r.iqm)} | {per_seed} | {wall} |")
         best = scored[0]
         lines += ["", f"**Best configuration: `{best.config.label}`**, mean final return {format_interval(best.mean)} "
                       f"over {len(best.seeds)} seed(s)."]
         if improvement is not None:
             lines.append(f"P(a seed of `{best.config.label}` beats a seed of the runner-up `{scored[1].config.label}`)"
-                         f" = {format_interval(improvement)} (0.5: no difference; an interval that contains 0.5 means the sweep "
-                         "cannot tell them apart).")
+                         f" = {format_interval(improvement)} (0.5: no difference; an interval that contains 0.5 means "
+                         "the sweep cannot tell them apart).")
     else:
         lines.append("No trial has finished yet.")
     lines += ["", "## Plots", ""]
@@ -196,7 +196,8 @@ def _markdown(manifest: Manifest, results: list[ConfigResult], scored: list[Conf
         r = by_index[t.config]
         finals = ", ".join(format_figure(float(r.returns[r.seeds.index(s)])) for s in t.seeds if s in r.seeds)
         if not finals and (points := eval_points(manifest.run_dir(t))):
-            finals = f"(unfinished; last evaluation at step {points[-1][0]:,}: {format_figure(points[-1][1])}, mean over seeds)"
+            finals = (f"(unfinished; last evaluation at step {points[-1][0]:,}: {format_figure(points[-1][1])}, "
+                      "mean over seeds)")
         status = t.status + (f": {t.error}" if t.error and t.status == "failed" else "")
         lines.append(f"| {t.id} | `{r.config.label}` | {t.seeds[0]}-{t.seeds[-1]} | {status} | {t.attempts} | "
                      f"{finals or '-'} | `{t.run_dir}` |")
