@@ -71,6 +71,7 @@ def test_bench_is_killed_resumes_and_reports(tmp_path: Path, capsys: pytest.Capt
     assert (first / "summary.json").stat().st_mtime_ns == finished_at  # the finished run was not redone
     summary = json.loads((second / "summary.json").read_text())
     assert summary["steps"] == 1500 and summary["num_seeds"] == 1
+    commit = summary["critix_commit"]  # provenance: the commit the finishing process loaded
     with (second / "metrics.csv").open(newline="") as f:
         evals = [(r["step"], r["seed"]) for r in csv.DictReader(f) if r["eval/return"]]
     assert evals == [("500", "0"), ("1000", "0"), ("1500", "0")]  # resumed: no duplicated or missing rows
@@ -79,6 +80,7 @@ def test_bench_is_killed_resumes_and_reports(tmp_path: Path, capsys: pytest.Capt
 
     report = (out / "report.md").read_text()
     assert "| sac | 1 | 2 | **" in report  # aggregate row: 1 task, 2 runs
+    assert f"- Finished runs trained at: commit {commit} (2 runs)" in report  # the killed process ran this code too
     assert "| Pendulum-v1 | sac | 2 |" in report
     assert "| sac | CartPole-v1 | sac needs a continuous (Box) action space" in report
     assert "2 of 2 run folders finished (under `runs/`); their wall times add up to" in report and "overridden with --steps" in report

@@ -9,7 +9,7 @@ import io
 import os
 import platform
 import shlex
-import subprocess
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from critix import __version__
+from critix.provenance import source_commit
 from critix.stats import aggregate, normalize, plots
 from critix.stats.runs import RunData, load_run
 from critix.train.checkpoint import atomic_write_bytes, atomic_write_json
@@ -53,17 +54,6 @@ def machine() -> str:
     return f"{os.cpu_count()} CPU cores ({cpu}), Python {platform.python_version()}, load average {load}"
 
 
-def commit() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10,
-                             cwd=Path(__file__).parent)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                               text=True, timeout=10, cwd=Path(__file__).parent)
-        return out.stdout.strip() + (" (uncommitted changes)" if dirty.stdout.strip() else "") or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
 def bench_command(cfg: BenchConfig) -> str:
     parts = ["critix bench", cfg.suite, "--algos", ",".join(cfg.algos)]
     if cfg.seeds is not None:
@@ -79,6 +69,17 @@ def bench_command(cfg: BenchConfig) -> str:
     for arg in cfg.train_args:
         parts.append(f"--train-args={shlex.quote(arg)}")
     return " ".join(parts)
+
+
+def run_commits(runs: Sequence[RunData]) -> str:
+    """The critix commits that finished runs trained at, with counts, as summary.json records them (the commit
+    of the process that finished the run; summaries older than that field say "not recorded")."""
+    counts = Counter(str(r.summary.get("critix_commit", "not recorded")) for r in runs if r.summary is not None)
+    if not counts:
+        return "no finished run yet"
+    return ", ".join(f"commit {c} ({n} run{'s' if n != 1 else ''})" if c != "not recorded" else
+                     f"commit not recorded ({n} run{'s' if n != 1 else ''}: summary.json older than the field)"
+                     for c, n in counts.items())
 
 
 def write_report(cfg: BenchConfig, the_plan: Plan, failures: dict[Path, str],
@@ -97,7 +98,8 @@ def write_report(cfg: BenchConfig, the_plan: Plan, failures: dict[Path, str],
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines += [
         f"- Written {stamp} by `{bench_command(cfg)}`",
-        f"- critix {__version__} (commit {commit()}), jax {jax_version()}; machine: {machine()}",
+        f"- critix {__version__} (commit {source_commit()}), jax {jax_version()}; machine: {machine()}",
+        f"- Finished runs trained at: {run_commits(finished)}",
         "- Budgets (environment steps per seed): "
         + ", ".join(f"{t.env} {t.steps:,}" for t in the_plan.tasks)
         + (" (**overridden with --steps: not the suite's budgets**)" if cfg.steps is not None else ""),

@@ -19,8 +19,9 @@ from typing import Any
 import numpy as np
 
 from critix import __version__
+from critix.provenance import source_commit
 from critix.stats import aggregate, plots
-from critix.stats.report import commit, dataclasses_dict, format_figure, format_interval, jax_version, machine
+from critix.stats.report import dataclasses_dict, format_figure, format_interval, jax_version, machine
 from critix.stats.runs import RunData, load_run
 from critix.sweep.spec import Configuration, Manifest, format_value
 from critix.train.checkpoint import atomic_write_bytes, atomic_write_json
@@ -147,7 +148,7 @@ def _markdown(manifest: Manifest, results: list[ConfigResult], scored: list[Conf
     lines = [f"# Sweep: {spec['algo']} on {spec['env']}", ""]
     lines += [
         f"- Written {stamp} by `{last.get('command', 'critix sweep')}`",
-        f"- critix {__version__} (commit {commit()}), jax {jax_version()}, Ray {_ray_version()}; machine: "
+        f"- critix {__version__} (commit {source_commit()}), jax {jax_version()}, Ray {_ray_version()}; machine: "
         f"{machine()}",
         f"- {len(manifest.configs)} configurations x {len(spec['seeds'])} seeds ({', '.join(map(str, spec['seeds']))}), "
         f"{spec['steps']:,} environment steps per seed, {len(manifest.trials)} trials "

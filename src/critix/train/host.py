@@ -18,6 +18,7 @@ import numpy as np
 
 from critix import __version__, agents
 from critix.envs.gym import RunningMeanStd, make_vector_env, normalize_obs
+from critix.provenance import source_commit
 from critix.train import checkpoint
 from critix.train.evaluate import evaluate
 from critix.train.logging import MetricsLogger
@@ -138,6 +139,7 @@ def make_summary(
         "train_seconds_note": "wall time of env steps + updates after learning starts, compiling chunks excluded",
         "gradient_steps": gradient_steps,
         "critix_version": __version__,
+        "critix_commit": source_commit(),
         "jax_version": jax.__version__,
         "device": str(jax.devices()[0]),
         "run_dir": str(run_dir),

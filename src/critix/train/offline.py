@@ -28,6 +28,7 @@ from critix import __version__, agents
 from critix.data import replay
 from critix.data.datasets import OfflineDataset, dataset_normalized_score, read_dataset
 from critix.envs.gym import make_vector_env
+from critix.provenance import source_commit
 from critix.train import checkpoint, online, runlock
 from critix.train.evaluate import evaluate
 from critix.train.logging import MetricsLogger, plot_learning_curve
@@ -327,6 +328,7 @@ def _train(session: OfflineSession, run_dir: Path, resume: Path | None) -> dict[
         "gradient_steps_per_second_note": "per seed, all S seeds vmapped in one call; compile and eval excluded",
         "compile_seconds": counters["compile_seconds"],
         "critix_version": __version__,
+        "critix_commit": source_commit(),
         "jax_version": jax.__version__,
         "device": str(jax.devices()[0]),
         "run_dir": str(run_dir),
