@@ -74,12 +74,15 @@ def bench_command(cfg: BenchConfig) -> str:
 def run_commits(runs: Sequence[RunData]) -> str:
     """The critix commits that finished runs trained at, with counts, as summary.json records them (the commit
     of the process that finished the run; summaries older than that field say "not recorded")."""
-    counts = Counter(str(r.summary.get("critix_commit", "not recorded")) for r in runs if r.summary is not None)
+    counts = Counter(r.summary.get("critix_commit") for r in runs if r.summary is not None)
     if not counts:
         return "no finished run yet"
-    return ", ".join(f"commit {c} ({n} run{'s' if n != 1 else ''})" if c != "not recorded" else
-                     f"commit not recorded ({n} run{'s' if n != 1 else ''}: summary.json older than the field)"
-                     for c, n in counts.items())
+
+    def item(commit: str | None, n: int) -> str:
+        count = f"{n} run{'s' if n != 1 else ''}"
+        return f"commit {commit} ({count})" if commit else f"commit not recorded ({count}: summary.json older than the field)"
+
+    return ", ".join(item(c, n) for c, n in counts.items())
 
 
 def write_report(cfg: BenchConfig, the_plan: Plan, failures: dict[Path, str],
