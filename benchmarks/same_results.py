@@ -38,7 +38,7 @@ CASES: dict[str, list[str]] = {
                  "64", *COMMON],
     "ppo-host": ["train", "ppo", "--env", "CartPole-v1", "--steps", "8192", "--num-envs", "4",
                  "--eval-every", "4096", "--eval-episodes", "3", "--log-every", "1024", *COMMON],
-    "dqn-per-host": ["train", "dqn", "--env", "CartPole-v1", "--steps", "6000", "--prioritized",
+    "dqn-per-host": ["train", "dqn", "--env", "CartPole-v1", "--steps", "6000", "--prioritized", "--n-step", "1",
                      "--learning-starts", "500", "--target-update-period", "100", "--eval-every", "3000",
                      "--eval-episodes", "3", "--log-every", "500", *COMMON],
     "dqn-nstep-host": ["train", "dqn", "--env", "CartPole-v1", "--steps", "6000", "--n-step", "3",
