@@ -53,7 +53,7 @@ CHUNK_SIZE = 50  # critix RunConfig.chunk_size default: env steps between compil
 CRITIX_API_CODE = """
 import json, sys
 from critix.agents import sac
-from critix.train.online import RunConfig, train
+from critix.train import RunConfig, train
 a = json.loads(sys.argv[1])
 run = RunConfig(env=a["env"], steps=a["steps"], num_seeds=a["num_seeds"], seed=a["seed"], eval_every=0,
                 eval_episodes=1, progress=False, tensorboard=False, run_dir=a["run_dir"])

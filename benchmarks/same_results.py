@@ -36,7 +36,7 @@ CASES: dict[str, list[str]] = {
     "sac-host": ["train", "sac", "--env", "Pendulum-v1", "--steps", "3000", "--learning-starts", "1000",
                  "--eval-every", "1000", "--eval-episodes", "3", "--log-every", "500", "--hidden-sizes", "64",
                  "64", *COMMON],
-    "ppo-host": ["train", "ppo", "--env", "CartPole-v1", "--steps", "8192", "--num-envs", "4",
+    "ppo-host": ["train", "ppo", "--env", "CartPole-v1", "--steps", "8192", "--num-envs", "4", "--rollout-length", "256",
                  "--eval-every", "4096", "--eval-episodes", "3", "--log-every", "1024", *COMMON],
     "dqn-per-host": ["train", "dqn", "--env", "CartPole-v1", "--steps", "6000", "--prioritized", "--n-step", "1",
                      "--learning-starts", "500", "--target-update-period", "100", "--eval-every", "3000",
@@ -44,21 +44,21 @@ CASES: dict[str, list[str]] = {
     "dqn-nstep-host": ["train", "dqn", "--env", "CartPole-v1", "--steps", "6000", "--n-step", "3",
                        "--learning-starts", "500", "--target-update-period", "100", "--eval-every", "3000",
                        "--eval-episodes", "3", "--log-every", "500", *COMMON],
-    "iql-offline": ["train", "iql", "--dataset", "{out}/" + DATASET, "--steps", "3000", "--chunk-size", "500",
+    "iql-offline": ["train", "iql", "--dataset", "{dataset}", "--steps", "3000", "--chunk-size", "500",
                     "--eval-every", "1500", "--eval-episodes", "3", "--hidden-sizes", "64", "64", *COMMON],
     "ppo-compiled": ["train", "ppo", "--env", "gymnax:CartPole-v1", "--steps", "40960", "--num-envs", "4",
                      "--eval-every", "20480", "--eval-episodes", "3", "--log-every", "4096", *COMMON],
 }
 
 
-def run(src: Path, out: Path, only: list[str]) -> None:
+def run(src: Path, out: Path, only: list[str], dataset: Path | None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONPATH": f"{src.resolve()}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
            "JAX_PLATFORMS": "cpu"}
     for name, args in CASES.items():
         if only and name not in only:
             continue
-        args = [a.replace("{out}", str(out)) for a in args]
+        args = [a.replace("{dataset}", str(dataset or out / DATASET)) for a in args]
         target = ["--out", str(out / DATASET), "--overwrite"] if name == "collect" else ["--run-dir", str(out / name)]
         start = time.perf_counter()
         done = subprocess.run([sys.executable, "-m", "critix.cli", *args, *target], env=env, capture_output=True,
@@ -69,8 +69,14 @@ def run(src: Path, out: Path, only: list[str]) -> None:
 
 
 def rows(path: Path) -> list[dict[str, str]]:
+    """The learned values of a metrics.csv: one merged row per (step, seed) with its non-empty, non-timing cells
+    (one run may log a step's training metrics and its evaluation in one row, another in two)."""
+    merged: dict[tuple[str, str], dict[str, str]] = {}
     with path.open(newline="") as f:
-        return [{k: v for k, v in row.items() if k not in TIMING_COLUMNS} for row in csv.DictReader(f)]
+        for row in csv.DictReader(f):
+            cells = merged.setdefault((row["step"], row["seed"]), {})
+            cells.update({k: v for k, v in row.items() if k not in TIMING_COLUMNS and v != ""})
+    return list(merged.values())
 
 
 def compare_case(a: Path, b: Path) -> str:
@@ -79,7 +85,7 @@ def compare_case(a: Path, b: Path) -> str:
     ra, rb = rows(a / "metrics.csv"), rows(b / "metrics.csv")
     if len(ra) != len(rb):
         return f"DIFFERENT: {len(ra)} vs {len(rb)} rows"
-    columns = sorted(set(ra[0]) | set(rb[0])) if ra else []
+    columns = sorted({c for r in ra + rb for c in r})
     differing: dict[str, float] = {}
     for x, y in zip(ra, rb):
         for c in columns:
@@ -132,12 +138,15 @@ def main() -> int:
     r.add_argument("--src", type=Path, required=True, help="the critix source folder (holding critix/)")
     r.add_argument("--out", type=Path, required=True)
     r.add_argument("--only", default="", help="comma-separated case names")
+    r.add_argument("--dataset", type=Path, default=None,
+                   help="the offline case's dataset (default: the one the collect case wrote into --out); give the "
+                        "first tree's so that both train on the same data")
     c = sub.add_parser("compare", help="compare two folders written by `run`")
     c.add_argument("a", type=Path)
     c.add_argument("b", type=Path)
     args = parser.parse_args()
     if args.command == "run":
-        run(args.src, args.out, [x for x in args.only.split(",") if x])
+        run(args.src, args.out, [x for x in args.only.split(",") if x], args.dataset)
         return 0
     return compare(args.a, args.b)
 

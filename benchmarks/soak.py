@@ -81,7 +81,7 @@ def main() -> None:
     import jax
 
     from critix.agents import sac
-    from critix.train.online import RunConfig, train
+    from critix.train import RunConfig, train
 
     run_dir = Path(args.run_dir or f"/tmp/critix-soak-{args.tag}")
     cfg = sac.Config(hidden_sizes=tuple(args.hidden), batch_size=args.batch_size, buffer_size=args.buffer_size,

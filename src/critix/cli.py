@@ -26,8 +26,7 @@ import tyro
 
 from critix import agents
 from critix.sweep.spec import ExecutionConfig
-from critix.train.offline import OfflineRunConfig
-from critix.train.online import RunConfig
+from critix.train.config import OfflineRunConfig, RunConfig, is_offline_run, load_run_config
 from critix.types import CritixError
 
 ConfigT = TypeVar("ConfigT")
@@ -228,32 +227,37 @@ def cmd_sweep(argv: list[str]) -> int:
 
 
 def cmd_train(argv: list[str]) -> int:
-    from critix.train.modes import train  # host off-policy, host on-policy or compiled, by algo and env id
-    from critix.train.online import load_run_config
+    from critix.train.modes import train  # offline, compiled, on-policy or off-policy host, by run, env and algo
 
     if not argv or argv[0].startswith("-"):
         print(USAGE % ", ".join(agents.REGISTRY))
         return 0 if argv and argv[0] in ("-h", "--help") else EXIT_USAGE
     algo, rest = argv[0], argv[1:]
-    if _is_offline(rest):
-        return cmd_train_offline(algo, rest)
     spec = agents.get(algo)
-    agent_default, run_default = _tuned_defaults(algo, rest, spec.default_config)
-    default = Train(agent=agent_default, run=run_default)
-    args = tyro.cli(Train[type(spec.default_config)], args=rest, default=default,  # type: ignore[misc]
-                    prog=f"critix train {algo}", description=f"Train {algo}: {spec.summary}.")
+    offline = _is_offline(rest)
+    if offline:
+        default: Any = TrainOffline(agent=spec.default_config, run=OfflineRunConfig())
+        args = tyro.cli(TrainOffline[type(spec.default_config)], args=rest, default=default,  # type: ignore[misc]
+                        prog=f"critix train {algo} --dataset PATH",
+                        description=f"Train {algo} offline: {spec.summary}.")
+    else:
+        agent_default, run_default = _tuned_defaults(algo, rest, spec.default_config)
+        default = Train(agent=agent_default, run=run_default)
+        args = tyro.cli(Train[type(spec.default_config)], args=rest, default=default,  # type: ignore[misc]
+                        prog=f"critix train {algo}", description=f"Train {algo}: {spec.summary}.")
     if args.resume:
         _refuse_grid_point(Path(args.resume))
         saved_algo, agent_cfg, run = load_run_config(Path(args.resume))
         if saved_algo != algo:
             raise CritixError(f"--resume {args.resume} is a {saved_algo} run; use `critix train {saved_algo} --resume ...`")
-        if args.run.steps != RunConfig().steps:
+        untouched = type(run)()
+        if args.run.steps != untouched.steps:  # a different --steps extends or shortens the run
             run = dataclasses.replace(run, steps=args.run.steps)
-        if args.run.on_nan != RunConfig().on_nan:  # e.g. continue a run stopped by NaN with --on-nan skip
+        if args.run.on_nan != untouched.on_nan:  # e.g. continue a run stopped by NaN with --on-nan skip
             run = dataclasses.replace(run, on_nan=args.run.on_nan)
         summary = train(saved_algo, agent_cfg, dataclasses.replace(run, progress=args.run.progress),
                         resume=Path(args.resume))
-    elif args.init_from:
+    elif not offline and args.init_from:
         from critix.train.offline import finetune
 
         summary = finetune(Path(args.init_from), args.run)
@@ -288,8 +292,6 @@ def _refuse_grid_point(run_dir: Path) -> None:
 
 def _is_offline(argv: list[str]) -> bool:
     """An offline run: --dataset given, or --resume of a folder whose config.json says mode "offline"."""
-    from critix.train.offline import is_offline_run
-
     if any(a == "--dataset" or a.startswith("--dataset=") for a in argv):
         return True
     for i, a in enumerate(argv):
@@ -297,35 +299,6 @@ def _is_offline(argv: list[str]) -> bool:
         if value and is_offline_run(Path(value)):
             return True
     return False
-
-
-def cmd_train_offline(algo: str, argv: list[str]) -> int:
-    from critix.train.offline import load_run_config, train
-
-    spec = agents.get(algo)
-    default = TrainOffline(agent=spec.default_config, run=OfflineRunConfig())
-    args = tyro.cli(TrainOffline[type(spec.default_config)], args=argv, default=default,  # type: ignore[misc]
-                    prog=f"critix train {algo} --dataset PATH", description=f"Train {algo} offline: {spec.summary}.")
-    if args.resume:
-        _refuse_grid_point(Path(args.resume))
-        saved_algo, agent_cfg, run = load_run_config(Path(args.resume))
-        if saved_algo != algo:
-            raise CritixError(f"--resume {args.resume} is a {saved_algo} run; use `critix train {saved_algo} --resume ...`")
-        if args.run.steps != OfflineRunConfig().steps:
-            run = dataclasses.replace(run, steps=args.run.steps)
-        summary = train(saved_algo, agent_cfg, dataclasses.replace(run, progress=args.run.progress),
-                        resume=Path(args.resume))
-    else:
-        summary = train(algo, args.agent, args.run)
-    norm, data_norm = summary["final_normalized_score_mean"], summary["dataset_normalized_score_mean"]
-    print(
-        f"{algo} offline on {summary['dataset']} ({summary['env']}): final evaluation return "
-        f"{summary['final_return_mean']:.1f} (per seed: {', '.join(f'{x:.1f}' for x in summary['final_return'])}), "
-        f"normalised score {norm:.1f} (dataset mean {'-' if data_norm is None else f'{data_norm:.1f}'}); "
-        f"{summary['steps']} gradient steps, {summary['gradient_steps_per_second'] or 0:.0f} steps/s per seed; "
-        f"run folder {summary['run_dir']}"
-    )
-    return 0
 
 
 def cmd_collect(argv: list[str]) -> int:
@@ -347,64 +320,39 @@ def cmd_eval(argv: list[str]) -> int:
     import numpy as np
 
     from critix.train import checkpoint
-    from critix.train.modes import make_session
-    from critix.train.online import load_run_config
+    from critix.train.modes import make_stepper
 
     args = tyro.cli(Eval, args=argv, prog="critix eval")
     run_dir = Path(args.run_dir)
     _refuse_grid_point(run_dir)
-    if _is_offline(["--resume", str(run_dir)]):
-        return _eval_offline(run_dir, args.episodes, args.seed)
     algo, agent_cfg, run = load_run_config(run_dir)
     found = checkpoint.latest_valid(run_dir / "checkpoints", quarantine=False)  # skips corrupt ones, warning
     if found is None:
         raise CritixError(f"{run_dir} has no complete checkpoint in {run_dir / 'checkpoints'}")
-    ckpt = found[0]
-    session = make_session(algo, agent_cfg, dataclasses.replace(run, eval_episodes=args.episodes))
+    stepper = make_stepper(algo, agent_cfg, dataclasses.replace(run, eval_episodes=args.episodes))
     try:
-        runner = session.restore_runner(ckpt)
-        returns = session.evaluate(runner, seed=args.seed)
-        labels = getattr(session, "member_labels", lambda: None)()  # a compiled grid run: G points x S seeds
+        stepper.start(found)
+        returns = stepper.evaluate(args.seed)
+        labels = getattr(stepper, "member_labels", lambda: None)()  # a compiled grid run: G points x S seeds
+        normalized = stepper.normalized(returns.mean(axis=1)) if hasattr(stepper, "normalized") else None
     finally:
-        session.close()
+        stepper.close()
     per_seed = returns.mean(axis=1)
     result = {
         "run_dir": str(run_dir),
-        "checkpoint": ckpt.name,
+        "checkpoint": found[0].name,
         "episodes_per_seed": args.episodes,
         "return_per_seed": [float(x) for x in per_seed],
         "return_mean": float(per_seed.mean()),
         "return_std_over_episodes": [float(x) for x in returns.std(axis=1)],
     }
+    if normalized is not None:  # offline runs: D4RL-normalised with the dataset's references
+        result["normalized_score_per_seed"] = [float(x) for x in normalized]
     if labels:
         result["member_labels"] = labels
     print(json.dumps(result, indent=2))
-    print(f"{algo} on {run.env}: mean return {per_seed.mean():.1f} over {len(per_seed)} seed(s) "
+    print(f"{algo} on {stepper.env_id}: mean return {per_seed.mean():.1f} over {len(per_seed)} seed(s) "
           f"(per seed: {', '.join(f'{x:.1f}' for x in per_seed)}; min {np.min(returns):.1f}, max {np.max(returns):.1f})")
-    return 0
-
-
-def _eval_offline(run_dir: Path, episodes: int, seed: int) -> int:
-    """`critix eval` of an offline run: its last checkpoint in the dataset's env, normalised with its references."""
-    from critix.train import checkpoint
-    from critix.train.offline import OfflineSession, load_run_config
-
-    algo, agent_cfg, run = load_run_config(run_dir)
-    ckpt = checkpoint.latest(run_dir / "checkpoints")
-    if ckpt is None:
-        raise CritixError(f"{run_dir} has no complete checkpoint in {run_dir / 'checkpoints'}")
-    session = OfflineSession(algo, agent_cfg, dataclasses.replace(run, eval_episodes=episodes))
-    try:
-        states, keys = session.init_state()
-        arrays, _ = checkpoint.load(ckpt, {"agent": states, "key": keys})
-        returns = session.evaluate(arrays["agent"], seed=seed)
-    finally:
-        session.close()
-    per_seed = returns.mean(axis=1)
-    result = {"run_dir": str(run_dir), "checkpoint": ckpt.name, "episodes_per_seed": episodes,
-              "return_per_seed": [float(x) for x in per_seed], "return_mean": float(per_seed.mean()),
-              "normalized_score_per_seed": [float(x) for x in session.normalized(per_seed)]}
-    print(json.dumps(result, indent=2))
     return 0
 
 
@@ -500,6 +448,13 @@ def _field_docs(cls: type) -> dict[str, str]:
 
 def _print_summary(summary: dict[str, Any]) -> None:
     sps = summary.get("steps_per_second")
+    if summary["mode"] == "offline":
+        norm, data_norm = summary["final_normalized_score_mean"], summary["dataset_normalized_score_mean"]
+        print(f"{summary['algo']} offline on {summary['dataset']} ({summary['env']}): final evaluation return "
+              f"{summary['final_return_mean']:.1f} (per seed: {', '.join(f'{x:.1f}' for x in summary['final_return'])}), "
+              f"normalised score {norm:.1f} (dataset mean {'-' if data_norm is None else f'{data_norm:.1f}'}); "
+              f"{summary['steps']} gradient steps, {sps or 0:.0f} steps/s per seed; run folder {summary['run_dir']}")
+        return
     if "grid" in summary:  # a compiled grid run: one line per grid point
         from critix.train.grid import point_label
 

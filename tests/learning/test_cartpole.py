@@ -14,7 +14,7 @@ import pytest
 
 from critix import agents
 from critix.agents import tuned
-from critix.train.online import RunConfig, train
+from critix.train import RunConfig, train
 
 
 def run(algo: str, env: str, tmp_path: Path, steps: int, num_seeds: int, **overrides: object) -> dict:

@@ -14,7 +14,7 @@ import pytest
 
 from critix import agents
 from critix.train.modes import train
-from critix.train.online import RunConfig
+from critix.train.config import RunConfig
 
 # RL Zoo's tuned PPO settings for CartPole-v1 (rl-baselines3-zoo hyperparams/ppo.yml), with 8 envs.
 ZOO_CARTPOLE = dict(rollout_length=32, minibatch_size=256, num_epochs=20, learning_rate=1e-3,

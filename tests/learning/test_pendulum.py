@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from critix import agents
-from critix.train.online import RunConfig, train
+from critix.train import RunConfig, train
 
 
 def run(algo: str, tmp_path: Path, steps: int, num_seeds: int, **overrides: object) -> dict:

@@ -33,8 +33,8 @@ from critix.agents import cql, dqn, iql, ppo, sac, sac_discrete
 from critix.data import collect
 from critix.data.datasets import write_dataset
 from critix.train import checkpoint, offline
-from critix.train.modes import make_session, train
-from critix.train.online import RunConfig
+from critix.train.modes import make_stepper, train
+from critix.train.config import RunConfig
 
 from probe_envs import ACTION_TARGET, TIME_LIMIT, env_id
 
@@ -142,13 +142,7 @@ def train_probe(variant: Variant, probe: str, compiled: bool, tmp_path: Path) ->
     train(algo, cfg, run)
     found = checkpoint.latest_valid(Path(run.run_dir) / "checkpoints", quarantine=False)
     assert found is not None, "the run wrote no final checkpoint"
-    session = make_session(algo, cfg, run)
-    try:
-        runner = session.restore_runner(found[0])
-    finally:
-        session.close()
-    agent = runner.carry.agent if compiled else runner.agent
-    return Trained(algo, session.cfg, agent)
+    return Trained(algo, *trained_agent(algo, cfg, run, found))
 
 
 # CI runs a subset (about 5 minutes on 2 cores); `make test-all` runs every case. In CI: every family in the
@@ -247,13 +241,17 @@ def train_offline_probe(variant: Variant, probe: str, tmp_path: Path) -> Trained
     offline.train(algo, cfg, run)
     found = checkpoint.latest_valid(Path(run.run_dir) / "checkpoints", quarantine=False)
     assert found is not None, "the run wrote no final checkpoint"
-    session = offline.OfflineSession(algo, cfg, run)
+    return Trained(algo, *trained_agent(algo, cfg, run, found))
+
+
+def trained_agent(algo: str, cfg: Any, run: Any, found: tuple[Path, dict]) -> tuple[Any, Any]:
+    """(the agent config the run trained with, its agents [S, ...]) from the run's final checkpoint."""
+    stepper = make_stepper(algo, cfg, run)
     try:
-        states, keys = session.init_state()
-        arrays, _ = checkpoint.load(found[0], {"agent": states, "key": keys})
+        stepper.start(found)
     finally:
-        session.close()
-    return Trained(algo, cfg, arrays["agent"])
+        stepper.close()
+    return stepper.cfg, stepper.agent
 
 
 OFFLINE_CASES = [pytest.param(v, id=name) for name, v in OFFLINE_VARIANTS.items()]

@@ -23,7 +23,7 @@ import pytest
 from critix.cli import main
 from critix.data import datasets, replay
 from critix.train import checkpoint
-from critix.train.online import load_run_config
+from critix.train.config import load_run_config
 from critix.types import CritixError, Transition
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "critix"

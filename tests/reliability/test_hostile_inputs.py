@@ -26,7 +26,7 @@ from critix.agents import REGISTRY
 from critix.cli import main
 from critix.data import replay
 from critix.train import checkpoint
-from critix.train.online import RunConfig, load_run_config
+from critix.train.config import RunConfig, load_run_config
 from critix.types import CritixError
 
 FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])

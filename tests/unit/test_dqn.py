@@ -207,7 +207,7 @@ def test_sum_tree_sums_and_samples_in_proportion():
 
 
 def test_prioritized_dqn_trains_through_the_host_loop(tmp_path):
-    from critix.train.online import RunConfig, train
+    from critix.train import RunConfig, train
 
     cfg = dqn.Config(hidden_sizes=(32, 32), batch_size=16, buffer_size=500, learning_starts=100,
                      prioritized=True, utd_ratio=0.5)

@@ -23,6 +23,7 @@ from critix.optim import OptimizerConfig, make_optimizer
 from critix.types import Transition
 
 NAME = "bc"
+KIND = "offline"
 USES_REWARDS = False
 """BC ignores rewards and termination flags (the conformance harness skips its bootstrapping checks)."""
 

@@ -28,6 +28,7 @@ from critix.types import Transition
 from critix.values import heads, targets
 
 NAME = "cql"
+KIND = "offline"
 
 
 @dataclasses.dataclass(frozen=True)

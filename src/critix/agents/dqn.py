@@ -33,7 +33,7 @@ from flax import struct
 from typing import Any
 
 from critix import validation
-from critix.agents import common
+from critix.agents import common, contract
 from critix.data import prioritized as per
 from critix.data.replay import ReplayBuffer
 from critix.nets.encoders import ENCODERS, random_shift
@@ -43,6 +43,7 @@ from critix.types import CritixError, Transition
 from critix.values import heads, targets
 
 NAME = "dqn"
+KIND = "off-policy"
 ACTIONS = "discrete"
 """The action space this agent needs (the host loop and the conformance harness read it)."""
 
@@ -292,7 +293,20 @@ def update_many(cfg: Config, state: State, batches: Transition) -> tuple[State, 
     return common.scan_updates(partial(update, cfg), state, batches)
 
 
-# --- prioritized replay (called by the host loop when cfg.prioritized) ------------------------------------------
+# --- data paths: uniform, n-step sequences, prioritized replay ------------------------------------------------
+
+
+def data_path(cfg: Config) -> contract.DataPath:
+    """How the replay buffer feeds this agent: by priority (`prioritized`), as n-step sequences, or uniformly."""
+    if cfg.prioritized:
+        return contract.DataPath(
+            "prioritized replay", (cfg.batch_size,),
+            update=lambda state, buffer, key, num_updates, num_envs, prepare: update_prioritized(
+                cfg, state, buffer, key, num_updates, prepare),
+            after_add=partial(register_items, cfg), drops_items=False)
+    if cfg.n_step > 1:
+        return contract.sequences(partial(update_many, cfg), cfg.batch_size, cfg.n_step)
+    return contract.uniform(partial(update_many, cfg), cfg.batch_size)
 
 
 def register_items(cfg: Config, state: State, buffer: ReplayBuffer, num_items: int) -> State:

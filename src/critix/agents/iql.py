@@ -34,6 +34,7 @@ from critix.types import Transition
 from critix.values import heads, losses, targets
 
 NAME = "iql"
+KIND = "offline"
 VALUE_LOSSES = ("expectile", "gumbel", "chi_square", "total_variation")
 
 

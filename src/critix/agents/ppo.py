@@ -21,6 +21,7 @@ samples in the normalised [-1, 1] scale and the env loop clips them to the box; 
 from __future__ import annotations
 
 import dataclasses
+import math
 from functools import partial
 
 import flax.linen as nn
@@ -47,7 +48,7 @@ from critix.types import CritixError, Transition
 from critix.values import targets
 
 NAME = "ppo"
-ON_POLICY = True
+KIND = "on-policy"
 """Trained by `critix.train.onpolicy` (host) or `critix.train.compiled` (JAX envs) from rollouts, not a buffer."""
 ACTIONS_IN_BOUNDS = False
 """Gaussian actions are raw samples; the env loop clips them to the action box."""
@@ -182,6 +183,19 @@ def gradient_steps_per_update(cfg: Config, rollout_size: int) -> int:
             f"({rollout_size}); lower --minibatch-size or raise --rollout-length/--num-envs"
         )
     return cfg.num_epochs * (rollout_size // minibatch)
+
+
+def for_run(cfg: Config, steps: int, num_envs: int) -> Config:
+    """This config for a run of `steps` env steps per seed over `num_envs` envs: checks that a rollout fills the
+    minibatches, and an annealed learning rate (`anneal_steps` 0) decays over the run's gradient steps."""
+    try:
+        per_update = gradient_steps_per_update(cfg, cfg.rollout_length * num_envs)
+    except ValueError as err:
+        raise CritixError(str(err)) from None
+    if cfg.anneal_learning_rate and cfg.anneal_steps == 0:
+        iterations = math.ceil(steps / (cfg.rollout_length * num_envs))
+        return dataclasses.replace(cfg, anneal_steps=iterations * per_update)
+    return cfg
 
 
 def init(cfg: Config, key: jax.Array, observation_space: gym.Space, action_space: gym.Space) -> State:

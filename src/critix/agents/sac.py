@@ -28,6 +28,7 @@ from critix.types import Transition
 from critix.values import heads, targets
 
 NAME = "sac"
+KIND = "off-policy"
 
 
 @dataclasses.dataclass(frozen=True)

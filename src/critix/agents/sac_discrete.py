@@ -30,6 +30,7 @@ from critix.types import Transition
 from critix.values import heads, targets
 
 NAME = "sac-discrete"
+KIND = "off-policy"
 ACTIONS = "discrete"
 """The action space this agent needs (the host loop and the conformance harness read it)."""
 

@@ -31,6 +31,7 @@ from critix.types import Transition
 from critix.values import heads, targets
 
 NAME = "td3"
+KIND = "off-policy"
 
 
 @dataclasses.dataclass(frozen=True)

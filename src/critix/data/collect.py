@@ -16,6 +16,7 @@ scores normalise as D4RL's: 100 * (return - random) / (expert - random).
 from __future__ import annotations
 
 import dataclasses
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,9 +26,12 @@ import numpy as np
 
 from critix import agents
 from critix.data.datasets import Episode, normalized_score, write_dataset
-from critix.envs.gym import final_observation, make_vector_env, scale_action
-from critix.train import online
-from critix.types import CritixError, Transition
+from critix.envs.gym import final_observation, make_vector_env, scale_action, to_env_action
+from critix.train.config import RunConfig
+from critix.train.evaluate import evaluate
+from critix.train.offpolicy import OffPolicy
+from critix.train.run import Lifecycle, execute
+from critix.types import CritixError
 
 KINDS = ("random", "medium", "expert", "medium-replay", "medium-expert")
 
@@ -117,7 +121,7 @@ class EpisodeRecorder:
 class Behaviour:
     """What a behaviour run leaves: its played episodes (with the env step each ended at) and policy snapshots."""
 
-    session: online.Session
+    session: OffPolicy
     episodes: list[tuple[int, Episode]]
     snapshots: list[tuple[int, float, Any]]  # (env step, deterministic eval return, agent state [1, ...])
     random_return: float
@@ -140,8 +144,6 @@ def random_return(env_id: str, episodes: int, seed: int) -> float:
     env = make_vector_env(env_id, episodes, seed)
     rng = np.random.default_rng(seed)
     try:
-        from critix.train.evaluate import evaluate
-
         shape = env.single_action_space.shape
         returns, _ = evaluate(env, lambda obs: rng.uniform(-1, 1, (*obs.shape[:2], *shape)), 1, seed)
     finally:
@@ -150,50 +152,39 @@ def random_return(env_id: str, episodes: int, seed: int) -> float:
 
 
 def train_behaviour(cfg: CollectConfig) -> Behaviour:
-    """Train the behaviour agent on one env, recording its episodes and snapshotting its policy."""
+    """Train the behaviour agent on one env with the off-policy stepper, recording every episode it plays and
+    snapshotting its policy at each evaluation (every `snapshot_every` env steps). The run folder is temporary."""
     spec = agents.get(cfg.algo)
     agent_cfg = dataclasses.replace(spec.default_config, learning_starts=cfg.learning_starts)
-    run = online.RunConfig(env=cfg.env, steps=cfg.train_steps, seed=cfg.seed, eval_episodes=cfg.ref_episodes,
-                           progress=False, tensorboard=False)
-    session = online.Session(cfg.algo, agent_cfg, run)
-    runner = session.init_runner()
-    env, rng = session.env, np.random.default_rng([cfg.seed, 2])
-    obs, _ = env.reset(seed=cfg.seed * 1000)
-    obs = obs.astype(np.float32)
-    recorder = EpisodeRecorder(obs)
+    run = RunConfig(env=cfg.env, steps=cfg.train_steps, seed=cfg.seed, eval_every=cfg.snapshot_every,
+                    eval_episodes=cfg.ref_episodes, checkpoint_every=cfg.train_steps, keep_checkpoints=1,
+                    progress=False, tensorboard=False)
+    stepper = OffPolicy(cfg.algo, agent_cfg, run, random_stream=2)
     played: list[tuple[int, Episode]] = []
     snapshots: list[tuple[int, float, Any]] = []
-    mean, var = session.stats(runner)
-    K = run.chunk_size
-    step = 0
-    while step < cfg.train_steps:
-        k_steps = min(K, cfg.train_steps - step)
-        batch: list[tuple[np.ndarray, ...]] = []
-        for _ in range(k_steps):
-            if step < cfg.learning_starts:
-                action = rng.uniform(-1.0, 1.0, (1, session.action_dim)).astype(np.float32)
-            else:
-                action, runner.key = session.policy(runner.agent, runner.key, obs.reshape(1, 1, -1), mean, var)
-                action = np.asarray(action).reshape(1, -1)
-            env_action = scale_action(action, session.low, session.high)
-            next_obs, reward, terminated, truncated, info = env.step(env_action)
-            next_obs = next_obs.astype(np.float32)
-            final = final_observation(next_obs, terminated | truncated, info)
-            batch.append((obs[0], action[0], np.float32(reward[0]), final[0], terminated[0], truncated[0]))
-            step += 1
-            played += [(step, e) for e in recorder.step(env_action, reward, terminated, truncated, next_obs, final)]
-            obs = next_obs
-        items = Transition(*[np.stack(x)[None] for x in zip(*batch)])
-        num_updates = max(1, round(agent_cfg.utd_ratio * k_steps)) if step >= cfg.learning_starts else 0
-        runner.agent, runner.buffer, runner.key, _, _ = session.train_chunk(
-            runner.agent, runner.buffer, runner.key, items, mean, var, num_updates)
-        if step // cfg.snapshot_every > (step - k_steps) // cfg.snapshot_every or step >= cfg.train_steps:
-            returns = session.evaluate(runner, seed=cfg.seed * 1000 + 900_000 + step)
-            snapshots.append((step, float(returns.mean()), jax.device_get(runner.agent)))
+    recorder: list[EpisodeRecorder] = []
+
+    def observe(lifecycle: Lifecycle, step: int, returns: np.ndarray | None) -> None:
+        """Record the chunk's steps as episodes; at an evaluation, keep the policy with its return."""
+        staged = stepper.staged
+        if not recorder:
+            recorder.append(EpisodeRecorder(staged[0][0]))
+        first = step - len(staged)
+        for k, (_, action, reward, final, terminated, truncated) in enumerate(staged):
+            next_obs = staged[k + 1][0] if k + 1 < len(staged) else stepper.obs
+            env_action = to_env_action(action, stepper.act_space, 1)
+            ended = recorder[0].step(env_action, reward, terminated, truncated, next_obs, final)
+            played.extend((first + k + 1, e) for e in ended)
+        if returns is not None:
+            snapshots.append((step, float(returns.mean()), jax.device_get(stepper.agent)))
             if cfg.progress:
                 print(f"collect: behaviour {cfg.algo} on {cfg.env}, step {step}: eval return {returns.mean():.1f}")
+
+    with tempfile.TemporaryDirectory(prefix="critix-behaviour-") as folder:
+        execute(cfg.algo, agent_cfg, dataclasses.replace(run, run_dir=folder), lambda: stepper,
+                observers=(observe,))
     rand = random_return(cfg.env, cfg.ref_episodes, cfg.seed * 1000 + 700_000)
-    return Behaviour(session, played, snapshots, rand)
+    return Behaviour(stepper, played, snapshots, rand)
 
 
 def rollout(env_id: str, act: Callable[[np.ndarray], np.ndarray], steps: int, episodes: int, seed: int,
@@ -236,7 +227,7 @@ def build_episodes(behaviour: Behaviour, kind: str, steps: int, episodes: int, s
     medium, expert = behaviour.medium(), behaviour.expert
     if kind == "random":
         rng = np.random.default_rng(seed)
-        dim = behaviour.session.action_dim
+        dim = int(behaviour.session.act_space.shape[0])
         return rollout(env_id, lambda obs: rng.uniform(-1, 1, (obs.shape[0], dim)), steps, episodes, seed)
     if kind == "medium":
         return rollout(env_id, policy_actor(behaviour, medium[2], seed), steps, episodes, seed)

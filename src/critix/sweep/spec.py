@@ -42,7 +42,7 @@ import numpy as np
 from critix import __version__, agents, validation
 from critix.train.bench import seed_ranges
 from critix.train.checkpoint import atomic_write_json
-from critix.train.online import RunConfig, config_to_json
+from critix.train.config import RunConfig, config_to_json
 from critix.types import CritixError
 
 KEYS = ("algo", "env", "steps", "seeds", "grid", "fixed", "search", "seeds_per_trial", "scheduler")

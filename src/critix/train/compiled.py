@@ -37,16 +37,14 @@ import numpy as np
 from flax import struct
 
 from critix import agents
+from critix.agents import contract
 from critix.data import replay
 from critix.envs.gym import REWARD_CLIP, Moments, normalize_obs
 from critix.envs.jax_envs import JaxEnv, make_jax_env
-from critix.train import checkpoint, runlock
+from critix.train import checkpoint, guards
+from critix.train.config import RunConfig, config_to_json
 from critix.train.grid import Grid, parse_grid, with_values
-from critix.train.logging import MetricsLogger, plot_learning_curve
-from critix.train.online import LOOP_METRICS, RunConfig, config_to_json, default_run_dir, run_folder
-from critix.train.host import make_summary, restore_counters
-from critix.train.onpolicy import prepare_config
-from critix.train.progress import Progress
+from critix.train.run import Chunk, Output, execute
 from critix.types import CritixError, Transition
 
 
@@ -71,31 +69,16 @@ class Carry(struct.PyTreeNode):
     hparams: dict[str, jax.Array]  # the member's grid values (empty without --grid)
 
 
-@dataclasses.dataclass
-class Runner:
-    carry: Carry
-    iterations: int = 0
-    episodes: int = 0
-    wall_seconds: float = 0.0
-    train_seconds: float = 0.0
-    train_steps: int = 0
-    compile_seconds: float = 0.0
+class Compiled:
+    """Stepper of a compiled run: the JAX env, the agent and the compiled chunk; its state is the members' carry."""
 
-    def arrays(self) -> dict[str, Any]:
-        return {"carry": self.carry}
-
-    def counters(self) -> dict[str, Any]:
-        fields = ("iterations", "episodes", "wall_seconds", "train_seconds", "train_steps", "compile_seconds")
-        return {f: getattr(self, f) for f in fields}
-
-
-class Session:
-    """A compiled run's env, agent and compiled chunk function (built from configs; holds no learned state)."""
+    mode = "compiled"
+    unit = "env step"
 
     def __init__(self, algo: str, agent_cfg: Any, run: RunConfig) -> None:
-        self.algo, self.run = algo, run
+        self.algo, self.run, self.env_id = algo, run, run.env
         self.module = agents.get(algo).module
-        self.on_policy = bool(getattr(self.module, "ON_POLICY", False))
+        self.on_policy = contract.kind(self.module) == "on-policy"
         if run.normalize_reward and not self.on_policy:
             raise CritixError(f"--normalize-reward scales on-policy returns (PPO, A2C); {algo} is off-policy: "
                               "drop the flag")
@@ -105,14 +88,16 @@ class Session:
         self.num_seeds, self.num_envs = run.num_seeds, run.num_envs
         self.obs_shape = tuple(self.obs_space.shape)
         self.discrete = isinstance(self.act_space, gym.spaces.Discrete)
-        if int(getattr(agent_cfg, "n_step", 1)) > 1 or getattr(agent_cfg, "prioritized", False):
-            raise CritixError("compiled mode samples single transitions uniformly: n-step returns (--n-step) and "
-                              "prioritized replay (--prioritized) run in host mode (use the Gymnasium env id)")
-        self.cfg = prepare_config(self.module, agent_cfg, run) if self.on_policy else agent_cfg
+        if not self.on_policy and contract.data_path(self.module, agent_cfg).name != "uniform replay":
+            raise CritixError(f"compiled mode samples single transitions uniformly; {algo}'s "
+                              f"{contract.data_path(self.module, agent_cfg).name} (--n-step, --prioritized) runs in "
+                              "host mode (use the Gymnasium env id)")
+        self.cfg = contract.for_run(self.module, agent_cfg, run.steps, run.num_envs)
         self.grid: Grid = parse_grid(run.grid, algo, self.cfg)
         self.num_members = self.grid.size * self.num_seeds
         if self.on_policy:
             self.steps_per_iteration = self.cfg.rollout_length * run.num_envs
+            self.per_update = self.module.gradient_steps_per_update(self.cfg, self.steps_per_iteration)
         else:
             # One iteration = `env_steps_per_iteration` steps of the N envs, then utd_ratio x (its env steps)
             # gradient steps: with utd_ratio x N < 1 (DQN's 0.25 at 1 env), several env steps share one update
@@ -127,7 +112,12 @@ class Session:
         # Off-policy warm-up: iterations with uniform random actions and no updates (env steps < learning_starts).
         self.warmup_iterations = 0 if self.on_policy else math.ceil(agent_cfg.learning_starts / self.steps_per_iteration)
         self.total_iterations = math.ceil(run.steps / self.steps_per_iteration)
-        self.chunk_iterations = max(1, min(self.total_iterations, math.ceil(run.log_every / self.steps_per_iteration)))
+        self.total_steps = self.total_iterations * self.steps_per_iteration
+        chunk_steps = run.chunk_size or run.log_every or self.steps_per_iteration
+        self.chunk_iterations = max(1, min(self.total_iterations, math.ceil(chunk_steps / self.steps_per_iteration)))
+        members = f"x{self.num_seeds} seeds" if self.grid.size == 1 else f"x{self.grid.size} grid points x{self.num_seeds} seeds"
+        self.description = f"{algo} {run.env} {members} (compiled)"
+        self.compiled: set[tuple[int, bool]] = set()
         self._build_functions()
         self._check_grid_traceable()
 
@@ -204,9 +194,15 @@ class Session:
 
         carry, (rollout, ret_sum, count) = jax.lax.scan(step, carry, None, length=self.cfg.rollout_length)
         agent, metrics = module.update(cfg, carry.agent, self._prepare_batch(rollout, rms))
+        bad_items = (~guards.finite_items(jax.tree.map(lambda x: x.reshape(-1, *x.shape[2:]), rollout))).sum()
+        bad_update = ~(guards.metrics_ok(metrics) & guards.all_finite(agent))
+        if self.run.on_nan == "skip":  # keep the agent as it was before a bad rollout or a non-finite update
+            keep = (bad_items > 0) | bad_update
+            agent = jax.tree.map(lambda new, old: jnp.where(keep, old, new), agent, carry.agent)
         if self.run.normalize_obs:
             carry = carry.replace(obs_rms=rms.update(rollout.obs.reshape(-1, *self.obs_shape)))
-        metrics = {**metrics, "episode/return_sum": ret_sum.sum(), "episode/count": count.sum()}
+        metrics = {**metrics, "episode/return_sum": ret_sum.sum(), "episode/count": count.sum(),
+                   "guard/transitions": bad_items, "guard/updates": bad_update.astype(jnp.int32) * self.per_update}
         return carry.replace(agent=agent), metrics
 
     def _iteration_off_policy(self, learning: bool, carry: Carry, _: None) -> tuple[Carry, dict]:
@@ -223,16 +219,29 @@ class Session:
             else:
                 action = self._act_random(act_key)
             carry, transition, ret_sum, count = self._env_step(carry.replace(key=key), action)
-            return carry.replace(buffer=replay.add(carry.buffer, transition)), (ret_sum, count, transition.obs)
+            valid = guards.finite_items(transition)
+            buffer = replay.add_masked(carry.buffer, transition, valid) if skip else replay.add(carry.buffer, transition)
+            return carry.replace(buffer=buffer), (ret_sum, count, transition.obs, (~valid).sum())
 
-        carry, (ret_sum, count, obs) = jax.lax.scan(env_step, carry, None, length=self.env_steps_per_iteration)
+        skip = self.run.on_nan == "skip"
+        carry, (ret_sum, count, obs, bad_items) = jax.lax.scan(env_step, carry, None,
+                                                               length=self.env_steps_per_iteration)
         if self.run.normalize_obs:
             carry = carry.replace(obs_rms=rms.update(obs.reshape(-1, *self.obs_shape)))
-        metrics = {"episode/return_sum": ret_sum.sum(), "episode/count": count.sum()}
+        metrics = {"episode/return_sum": ret_sum.sum(), "episode/count": count.sum(),
+                   "guard/transitions": bad_items.sum(), "guard/updates": jnp.zeros((), jnp.int32)}
         if learning:
             key, sample_key = jax.random.split(carry.key)
-            batches = replay.sample_many(carry.buffer, sample_key, self.updates_per_iteration, self.cfg.batch_size)
-            agent, update_metrics = module.update_many(cfg, carry.agent, self._prepare_batch(batches, rms))
+            batches = self._prepare_batch(
+                replay.sample_many(carry.buffer, sample_key, self.updates_per_iteration, self.cfg.batch_size), rms)
+            if skip:
+                agent, update_metrics, skipped = guards.skip_nonfinite_updates(partial(module.update, cfg),
+                                                                               carry.agent, batches)
+                metrics["guard/updates"] = skipped.sum()
+            else:
+                agent, update_metrics = module.update_many(cfg, carry.agent, batches)
+                bad = guards.nonfinite_steps(update_metrics)
+                metrics["guard/updates"] = jnp.where(guards.all_finite(agent), bad, jnp.maximum(bad, 1))
             carry = carry.replace(agent=agent, key=key)
             metrics.update(jax.tree.map(jnp.nanmean, update_metrics))
         return carry, metrics
@@ -244,11 +253,12 @@ class Session:
             iteration = partial(self._iteration_off_policy, learning)
         carry, metrics = jax.lax.scan(iteration, carry, None, length=length)
         ret_sum, count = metrics.pop("episode/return_sum"), metrics.pop("episode/count")
+        guard = {name: metrics.pop(name).sum() for name in ("guard/transitions", "guard/updates")}
         summary = jax.tree.map(jnp.nanmean, metrics)
         summary["train/episode_return"] = jnp.where(count.sum() > 0, ret_sum.sum() / jnp.maximum(count.sum(), 1),
                                                     jnp.nan)
         summary["episode/count"] = count.sum()
-        return carry, summary
+        return carry, {**summary, **guard}
 
     def _evaluate_seed(self, carry: Carry, key: jax.Array) -> jax.Array:
         """Deterministic returns of `eval_episodes` episodes (one per eval env): [M]."""
@@ -302,7 +312,7 @@ class Session:
                     f"sweep`)") from None
 
     # ---- runs ----------------------------------------------------------------------------------------
-    def init_runner(self) -> Runner:
+    def fresh(self) -> Any:
         """Fresh members: seed s of every grid point gets the same agent, acting and env keys."""
         root = jax.random.PRNGKey(self.run.seed)
         agent_key, loop_key = jax.random.split(root)
@@ -313,17 +323,52 @@ class Session:
             return jnp.tile(keys, (G, 1))
 
         hparams = {name: jnp.asarray(v) for name, v in self.grid.member_values(S).items()}
-        carry = self.init_seeds(tiled(jax.random.split(agent_key, S)), tiled(jax.random.split(loop_key, S)),
-                                tiled(env_keys), hparams)
-        return Runner(carry)
+        return self.init_seeds(tiled(jax.random.split(agent_key, S)), tiled(jax.random.split(loop_key, S)),
+                               tiled(env_keys), hparams)
 
-    def restore_runner(self, ckpt: Path) -> Runner:
-        arrays, meta = checkpoint.load(ckpt, self.init_runner().arrays())
-        return restore_counters(Runner(jax.device_put(arrays["carry"])), meta)
+    def start(self, restored: tuple[Path, dict[str, Any]] | None) -> int:
+        self.carry, self.iterations, self.episodes, self.metrics = self.fresh(), 0, 0, {}
+        if restored is not None:
+            arrays, meta = checkpoint.load(restored[0], {"carry": self.carry})
+            self.carry = jax.device_put(arrays["carry"])
+            self.iterations, self.episodes = int(meta["counters"]["iterations"]), int(meta["counters"]["episodes"])
+        return self.iterations * self.steps_per_iteration
 
-    def evaluate(self, runner: Runner, seed: int) -> np.ndarray:
-        """Greedy returns [G * S, eval_episodes]."""
-        return np.asarray(self.evaluate_seeds(runner.carry, jax.random.PRNGKey(seed)))
+    @property
+    def agent(self) -> Any:
+        """The members' agent states [G * S, ...]."""
+        return self.carry.agent
+
+    def advance(self) -> Chunk:
+        learning = self.iterations >= self.warmup_iterations
+        end = self.total_iterations if learning else self.warmup_iterations
+        length = min(self.chunk_iterations, end - self.iterations)
+        self.carry, metrics = self.chunk(self.carry, length, learning)
+        metrics = jax.device_get(metrics)  # waits for the chunk
+        compiling = (length, learning) not in self.compiled  # the first call of each chunk kind compiles it
+        self.compiled.add((length, learning))
+        self.iterations += length
+        self.episodes += int(np.sum(metrics.pop("episode/count")))
+        bad_items, bad_updates = int(np.sum(metrics.pop("guard/transitions"))), int(np.sum(metrics.pop("guard/updates")))
+        self.metrics = metrics
+        # Warm-up chunks (random actions, no updates) are not steady state.
+        return Chunk(self.iterations * self.steps_per_iteration, compiling, learning, bad_items, bad_updates)
+
+    def train_values(self) -> dict[str, np.ndarray]:
+        return {name: np.asarray(v, np.float64) for name, v in self.metrics.items()}
+
+    def evaluate(self, seed: int) -> np.ndarray:
+        """Deterministic returns [G * S, eval_episodes]."""
+        return np.asarray(self.evaluate_seeds(self.carry, jax.random.PRNGKey(seed)))
+
+    def state(self) -> tuple[Any, dict[str, Any]]:
+        return {"carry": self.carry}, {"counters": {"iterations": self.iterations, "episodes": self.episodes},
+                                       "env": self.run.env}
+
+    def gradient_steps(self) -> int:
+        if self.on_policy:
+            return self.iterations * self.per_update
+        return max(0, self.iterations - self.warmup_iterations) * self.updates_per_iteration
 
     def member_labels(self) -> list[str] | None:
         """'<grid point> seed <s>' per member with a grid, else None."""
@@ -334,7 +379,45 @@ class Session:
     def metric_names(self) -> list[str]:
         hparams = {name: jnp.zeros((), jnp.float32) for name in self.grid.fields}
         shapes = jax.eval_shape(lambda c: self._chunk(c, 1, True), self._example_carry(hparams))[1]
-        return sorted(n for n in shapes if n not in ("episode/count", "train/episode_return")) + list(LOOP_METRICS)
+        return sorted(n for n in shapes if n not in ("episode/count", "guard/transitions", "guard/updates"))
+
+    # ---- grid points ------------------------------------------------------------------------------------------
+    def outputs(self, run_dir: Path) -> list[Output]:
+        """The run folder itself without a grid; with one, a run folder per grid point under run_dir/grid/."""
+        S, grid = self.num_seeds, self.grid
+        if not grid.fields:
+            return [Output(run_dir, slice(0, S))]
+        return [Output(run_dir / "grid" / grid.dirname(g), slice(g * S, (g + 1) * S), grid.label(g),
+                       {"grid_point": grid.points[g]}) for g in range(grid.size)]
+
+    def write_output_configs(self, outputs: list[Output]) -> None:
+        """Each grid point's folder gets the concrete config it trains with (its checkpoints are the parent's)."""
+        if not self.grid.fields:
+            return
+        for g, out in enumerate(outputs):
+            out.run_dir.mkdir(parents=True, exist_ok=True)
+            cfg = dataclasses.replace(self.cfg, **self.grid.points[g])
+            run = dataclasses.replace(self.run, grid=(), run_dir=str(out.run_dir))
+            checkpoint.atomic_write_json(out.run_dir / "config.json", {
+                **config_to_json(self.algo, cfg, run), "grid_point": self.grid.points[g],
+                "note": "one grid point of the compiled run in ../..; its checkpoints are there: "
+                        "`critix eval` and `--resume` take that folder"})
+
+    def combine(self, summary: dict[str, Any], points: list[dict[str, Any]], run_dir: Path) -> dict[str, Any]:
+        """The grid run's own summary (every member) with one entry per grid point, and its curves plot."""
+        from critix.stats.plots import plot_learning_curves
+        from critix.stats.runs import load_run
+
+        plot_learning_curves([load_run(Path(p["run_dir"])) for p in points], run_dir / "learning_curve.png",
+                             title=f"{self.algo} on {self.run.env}: grid points, IQM over {self.num_seeds} seeds, "
+                                   "95% bootstrap interval")
+        best = max(range(len(points)), key=lambda g: points[g]["final_return_mean"])
+        return {**summary,
+                "grid": [{"point": p["grid_point"], "final_return": p["final_return"],
+                          "final_return_mean": p["final_return_mean"], "final_return_std": p["final_return_std"],
+                          "run_dir": p["run_dir"]} for p in points],
+                "grid_best": best,
+                "final_return_note": "per member: grid point g, seed s is member g * num_seeds + s"}
 
     def close(self) -> None:
         pass
@@ -350,161 +433,6 @@ def _whole_multiple(updates_per_env_step: float, longest: int = 1000) -> int:
                       f"within {longest} env steps; choose a simpler ratio such as 0.25 or 0.5")
 
 
-@dataclasses.dataclass
-class Output:
-    """Where one grid point's members (all of them without a grid) log: `members` slices the G x S axis."""
-
-    run_dir: Path
-    members: slice
-    logger: MetricsLogger
-    label: str = ""
-
-
-def _outputs(session: Session, run_dir: Path, purge_step: int | None, steps_done: int) -> list[Output]:
-    """The run folder itself without a grid; with one, a run folder per grid point under run_dir/grid/."""
-    S, grid, names = session.num_seeds, session.grid, session.metric_names()
-    if not grid.fields:
-        places = [(run_dir, slice(0, S), "")]
-    else:
-        places = [(run_dir / "grid" / grid.dirname(g), slice(g * S, (g + 1) * S), grid.label(g))
-                  for g in range(grid.size)]
-    outputs = []
-    for folder, members, label in places:
-        folder.mkdir(parents=True, exist_ok=True)
-        logger = MetricsLogger(folder, S, names, session.run.tensorboard, purge_step=purge_step)
-        logger.truncate_after(steps_done)
-        outputs.append(Output(folder, members, logger, label))
-    return outputs
-
-
-def _write_grid_configs(session: Session, algo: str, outputs: list[Output]) -> None:
-    """Each grid point's folder gets the concrete config it trains with (its checkpoints are the parent's)."""
-    for g, out in enumerate(outputs):
-        cfg = dataclasses.replace(session.cfg, **session.grid.points[g])
-        run = dataclasses.replace(session.run, grid=(), run_dir=str(out.run_dir))
-        checkpoint.atomic_write_json(out.run_dir / "config.json", {
-            **config_to_json(algo, cfg, run), "grid_point": session.grid.points[g],
-            "note": "one grid point of the compiled run in ../..; its checkpoints are there: "
-                    "`critix eval` and `--resume` take that folder"})
-
-
 def train(algo: str, agent_cfg: Any, run: RunConfig, resume: Path | None = None) -> dict[str, Any]:
     """Train (or resume) a compiled run on a JAX env; returns the summary also written to summary.json."""
-    session = Session(algo, agent_cfg, run)
-    default = default_run_dir(algo, run.env.replace(":", "-"))  # no colon in folder names
-    with runlock.claim(run_folder(resume, run.run_dir, default)) as run_dir:
-        return _train(session, run_dir, resume)
-
-
-def _train(session: Session, run_dir: Path, resume: Path | None) -> dict[str, Any]:
-    algo, run = session.algo, session.run
-    cfg, S = session.cfg, session.num_seeds
-    ckpt_dir = run_dir / "checkpoints"
-    runner = None
-    if resume is not None and (found := checkpoint.latest_valid(ckpt_dir)) is not None:
-        runner = session.restore_runner(found[0])  # the newest checkpoint that verifies (warns about bad ones)
-    fresh = runner is None
-    if runner is None:
-        runner = session.init_runner()
-        checkpoint.atomic_write_json(run_dir / "config.json", config_to_json(algo, cfg, run))
-    per_iteration = session.steps_per_iteration
-    # Rows and TensorBoard events after the checkpoint were written by the killed process: drop them.
-    purge_step = runner.iterations * per_iteration + 1 if resume is not None else None
-    outputs = _outputs(session, run_dir, purge_step, runner.iterations * per_iteration)
-    if fresh and session.grid.fields:
-        _write_grid_configs(session, algo, outputs)
-    total_steps = session.total_iterations * per_iteration
-    eval_every = run.eval_every or total_steps
-    ckpt_every = run.checkpoint_every or eval_every
-    last_eval: np.ndarray | None = None
-    final_returns: np.ndarray | None = None
-    start = time.perf_counter() - runner.wall_seconds
-    compiled_lengths: set[tuple[int, bool]] = set()
-
-    def log(step: int, values: dict[str, np.ndarray]) -> None:  # values: name -> [G * S]
-        for out in outputs:
-            out.logger.log(step, time.perf_counter() - start, {k: v[out.members] for k, v in values.items()})
-
-    members = session.num_members
-    what = f"x{S} seeds" if members == S else f"x{session.grid.size} grid points x{S} seeds"
-    progress = Progress(total_steps, f"{algo} {run.env} {what} (compiled)", enabled=run.progress)
-    progress.start(runner.iterations * per_iteration)
-    try:
-        while runner.iterations < session.total_iterations:
-            learning = runner.iterations >= session.warmup_iterations
-            end = session.total_iterations if learning else session.warmup_iterations
-            length = min(session.chunk_iterations, end - runner.iterations)
-            chunk_start = time.perf_counter()
-            runner.carry, metrics = session.chunk(runner.carry, length, learning)
-            metrics = jax.device_get(metrics)  # waits for the chunk
-            if (length, learning) not in compiled_lengths:  # the first call of each chunk kind compiles it
-                runner.compile_seconds += time.perf_counter() - chunk_start
-                compiled_lengths.add((length, learning))
-            elif learning:  # steady state: env steps and updates (warm-up chunks are not counted)
-                runner.train_seconds += time.perf_counter() - chunk_start
-                runner.train_steps += length * per_iteration
-            runner.iterations += length
-            runner.episodes += int(np.sum(metrics.pop("episode/count")))
-            steps_now, prev = runner.iterations * per_iteration, (runner.iterations - length) * per_iteration
-            done_run = runner.iterations >= session.total_iterations
-            sps = runner.train_steps / runner.train_seconds if runner.train_seconds else float("nan")
-            if steps_now // run.log_every > prev // run.log_every or done_run:
-                values = {name: np.asarray(v, np.float64) for name, v in metrics.items()}
-                values["time/steps_per_second"] = np.full(members, sps)
-                log(steps_now, values)
-            if steps_now // eval_every > prev // eval_every or done_run:
-                returns = session.evaluate(runner, seed=run.seed * 1000 + 900_000 + steps_now)
-                last_eval = returns.mean(axis=1)
-                if done_run:
-                    final_returns = returns
-                log(steps_now, {"eval/return": last_eval, "eval/return_std": returns.std(axis=1)})
-            if steps_now // ckpt_every > prev // ckpt_every or done_run:
-                runner.wall_seconds = time.perf_counter() - start
-                for out in outputs:
-                    out.logger.flush()
-                checkpoint.save(ckpt_dir, steps_now, runner.arrays(),
-                                {"counters": runner.counters(), "algo": algo, "env": run.env},
-                                keep=run.keep_checkpoints)
-            progress.update(steps_now, sps, None if last_eval is None else float(np.max(
-                last_eval.reshape(session.grid.size, S).mean(axis=1))))
-    finally:
-        progress.stop()
-        for out in outputs:
-            out.logger.close()
-
-    runner.wall_seconds = time.perf_counter() - start
-    steps = runner.iterations * per_iteration
-    if final_returns is None:
-        final_returns = session.evaluate(runner, seed=run.seed * 1000 + 900_000 + steps)
-    if session.on_policy:
-        gradient_steps = runner.iterations * session.module.gradient_steps_per_update(cfg, per_iteration)
-    else:
-        gradient_steps = max(0, runner.iterations - session.warmup_iterations) * session.updates_per_iteration
-    summaries = []
-    for out in outputs:
-        title = f"{algo} on {run.env}" + (f" ({out.label})" if out.label else "")
-        plot_learning_curve(out.run_dir / "metrics.csv", out.run_dir / "learning_curve.png", title)
-        summary = make_summary(algo, run, final_returns[out.members], steps, runner.wall_seconds, runner.train_steps,
-                               runner.train_seconds, runner.compile_seconds, gradient_steps, out.run_dir,
-                               mode="compiled")
-        if out.label:
-            summary["grid_point"] = session.grid.points[outputs.index(out)]
-        checkpoint.atomic_write_json(out.run_dir / "summary.json", summary)
-        summaries.append(summary)
-    if not session.grid.fields:
-        return summaries[0]
-    from critix.stats.plots import plot_learning_curves
-    from critix.stats.runs import load_run
-
-    plot_learning_curves([load_run(out.run_dir) for out in outputs], run_dir / "learning_curve.png",
-                         title=f"{algo} on {run.env}: grid points, IQM over {S} seeds, 95% bootstrap interval")
-    best = max(range(len(summaries)), key=lambda g: summaries[g]["final_return_mean"])
-    summary = {**make_summary(algo, run, final_returns, steps, runner.wall_seconds, runner.train_steps,
-                              runner.train_seconds, runner.compile_seconds, gradient_steps, run_dir, mode="compiled"),
-               "grid": [{"point": s["grid_point"], "final_return": s["final_return"],
-                         "final_return_mean": s["final_return_mean"], "final_return_std": s["final_return_std"],
-                         "run_dir": s["run_dir"]} for s in summaries],
-               "grid_best": best,
-               "final_return_note": "per member: grid point g, seed s is member g * num_seeds + s"}
-    checkpoint.atomic_write_json(run_dir / "summary.json", summary)
-    return summary
+    return execute(algo, agent_cfg, run, lambda: Compiled(algo, agent_cfg, run), resume)

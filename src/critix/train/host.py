@@ -1,56 +1,68 @@
-"""What the two host-mode loops share: the run's Gymnasium envs, acting, evaluation and restored counters.
+"""What the two host-mode steppers share: the run's Gymnasium envs, acting, evaluation and the episode bookkeeping.
 
-The off-policy loop (`critix.train.online`) and the on-policy loop (`critix.train.onpolicy`) both keep S seeds x
-N envs in one Gymnasium vector env (seed-major), act with the agent module's `act` vmapped over seeds (with
-optional observation normalisation), and evaluate greedily on separate eval envs. `HostSession` is that common
-part; each loop's `Session` adds its own compiled training function and state.
+The off-policy stepper (`critix.train.offpolicy`) and the on-policy stepper (`critix.train.onpolicy`) both keep
+S seeds x N envs in one Gymnasium vector env (seed-major), act with the agent module's `act` vmapped over seeds
+(with optional observation normalisation), and evaluate deterministically on separate eval envs. `HostStepper`
+is that common part: it holds the envs' current observations, running episode returns, the returns of finished
+episodes not yet logged and the last training metrics, and saves and restores them with the envs themselves
+(`critix.train.resume`) for an exact resume.
 """
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
+import math
 from typing import Any
 
 import gymnasium as gym
 import jax
 import numpy as np
 
-from critix import __version__, agents
+from critix import agents
 from critix.envs.gym import RunningMeanStd, make_vector_env, normalize_obs
-from critix.provenance import source_commit
-from critix.train import checkpoint
+from critix.train.config import RunConfig, eval_env_seed, train_env_seed
 from critix.train.evaluate import evaluate
-from critix.train.logging import MetricsLogger
-from critix.train.resume import LoopState
+from critix.train.resume import LoopState, restore_loop
 from critix.types import CritixError
 
 
-class HostSession:
-    """Envs, acting functions and evaluation of one host-mode run (built from configs; holds no learned state).
+class HostStepper:
+    """Envs, acting functions, evaluation and episode bookkeeping of a host-mode run.
 
-    Subclasses set `obs_dtype` (what observations are cast to before acting) and build their training functions.
-    Runners passed to `stats`/`evaluate` have `agent` (leading seed axis S) and `obs_rms`.
+    Subclasses set `obs_dtype` (what observations are cast to before acting), build their training functions,
+    and keep their device state in `agent` (leading seed axis S) and `obs_rms`.
     """
 
+    mode = "host"
+    unit = "env step"
     obs_dtype: Any = np.float32
 
-    def __init__(self, algo: str, agent_cfg: Any, run: Any) -> None:
+    def __init__(self, algo: str, agent_cfg: Any, run: RunConfig) -> None:
         self.algo, self.cfg, self.run = algo, agent_cfg, run
         self.module = agents.get(algo).module
+        self.env_id = run.env
         self.num_seeds, self.num_envs = run.num_seeds, run.num_envs
-        self.env = make_vector_env(run.env, run.num_seeds * run.num_envs, run.seed * 1000, run.vectorization)
+        self.num_members = run.num_seeds
+        self.description = f"{algo} {run.env} x{run.num_seeds} seeds"
+        self.env = make_vector_env(run.env, run.num_seeds * run.num_envs, train_env_seed(run.seed), run.vectorization)
         self.obs_space, self.act_space = self.env.single_observation_space, self.env.single_action_space
+        self.eval_env = None
         try:
             self.module.check_spaces(self.obs_space, self.act_space)
         except CritixError:
             self.env.close()
             raise
-        self.eval_env = make_vector_env(run.env, run.num_seeds * run.eval_episodes, run.seed * 1000 + 500_000)
+        self.eval_env = make_vector_env(run.env, run.num_seeds * run.eval_episodes, eval_env_seed(run.seed))
         self.discrete = isinstance(self.act_space, gym.spaces.Discrete)
         self.obs_shape = self.obs_space.shape
+        # Actions as the agent emits them: [A] float32 (Box) or a scalar int32 index (Discrete).
+        self.action_shape: tuple[int, ...] = () if self.discrete else tuple(self.act_space.shape)
+        self.action_dtype = np.int32 if self.discrete else np.float32
         self.policy, self.greedy = self._acting_functions()
+        self.agent: Any = None
+        self.obs_rms = RunningMeanStd.create(self.num_seeds, self.obs_shape)
+        self.vector_steps = self.episodes = 0
 
+    # ---- acting ----------------------------------------------------------------------------------------------
     def prepare(self, obs: jax.Array, mean: jax.Array, var: jax.Array) -> jax.Array:
         """Observations as the agent sees them: normalised with the running statistics if the run asks for it."""
         return normalize_obs(obs, mean, var) if self.run.normalize_obs else obs
@@ -69,78 +81,81 @@ class HostSession:
 
         return jax.jit(jax.vmap(policy)), jax.jit(jax.vmap(greedy))
 
-    def stats(self, runner: Any) -> tuple[np.ndarray, np.ndarray]:
-        rms: RunningMeanStd = runner.obs_rms
-        return rms.mean.astype(np.float32), rms.var.astype(np.float32)
+    def stats(self) -> tuple[np.ndarray, np.ndarray]:
+        """The observation statistics the agent acts with now, (mean, var) [S, O] float32."""
+        return self.obs_rms.mean.astype(np.float32), self.obs_rms.var.astype(np.float32)
 
-    def evaluate(self, runner: Any, seed: int) -> np.ndarray:
-        """Greedy returns [S, eval_episodes], one episode per eval env."""
-        mean, var = self.stats(runner)
+    def evaluate(self, seed: int) -> np.ndarray:
+        """Deterministic returns [S, eval_episodes], one episode per eval env."""
+        mean, var = self.stats()
+        jax.block_until_ready(self.agent)
 
         def act(obs: np.ndarray) -> np.ndarray:
-            return np.asarray(self.greedy(runner.agent, obs.astype(self.obs_dtype), mean, var))
+            return np.asarray(self.greedy(self.agent, obs.astype(self.obs_dtype), mean, var))
 
         return evaluate(self.eval_env, act, self.num_seeds, seed)[0]
 
-    def evaluate_and_log(self, runner: Any, logger: MetricsLogger, step: int, start: float) -> np.ndarray:
-        """Evaluate at env step `step` (its own eval seed), log eval/return(_std); returns [S, episodes]."""
-        returns = self.evaluate(runner, seed=self.run.seed * 1000 + 900_000 + step)
-        logger.log(step, time.perf_counter() - start, {"eval/return": returns.mean(axis=1),
-                                                       "eval/return_std": returns.std(axis=1)})
-        return returns
+    # ---- episodes --------------------------------------------------------------------------------------------
+    def begin(self, meta: dict[str, Any] | None) -> None:
+        """Reset the envs (or put them back as a checkpoint's loop state left them) and the episode bookkeeping."""
+        obs, _ = self.env.reset(seed=train_env_seed(self.run.seed) + self.vector_steps)
+        self.obs = obs.astype(self.obs_dtype)
+        self.episode_return = np.zeros(self.num_seeds * self.num_envs)
+        self.discounted_return = np.zeros(self.num_seeds * self.num_envs)  # for on-policy reward scaling
+        self.recent_returns: list[list[float]] = [[] for _ in range(self.num_seeds)]
+        self.train_metrics: dict[str, np.ndarray] = {}
+        if meta is None:
+            return
+        loop = restore_loop(meta.get("loop"), self.env, self.num_seeds, self.obs_shape)
+        if loop is not None:  # continue mid-episode: envs, observations and accumulators as they were
+            self.obs, self.episode_return, self.recent_returns, self.train_metrics = (
+                loop.obs, loop.episode_return, loop.recent_returns, loop.train_metrics)
+            if loop.discounted_return is not None:
+                self.discounted_return = loop.discounted_return
 
-    def save_checkpoint(self, ckpt_dir: Path, step: int, runner: Any, logger: MetricsLogger, start: float,
-                        loop_state: LoopState, **meta: Any) -> None:
-        """Checkpoint at env step `step`: device arrays, counters, the loop state with env snapshots, and `meta`."""
-        runner.wall_seconds = time.perf_counter() - start
-        logger.flush()
-        checkpoint.save(ckpt_dir, step, runner.arrays(),
-                        {"counters": runner.counters(), "algo": self.algo, "env": self.run.env, **meta,
-                         "loop": loop_state.to_json(self.env)},
-                        keep=self.run.keep_checkpoints)
+    def record(self, reward: np.ndarray, done: np.ndarray) -> None:
+        """Add a vector step's rewards [S*N] to the running returns; file the returns of episodes that ended."""
+        self.episode_return += reward
+        for i in np.flatnonzero(done):
+            self.recent_returns[i // self.num_envs].append(float(self.episode_return[i]))
+            self.episodes += 1
+        self.episode_return[done] = 0.0
+
+    def train_values(self) -> dict[str, np.ndarray]:
+        """The last update's metrics and the mean return of the episodes finished since the last log, per seed."""
+        values = {name: np.asarray(v, np.float64) for name, v in self.train_metrics.items()}
+        values["train/episode_return"] = np.array([np.mean(r) if r else np.nan for r in self.recent_returns])
+        for r in self.recent_returns:
+            r.clear()
+        return values
+
+    def loop_meta(self) -> dict[str, Any]:
+        """The host loop's state in a checkpoint's meta.json: counters, and the loop state with env snapshots."""
+        metrics = {k: np.asarray(v) for k, v in self.train_metrics.items()}
+        discounted = self.discounted_return if getattr(self, "scales_rewards", False) else None
+        loop = LoopState(self.obs, self.episode_return, self.recent_returns, metrics, discounted)
+        return {"counters": {"vector_steps": self.vector_steps, "updates": self.updates, "episodes": self.episodes},
+                "env": self.run.env, "loop": loop.to_json(self.env)}
+
+    def restore_counters(self, meta: dict[str, Any]) -> None:
+        counters = meta["counters"]
+        self.vector_steps, self.updates, self.episodes = (
+            int(counters["vector_steps"]), int(counters["updates"]), int(counters["episodes"]))
+
+    @staticmethod
+    def rms_arrays(rms: RunningMeanStd) -> dict[str, np.ndarray]:
+        return {"mean": rms.mean, "var": rms.var, "count": rms.count}
+
+    @staticmethod
+    def rms_from(arrays: dict[str, np.ndarray]) -> RunningMeanStd:
+        return RunningMeanStd(arrays["mean"], arrays["var"], arrays["count"])
+
+    def chunk_vector_steps(self, default: int) -> int:
+        """Vector steps per chunk: --chunk-size env steps per seed over N envs, rounded up; `default` for 0."""
+        return default if self.run.chunk_size == 0 else max(1, math.ceil(self.run.chunk_size / self.num_envs))
 
     def close(self) -> None:
         self.env.close()
-        self.eval_env.close()
+        if self.eval_env is not None:
+            self.eval_env.close()
 
-
-def restore_counters(runner: Any, meta: dict[str, Any]) -> Any:
-    """Set the host counters a checkpoint's meta.json recorded (vector_steps, updates, wall_seconds ...)."""
-    for name, value in meta["counters"].items():
-        setattr(runner, name, value)
-    return runner
-
-
-def make_summary(
-    algo: str, run: Any, final_returns: np.ndarray, steps: int, wall_seconds: float, train_steps: int,
-    train_seconds: float, compile_seconds: float, gradient_steps: int, run_dir: Path, mode: str = "host",
-) -> dict[str, Any]:
-    """summary.json of every training mode (off-policy and on-policy host loops, compiled runs).
-
-    final_returns: [S, episodes] of the final greedy evaluation; run: the run's RunConfig.
-    """
-    per_seed_final = final_returns.mean(axis=1)
-    return {
-        "algo": algo,
-        "env": run.env,
-        "mode": mode,
-        "steps": steps,
-        "num_seeds": run.num_seeds,
-        "num_envs": run.num_envs,
-        "final_return": [float(x) for x in per_seed_final],
-        "final_return_mean": float(per_seed_final.mean()),
-        "final_return_std": float(per_seed_final.std()),
-        "eval_episodes": run.eval_episodes,
-        "wall_seconds": wall_seconds,
-        "steps_per_second": train_steps / train_seconds if train_seconds else None,
-        "steps_per_second_note": "env steps per seed per second in steady state: compile, warm-up and eval excluded",
-        "compile_seconds": compile_seconds,
-        "train_seconds": train_seconds,
-        "train_seconds_note": "wall time of env steps + updates after learning starts, compiling chunks excluded",
-        "gradient_steps": gradient_steps,
-        "critix_version": __version__,
-        "critix_commit": source_commit(),
-        "jax_version": jax.__version__,
-        "device": str(jax.devices()[0]),
-        "run_dir": str(run_dir),
-    }

@@ -1,10 +1,12 @@
-"""Which training loop runs a (algorithm, env) pair: the env id and the agent choose the mode.
+"""Which stepper trains a run: the run's config, its env id and the agent's kind choose the mode.
 
+- an `OfflineRunConfig` (`--dataset`) trains on a dataset (`critix.train.offline`);
 - `gymnax:<id>` (and `jax:<name>`) env ids run fully compiled (`critix.train.compiled`): rollout and update
   in one `lax.scan`;
-- on-policy agents (PPO, A2C) on Gymnasium envs run the rollout loop `critix.train.onpolicy`;
-- off-policy agents on Gymnasium envs run the replay loop `critix.train.online`.
-Every mode writes the same run folder, so `critix eval` and `--resume` dispatch here too.
+- on-policy agents (PPO, A2C) on Gymnasium envs run the rollout stepper `critix.train.onpolicy`;
+- every other agent on a Gymnasium env runs the replay stepper `critix.train.offpolicy`.
+Every mode runs on the one lifecycle (`critix.train.run`) and writes the same run folder, so `critix eval` and
+`--resume` dispatch here too.
 """
 
 from __future__ import annotations
@@ -13,54 +15,50 @@ from pathlib import Path
 from typing import Any
 
 from critix import agents
+from critix.agents import contract
 from critix.envs.jax_envs import is_jax_env
-from critix.train.online import RunConfig
+from critix.train.config import OfflineRunConfig, RunConfig, RunSettings
+from critix.train.run import execute
 from critix.types import CritixError
 
 
-def mode(algo: str, env_id: str) -> str:
-    """'compiled', 'onpolicy' or 'online'."""
-    if is_jax_env(env_id):
+def mode(algo: str, run: RunSettings) -> str:
+    """'offline', 'compiled', 'onpolicy' or 'offpolicy'."""
+    if isinstance(run, OfflineRunConfig):
+        return "offline"
+    assert isinstance(run, RunConfig)
+    if is_jax_env(run.env):
         return "compiled"
-    return "onpolicy" if getattr(agents.get(algo).module, "ON_POLICY", False) else "online"
-
-
-def _chosen(algo: str, run: RunConfig) -> str:
-    chosen = mode(algo, run.env)
-    if run.grid and chosen != "compiled":
+    chosen = "onpolicy" if contract.kind(agents.get(algo).module) == "on-policy" else "offpolicy"
+    if run.grid:
         raise CritixError(f"--grid trains a hyperparameter grid inside one compiled run, which needs a JAX env id "
                           f"(e.g. gymnax:CartPole-v1); {run.env} runs on the host: train its grid with `critix "
                           f"sweep --grid ...` (docs/scaling.md)")
     return chosen
 
 
-def train(algo: str, agent_cfg: Any, run: RunConfig, resume: Path | None = None) -> dict[str, Any]:
-    """Train (or resume) a run in the mode its algorithm and env id choose."""
-    chosen = _chosen(algo, run)
+def make_stepper(algo: str, agent_cfg: Any, run: RunSettings) -> Any:
+    """The stepper of the run's mode (envs, data and compiled functions; `start` creates its state)."""
+    chosen = mode(algo, run)
+    if chosen == "offline":
+        from critix.train.offline import Offline
+
+        return Offline(algo, agent_cfg, run)  # type: ignore[arg-type]
     if chosen == "compiled":
-        from critix.train import compiled
+        from critix.train.compiled import Compiled
 
-        return compiled.train(algo, agent_cfg, run, resume)
+        return Compiled(algo, agent_cfg, run)  # type: ignore[arg-type]
     if chosen == "onpolicy":
-        from critix.train import onpolicy
+        from critix.train.onpolicy import OnPolicy
 
-        return onpolicy.train(algo, agent_cfg, run, resume)
-    from critix.train import online
+        return OnPolicy(algo, agent_cfg, run)  # type: ignore[arg-type]
+    from critix.train.offpolicy import OffPolicy
 
-    return online.train(algo, agent_cfg, run, resume)
+    return OffPolicy(algo, agent_cfg, run)  # type: ignore[arg-type]
 
 
-def make_session(algo: str, agent_cfg: Any, run: RunConfig) -> Any:
-    """The Session (envs + compiled functions; `restore_runner`, `evaluate`, `close`) of the run's mode."""
-    chosen = _chosen(algo, run)
-    if chosen == "compiled":
-        from critix.train import compiled
-
-        return compiled.Session(algo, agent_cfg, run)
-    if chosen == "onpolicy":
-        from critix.train import onpolicy
-
-        return onpolicy.Session(algo, agent_cfg, run)
-    from critix.train import online
-
-    return online.Session(algo, agent_cfg, run)
+def train(algo: str, agent_cfg: Any, run: RunSettings, resume: Path | None = None) -> dict[str, Any]:
+    """Train (or resume from `resume`, a run folder) in the mode the run and algorithm choose; returns the summary
+    that is also written to summary.json."""
+    mode(algo, run)  # refuses an impossible combination before anything is built
+    return execute(algo, agent_cfg, run, lambda: make_stepper(algo, agent_cfg, run), resume)

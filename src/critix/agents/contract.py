@@ -1,0 +1,121 @@
+"""What an agent module provides, and the data path between its replay buffer and its updates.
+
+An agent is a module, not a class. `AgentModule` is the typed contract every module in `critix.agents` meets
+(the conformance harness checks it): its kind, the spaces it takes, and its pure functions. Everything optional
+that changes how data reaches the agent is a hook of the agent, never an `if` in a training loop:
+
+- `KIND`: "off-policy" (replay buffer), "on-policy" (rollouts: PPO, A2C) or "offline" (datasets only). Off-policy
+  and offline agents train on datasets too (`--dataset`), and offline agents with `utd_ratio` fine-tune online.
+- `check_spaces(observation_space, action_space)`: raise CritixError naming a space it cannot take and the fix.
+- `data_path(cfg) -> DataPath` (optional): how the off-policy loops fill and sample the replay buffer. Without it
+  the agent gets uniform batches [K, B, ...] through `update_many`. DQN's n-step returns sample sequences and its
+  prioritized replay samples by priority with importance weights: both are `DataPath`s DQN returns.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from functools import partial
+from types import ModuleType
+from typing import Any, Literal, Protocol
+
+import gymnasium as gym
+import jax
+
+from critix.data import replay
+from critix.data.replay import ReplayBuffer
+from critix.types import Transition
+
+Kind = Literal["off-policy", "on-policy", "offline"]
+Metrics = dict[str, jax.Array]
+Prepare = Callable[[Transition], Transition]
+"""Maps a raw batch to what the agent sees (observation normalisation); applied after sampling."""
+
+
+class AgentModule(Protocol):
+    """The functions and constants of an agent module (`critix.agents.sac` ...). S seeds are a vmap axis outside."""
+
+    NAME: str
+    KIND: Kind
+    Config: type
+
+    def check_spaces(self, observation_space: gym.Space, action_space: gym.Space) -> None: ...
+
+    def init(self, cfg: Any, key: jax.Array, observation_space: gym.Space, action_space: gym.Space) -> Any: ...
+
+    def act(self, cfg: Any, state: Any, obs: jax.Array, key: jax.Array, deterministic: bool) -> jax.Array:
+        """obs [B, ...] -> actions [B, A] in [-1, 1] (Box) or [B] int32 indices (Discrete)."""
+        ...
+
+    def update(self, cfg: Any, state: Any, batch: Transition) -> tuple[Any, Metrics]:
+        """One gradient step (off-policy, offline: a batch [B, ...]; on-policy: a rollout [T, N, ...])."""
+        ...
+
+
+@dataclasses.dataclass(frozen=True)
+class DataPath:
+    """How an off-policy agent's updates get their data from a replay buffer (inside the compiled chunk).
+
+    `sample(buffer, key, K, num_envs)` draws the batches of K plain updates; `update(state, buffer, key, K,
+    num_envs, prepare)` runs K gradient steps on the buffer (metrics [K]); `after_add(state, buffer, M)` runs
+    after M items were written (a prioritized sampler gives them priorities). `batch_shape` is the leading shape
+    of one update's batch; `drops_items` says whether the buffer may skip non-finite items (--on-nan skip)
+    without breaking what the sampler relies on.
+    """
+
+    name: str
+    batch_shape: tuple[int, ...]
+    update: Callable[[Any, ReplayBuffer, jax.Array, int, int, Prepare], tuple[Any, Metrics]]
+    sample: Callable[[ReplayBuffer, jax.Array, int, int], Transition] | None = None
+    """Plain batches [K, ...] for `update`'s pieces run one by one (--on-nan skip); None if the path has none."""
+    after_add: Callable[[Any, ReplayBuffer, int], Any] = lambda state, buffer, num_items: state
+    drops_items: bool = True
+
+
+UpdateMany = Callable[[Any, Transition], tuple[Any, Metrics]]
+"""An agent's `update_many` with its config bound: (state, batches [K, ...]) -> (state, metrics [K])."""
+
+
+def uniform(update_many: UpdateMany, batch_size: int) -> DataPath:
+    """Uniform minibatches [K, B, ...] through the agent's `update_many` (one `lax.scan`)."""
+
+    def sample(buffer: ReplayBuffer, key: jax.Array, num_updates: int, num_envs: int) -> Transition:
+        return replay.sample_many(buffer, key, num_updates, batch_size)
+
+    def update(state: Any, buffer: ReplayBuffer, key: jax.Array, num_updates: int, num_envs: int,
+               prepare: Prepare) -> tuple[Any, Metrics]:
+        return update_many(state, prepare(sample(buffer, key, num_updates, num_envs)))
+
+    return DataPath("uniform replay", (batch_size,), update, sample)
+
+
+def sequences(update_many: UpdateMany, batch_size: int, length: int) -> DataPath:
+    """Batches of `length` consecutive steps of one env [K, B, length, ...] (n-step returns), through `update_many`.
+    Consecutive steps must stay consecutive in the buffer, so no item may be dropped."""
+
+    def sample(buffer: ReplayBuffer, key: jax.Array, num_updates: int, num_envs: int) -> Transition:
+        return replay.sample_sequences(buffer, key, num_updates, batch_size, length, num_envs)
+
+    def update(state: Any, buffer: ReplayBuffer, key: jax.Array, num_updates: int, num_envs: int,
+               prepare: Prepare) -> tuple[Any, Metrics]:
+        return update_many(state, prepare(sample(buffer, key, num_updates, num_envs)))
+
+    return DataPath(f"{length}-step sequences", (batch_size, length), update, sample, drops_items=False)
+
+
+def for_run(module: ModuleType, cfg: Any, steps: int, num_envs: int) -> Any:
+    """The agent's config for a run of `steps` env steps per seed over `num_envs` envs: an agent whose schedule
+    spans the run (PPO's annealed learning rate) completes it in its own `for_run` hook; others keep `cfg`."""
+    hook = getattr(module, "for_run", None)
+    return hook(cfg, steps, num_envs) if hook is not None else cfg
+
+
+def kind(module: ModuleType) -> Kind:
+    return module.KIND
+
+
+def data_path(module: ModuleType, cfg: Any) -> DataPath:
+    """The agent's own data path (`module.data_path(cfg)`), else uniform replay."""
+    own = getattr(module, "data_path", None)
+    return own(cfg) if own is not None else uniform(partial(module.update_many, cfg), cfg.batch_size)

@@ -1,0 +1,224 @@
+"""How a run is executed, and the config.json of its run folder.
+
+`RunSettings` holds what every training mode shares (length, seeds, the chunk/log/eval/checkpoint schedule, the
+NaN policy, outputs); `RunConfig` (runs in an environment: off-policy and on-policy host loops, compiled runs)
+and `OfflineRunConfig` (runs on a dataset) add their own fields and defaults. The agent's hyperparameters live in
+the agent's Config. A run's x-axis is "steps": env steps per seed (summed over that seed's envs) for runs in an
+environment, gradient steps for offline runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from critix import __version__, agents, validation
+from critix.types import CritixError
+
+MAX_ENVS = 10_000
+OFFLINE = "offline"
+
+
+def train_env_seed(seed: int) -> int:
+    """Seed of a run's training envs; env i of the run (seed-major over S x N) gets this + i."""
+    return seed * 1000
+
+
+def eval_env_seed(seed: int) -> int:
+    """Seed the evaluation envs are made with (each evaluation then resets them with `eval_seed`)."""
+    return seed * 1000 + 500_000
+
+
+def eval_seed(seed: int, step: int) -> int:
+    """Reset seed of the evaluation at `step` of a run with base seed `seed`: every evaluation its own episodes."""
+    return seed * 1000 + 900_000 + step
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSettings:
+    """What every training mode shares: length, seeds, the chunk/log/eval/checkpoint schedule, NaN policy, outputs."""
+
+    steps: int = 20_000
+    """Length of the run in steps: env steps per seed (summed over its envs), or gradient steps offline."""
+    num_seeds: int = 1
+    """Independent seeds trained together in this process (states and buffers get a leading seed axis)."""
+    seed: int = 0
+    """Base seed: agent keys are split from PRNGKey(seed); training envs get seeds from seed*1000 on."""
+    chunk_size: int = 0
+    """Steps per chunk, the work done between two returns to the host: logging, evaluation and checkpoints happen
+    only between chunks, and the off-policy host loop applies a chunk's updates after its env steps (SB3's
+    train_freq). Host loops round up to whole vector steps or rollouts. 0 picks the mode's default: 50 x num_envs
+    (off-policy host), one rollout (on-policy host), log_every (compiled), 5,000 (offline)."""
+    eval_every: int = 5_000
+    """Evaluate every this many steps (and at the end); 0 evaluates only at the end."""
+    eval_episodes: int = 10
+    """Deterministic evaluation episodes per seed, on separate eval envs."""
+    checkpoint_every: int = 0
+    """Checkpoint every this many steps; 0 means at each evaluation (and always at the end)."""
+    keep_checkpoints: int = 2
+    """How many recent checkpoints to keep."""
+    log_every: int = 1_000
+    """Write training metrics (losses, episode returns) every this many steps; 0: after every chunk."""
+    normalize_obs: bool = False
+    """Normalise observations with running mean/std per seed (stored raw in the buffer, normalised when used)."""
+    normalize_reward: bool = False
+    """On-policy agents: divide rewards by a running std of the discounted return, clipped to [-10, 10]
+    (SB3 VecNormalize); episode returns are still logged unscaled."""
+    run_dir: str | None = None
+    """Run folder; default runs/<algo>-<env>-<time>."""
+    progress: bool = True
+    """Show a progress bar."""
+    tensorboard: bool = True
+    """Write TensorBoard event files."""
+    on_nan: Literal["stop", "skip"] = "stop"
+    """NaN/Inf in observations, rewards, losses or parameters: 'stop' exits with an error and keeps the last good
+    checkpoint; 'skip' drops the bad transitions / updates and counts them (guard/* metrics)."""
+
+    def __post_init__(self) -> None:
+        validation.check_types(self)
+        for name in ("steps", "num_seeds", "eval_episodes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("chunk_size", "log_every", "eval_every", "checkpoint_every", "keep_checkpoints", "seed"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.seed >= 2**31:
+            raise ValueError(f"seed must be in [0, 2**31), got {self.seed}")
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig(RunSettings):
+    """A run in an environment (the agent's hyperparameters live in the agent's Config)."""
+
+    env: str = "Pendulum-v1"
+    """Gymnasium environment id (classic control and MuJoCo work out of the box); gymnax:<id> or jax:<name>
+    runs fully compiled."""
+    num_envs: int = 1
+    """Environments per seed."""
+    vectorization: str = "sync"
+    """Gymnasium vectorisation: 'sync' (fast envs) or 'async' (one process per env, for slow envs)."""
+    grid: tuple[str, ...] = ()
+    """Compiled runs (gymnax: env ids) only: FIELD=V1,V2,... trains every value of the float agent field FIELD
+    in the same jit(vmap) as the seeds (several flags: every combination); each grid point gets a run folder
+    under RUN_DIR/grid/. Gymnasium envs: train a grid with `critix sweep`."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.num_envs < 1:
+            raise ValueError(f"num_envs must be >= 1, got {self.num_envs}")
+        if self.steps < self.num_envs:
+            raise ValueError(f"steps ({self.steps}) must be >= num_envs ({self.num_envs})")
+        for name, count in (("num_seeds * num_envs", self.num_seeds * self.num_envs),
+                            ("num_seeds * eval_episodes", self.num_seeds * self.eval_episodes)):
+            if count > MAX_ENVS:
+                raise ValueError(f"{name} must be <= {MAX_ENVS} (envs in one process), got {count}")
+
+
+@dataclasses.dataclass(frozen=True)
+class OfflineRunConfig(RunSettings):
+    """A run on a dataset (the agent's hyperparameters live in the agent's Config); steps are gradient steps."""
+
+    dataset: str = ""
+    """Minari-format dataset folder (written by `critix collect` or by minari)."""
+    steps: int = 300_000
+    """Gradient steps per seed."""
+    env: str | None = None
+    """Gymnasium id of the evaluation env; default: the env recorded in the dataset's metadata."""
+    chunk_size: int = 5_000
+    """Gradient steps per compiled call; logging, evaluation and checkpoints happen between calls."""
+    eval_every: int = 25_000
+    """Evaluate every this many gradient steps (a multiple of chunk_size) and at the end; 0: only at the end."""
+    log_every: int = 0
+    """Write training metrics every this many gradient steps; 0: after every chunk."""
+    checkpoint_every: int = 0
+    """Checkpoint every this many gradient steps (a multiple of chunk_size); 0: at each evaluation and the end."""
+    normalize_obs: bool = False
+    """Standardise observations with the dataset's mean and std (TD3+BC, Fujimoto & Gu 2021, Sec. 5)."""
+    normalize_reward: bool = False
+    """Scale rewards by 1000 / (max - min episode return) of the dataset (IQL on MuJoCo, Kostrikov et al. 2022)."""
+    run_dir: str | None = None
+    """Run folder; default runs/<algo>-offline-<dataset name>-<time>."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.chunk_size < 1:
+            raise ValueError(f"chunk_size must be >= 1 for offline runs, got {self.chunk_size}")
+        for name in ("eval_every", "checkpoint_every"):
+            if getattr(self, name) % self.chunk_size:
+                raise ValueError(f"{name} ({getattr(self, name)}) must be a multiple of chunk_size ({self.chunk_size})")
+
+
+# ---- config.json --------------------------------------------------------------------------------------------
+
+
+def config_to_json(algo: str, agent_cfg: Any, run: RunSettings) -> dict[str, Any]:
+    """The run folder's config.json: algorithm, agent and run configs (offline runs also say their mode)."""
+    mode = {"mode": OFFLINE} if isinstance(run, OfflineRunConfig) else {}
+    return {**mode, "algo": algo, "agent": dataclasses.asdict(agent_cfg), "run": dataclasses.asdict(run),
+            "critix_version": __version__}
+
+
+def config_from_dict(cls: type, values: dict[str, Any]) -> Any:
+    """Rebuild a frozen config dataclass from JSON, restoring tuples and rejecting unknown fields."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    if not isinstance(values, dict):
+        raise CritixError(f"config for {cls.__module__}.{cls.__name__} must be a JSON object, got {type(values).__name__}")
+    unknown = set(values) - set(fields)
+    if unknown:
+        raise CritixError(f"config has unknown fields {sorted(unknown)} for {cls.__module__}.{cls.__name__}")
+    fixed = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+    try:
+        return cls(**fixed)
+    except (TypeError, ValueError) as err:
+        raise CritixError(f"invalid config: {err}") from None
+
+
+def read_config_json(run_dir: Path) -> dict[str, Any]:
+    """config.json of a run folder as a JSON object, or a CritixError naming the folder."""
+    path = Path(run_dir) / "config.json"
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+        if not isinstance(data, dict):
+            raise TypeError(f"it holds {type(data).__name__}, not an object")
+    except (OSError, ValueError, TypeError, RecursionError) as err:  # ValueError: JSON, UTF-8
+        raise CritixError(f"{path} is missing or malformed ({err}); is {run_dir} a critix run folder?") from None
+    return data
+
+
+def is_offline_run(run_dir: Path) -> bool:
+    try:
+        return read_config_json(run_dir).get("mode") == OFFLINE
+    except CritixError:
+        return False  # not readable: the loaders give the clear error
+
+
+def load_run_config(run_dir: Path) -> tuple[str, Any, Any]:
+    """(algo, agent config, RunConfig or OfflineRunConfig) from a run folder's config.json."""
+    data = read_config_json(run_dir)
+    try:
+        algo, agent_values, run_values = data["algo"], data["agent"], data["run"]
+        if not isinstance(algo, str):
+            raise TypeError(f"algo must be a string, got {algo!r}")
+    except (KeyError, TypeError) as err:
+        raise CritixError(f"{Path(run_dir) / 'config.json'} is missing or malformed ({err}); is {run_dir} a "
+                          "critix run folder?") from None
+    spec = agents.get(algo)
+    run_cls = OfflineRunConfig if data.get("mode") == OFFLINE else RunConfig
+    return algo, config_from_dict(type(spec.default_config), agent_values), config_from_dict(run_cls, run_values)
+
+
+def default_run_dir(algo: str, run: RunSettings) -> Path:
+    """runs/<algo>-<env>-<time>, or runs/<algo>-offline-<dataset>-<time>."""
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    if isinstance(run, OfflineRunConfig):
+        return Path("runs") / f"{algo}-offline-{Path(run.dataset).name}-{stamp}"
+    env = run.env.replace("/", "_").replace(":", "-")  # no separators or colons in folder names
+    return Path("runs") / f"{algo}-{env}-{stamp}"
+
+
+def run_folder(algo: str, run: RunSettings, resume: Path | None) -> Path:
+    """The folder a run writes: the one it resumes, else --run-dir, else a new time-stamped one."""
+    return Path(resume) if resume else Path(run.run_dir) if run.run_dir else default_run_dir(algo, run)

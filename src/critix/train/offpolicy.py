@@ -1,0 +1,217 @@
+"""The off-policy host stepper: Gymnasium envs on the host, compiled update chunks, S seeds in one process.
+
+One Gymnasium vector env holds S seeds x N envs (seed-major). A chunk steps the env `chunk_size` times (one
+vmapped, jitted `act` per step; uniform random actions before `learning_starts`), then makes one compiled call
+that writes the chunk's transitions into the device-resident replay buffers and runs `utd_ratio x` (the chunk's
+env steps) gradient steps per seed. How an agent samples and updates is the agent's data path
+(`critix.agents.contract`): uniform batches, n-step sequences, or its own sampler (prioritized replay).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from critix import validation
+from critix.agents import contract
+from critix.data import replay
+from critix.envs.gym import final_observation, random_actions, to_env_action
+from critix.train import checkpoint, guards
+from critix.train.config import RunConfig
+from critix.train.host import HostStepper
+from critix.train.run import Chunk
+from critix.types import CritixError, Transition
+
+DEFAULT_CHUNK = 50
+"""Vector steps per chunk when --chunk-size is 0."""
+
+
+class OffPolicy(HostStepper):
+    """Host stepper of off-policy agents. `initial(stepper)` may change a fresh run's state (offline-to-online
+    fine-tuning loads offline agents and the dataset into the buffers); `capacity` overrides the buffer size;
+    warm-up actions come from numpy's stream [seed, `random_stream`] (`critix collect` keeps its own, 2)."""
+
+    def __init__(self, algo: str, agent_cfg: Any, run: RunConfig, capacity: int | None = None,
+                 initial: Callable[[OffPolicy], None] | None = None, random_stream: int = 1) -> None:
+        super().__init__(algo, agent_cfg, run)
+        self.initial, self.random_stream = initial, random_stream
+        try:
+            self._setup(agent_cfg, run, capacity)
+        except CritixError:
+            self.close()
+            raise
+
+    def _setup(self, agent_cfg: Any, run: RunConfig, capacity: int | None) -> None:
+        # Images (uint8 or bool Box spaces, e.g. Atari, MinAtar) are stored compactly as uint8; the rest as float32.
+        self.obs_dtype = np.uint8 if np.dtype(self.obs_space.dtype) in (np.uint8, np.bool_) else np.float32
+        if run.normalize_reward:
+            raise CritixError(f"--normalize-reward scales on-policy returns (PPO, A2C); {self.algo} is off-policy: "
+                              "drop the flag")
+        if run.normalize_obs and self.obs_dtype == np.uint8:
+            raise CritixError("--normalize-obs is for vector observations; image observations are scaled by the encoder")
+        self.data_path = contract.data_path(self.module, agent_cfg)
+        self.capacity = capacity or min(agent_cfg.buffer_size, run.steps)
+        if self.capacity < agent_cfg.batch_size:
+            raise CritixError(
+                f"the replay buffer holds {self.capacity} transitions (min of buffer_size and steps), fewer than "
+                f"batch_size={agent_cfg.batch_size}; raise --steps or lower --batch-size"
+            )
+        item_bytes = sum(np.asarray(x).nbytes for x in jax.tree.leaves(self.example()))
+        validation.check_buffer_memory(self.capacity, item_bytes, run.num_seeds)
+        if run.on_nan == "skip" and not self.data_path.drops_items:
+            raise CritixError(f"--on-nan skip drops non-finite transitions from the replay buffer, which would break "
+                              f"the order that {self.data_path.name} relies on; use --on-nan stop")
+        N = self.num_envs
+        self.total_vector_steps = math.ceil(run.steps / N)
+        self.total_steps = self.total_vector_steps * N
+        self.chunk = min(self.chunk_vector_steps(DEFAULT_CHUNK), self.total_vector_steps)
+        self.compiled_variants: set[tuple[int, int]] = set()  # (env steps, gradient steps) of train_chunk calls
+        self.policy_compiled = False
+        self._build_functions()
+
+    def _build_functions(self) -> None:
+        cfg, module, prepare, path = self.cfg, self.module, self.prepare, self.data_path
+        skip = self.run.on_nan == "skip"
+
+        def train_chunk(state, buffer, key, items, mean, var, num_updates):  # type: ignore[no-untyped-def]
+            # guard: counts of non-finite transitions and updates in this chunk (see critix.train.guards)
+            valid = guards.finite_items(items)
+            guard = {"transitions": (~valid).sum(), "updates": jnp.zeros((), jnp.int32)}
+            buffer = replay.add_masked(buffer, items, valid) if skip else replay.add(buffer, items)
+            state = path.after_add(state, buffer, items.reward.shape[0])
+            if num_updates == 0:
+                return state, buffer, key, {}, guard
+            key, sample_key = jax.random.split(key)
+
+            def prepare_batch(b: Transition) -> Transition:
+                return b.replace(obs=prepare(b.obs, mean, var), next_obs=prepare(b.next_obs, mean, var))
+
+            if skip:
+                batches = prepare_batch(path.sample(buffer, sample_key, num_updates, self.num_envs))
+                state, metrics, skipped = guards.skip_nonfinite_updates(partial(module.update, cfg), state, batches)
+                guard["updates"] = skipped.sum()
+            else:
+                state, metrics = path.update(state, buffer, sample_key, num_updates, self.num_envs, prepare_batch)
+                bad = guards.nonfinite_steps(metrics)
+                guard["updates"] = jnp.where(guards.all_finite(state), bad, jnp.maximum(bad, 1))
+            return state, buffer, key, jax.tree.map(jnp.nanmean, metrics), guard
+
+        self.train_chunk = jax.jit(
+            jax.vmap(train_chunk, in_axes=(0, 0, 0, 0, 0, 0, None)), static_argnums=6, donate_argnums=(0, 1, 2)
+        )
+
+    # ---- state -----------------------------------------------------------------------------------------------
+    def example(self) -> Transition:
+        """One unbatched transition of this env, zero-filled: the shapes and dtypes the replay buffer stores."""
+        obs = np.zeros(self.obs_shape, self.obs_dtype)
+        return Transition(obs, np.zeros(self.action_shape, self.action_dtype), np.zeros((), np.float32), obs,
+                          np.zeros((), bool), np.zeros((), bool))
+
+    def fresh(self, capacity: int) -> None:
+        """New agents (keys split from PRNGKey(seed)), empty buffers of `capacity`, fresh statistics."""
+        agent_key, loop_key = jax.random.split(jax.random.PRNGKey(self.run.seed))
+        obs_space, act_space, cfg, module = self.obs_space, self.act_space, self.cfg, self.module
+        self.agent = jax.jit(jax.vmap(lambda k: module.init(cfg, k, obs_space, act_space)))(
+            jax.random.split(agent_key, self.num_seeds))
+        example = self.example()
+        self.buffer = jax.jit(jax.vmap(lambda _: replay.init(capacity, example)))(jnp.arange(self.num_seeds))
+        self.key = jax.random.split(loop_key, self.num_seeds)
+        self.vector_steps = self.updates = self.episodes = 0
+
+    def arrays(self) -> dict[str, Any]:
+        return {"agent": self.agent, "buffer": self.buffer, "key": self.key, "obs_rms": self.rms_arrays(self.obs_rms)}
+
+    def start(self, restored: tuple[Path, dict[str, Any]] | None) -> int:
+        self.rng = np.random.default_rng([self.run.seed, self.random_stream])  # actions before learning starts
+        if restored is None:
+            self.fresh(self.capacity)
+            if self.initial is not None:
+                self.initial(self)
+            self.begin(None)
+            return 0
+        ckpt, meta = restored
+        saved_capacity = int(meta.get("buffer_capacity", self.capacity))
+        self.fresh(saved_capacity)
+        arrays, _ = checkpoint.load(ckpt, self.arrays())
+        self.agent, self.key = jax.device_put(arrays["agent"]), jax.device_put(arrays["key"])
+        self.buffer = jax.device_put(arrays["buffer"])
+        if self.capacity > saved_capacity:  # the run was extended (--steps): grow the ring, keeping its data
+            self.buffer = jax.vmap(lambda b: replay.grow(b, self.capacity))(self.buffer)
+        self.obs_rms = self.rms_from(arrays["obs_rms"])
+        self.restore_counters(meta)
+        self.rng.bit_generator.state = meta["numpy_rng"]
+        self.begin(meta)
+        return self.vector_steps * self.num_envs
+
+    def state(self) -> tuple[Any, dict[str, Any]]:
+        return self.arrays(), {**self.loop_meta(), "numpy_rng": self.rng.bit_generator.state,
+                               "buffer_capacity": self.buffer.capacity}
+
+    def gradient_steps(self) -> int:
+        return self.updates
+
+    def metric_names(self) -> list[str]:
+        """The agent's update metrics (found by tracing its update) and the episode return."""
+        cfg, module, obs_space, act_space = self.cfg, self.module, self.obs_space, self.act_space
+        agent = jax.eval_shape(lambda: module.init(cfg, jax.random.PRNGKey(0), obs_space, act_space))
+        batch = jax.tree.map(lambda x: jax.ShapeDtypeStruct((*self.data_path.batch_shape, *x.shape), x.dtype),
+                             self.example())
+        _, metrics = jax.eval_shape(lambda s, b: module.update(cfg, s, b), agent, batch)
+        return sorted(metrics) + ["train/episode_return"]
+
+    # ---- one chunk -------------------------------------------------------------------------------------------
+    def advance(self) -> Chunk:
+        cfg, run, S, N = self.cfg, self.run, self.num_seeds, self.num_envs
+        k_steps = min(self.chunk, self.total_vector_steps - self.vector_steps)
+        learning = self.vector_steps * N >= cfg.learning_starts
+        mean, var = self.stats()
+        used_policy = False
+        stage = []
+        for _ in range(k_steps):
+            if self.vector_steps * N < cfg.learning_starts:
+                action = random_actions(self.rng, self.act_space, S * N)
+            else:
+                used_policy = True
+                action, self.key = self.policy(self.agent, self.key, self.obs.reshape(S, N, *self.obs_shape), mean, var)
+                action = np.asarray(action).reshape(S * N, *self.action_shape)
+                if run.on_nan == "skip" and action.dtype.kind == "f":  # a non-finite observation gives a
+                    action = np.where(np.isfinite(action), action, np.float32(0.0))  # non-finite action: send 0
+            next_obs, reward, terminated, truncated, info = self.env.step(to_env_action(action, self.act_space, S * N))
+            next_obs = next_obs.astype(self.obs_dtype)
+            done = terminated | truncated
+            final = final_observation(next_obs, done, info).astype(self.obs_dtype, copy=False)
+            stage.append((self.obs, action, reward, final, terminated, truncated))
+            self.record(reward, done)
+            self.obs = next_obs
+            self.vector_steps += 1
+
+        def per_seed(*x: np.ndarray) -> np.ndarray:  # k x [S*N, ...] -> [S, k*N, ...]
+            y = np.stack(x).reshape(k_steps, S, N, *x[0].shape[1:]).swapaxes(0, 1)
+            return y.reshape(S, k_steps * N, *y.shape[3:])
+
+        self.staged = stage  # the chunk's host steps, for observers (`critix collect` records its episodes)
+        items = Transition(*(per_seed(*column) for column in zip(*stage)))
+        items = items.replace(reward=items.reward.astype(np.float32))
+        if run.normalize_obs and (run.on_nan == "stop" or np.isfinite(items.obs).all()):
+            self.obs_rms.update(items.obs)
+        steps_now = self.vector_steps * N
+        num_updates = max(1, round(cfg.utd_ratio * k_steps * N)) if steps_now >= cfg.learning_starts else 0
+        compiling = (k_steps, num_updates) not in self.compiled_variants or (used_policy and not self.policy_compiled)
+        self.compiled_variants.add((k_steps, num_updates))
+        self.policy_compiled = self.policy_compiled or used_policy
+        self.agent, self.buffer, self.key, metrics, guard = self.train_chunk(
+            self.agent, self.buffer, self.key, items, mean, var, num_updates)
+        guard = jax.device_get(guard)  # one transfer for both counters
+        if num_updates:
+            self.updates += num_updates
+            self.train_metrics = metrics
+            # Wait for the updates so the chunk's time includes them (the next act would wait anyway).
+            jax.block_until_ready(self.agent)
+        return Chunk(steps_now, compiling, learning, int(np.sum(guard["transitions"])), int(np.sum(guard["updates"])))
