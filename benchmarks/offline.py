@@ -1,7 +1,7 @@
 """Offline RL benchmark: collect D4RL-style datasets, train every offline agent, report normalised scores and speed.
 
 For each env (default Hopper-v5 and HalfCheetah-v5) one behaviour run (critix SAC) makes the medium and
-medium-replay datasets (`critix.data.collect`); each offline agent then trains on each dataset with S vmapped
+medium-replay datasets (`critix.train.collect`); each offline agent then trains on each dataset with S vmapped
 seeds (`critix.train.offline`), and the table reports the final normalised score (mean and 95% t-interval over
 seeds), the dataset's own mean normalised score, gradient steps/s per seed (S seeds vmapped in one process) and
 the FLOP bound of one update (matmul FLOPs / measured matmul GFLOP/s at the same sizes). With `--peer d3rlpy`
@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from critix import agents
-from critix.data.collect import CollectConfig, collect
+from critix.train.collect import CollectConfig, collect
 from critix.data.datasets import read_dataset
 from critix.train import offline
 

@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from offline import matmul_gflops, run_peer, update_flops  # noqa: E402  (benchmarks/offline.py)
 
 from critix import agents  # noqa: E402
-from critix.data.collect import CollectConfig, collect  # noqa: E402
+from critix.train.collect import CollectConfig, collect  # noqa: E402
 from critix.data.datasets import read_dataset  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -100,7 +100,7 @@ class Bench:
     """Run a benchmark suite (every algorithm x task x seed it lacks), resumably, and write its report."""
 
     suite: Annotated[str, tyro.conf.Positional, tyro.conf.arg(metavar="SUITE")]
-    """Suite name: classic, mujoco (100k steps) or mujoco-300k (see critix/envs/suites.py)."""
+    """Suite name: classic, mujoco (100k steps) or mujoco-300k (see critix/bench/suites.py)."""
     algos: str
     """Comma-separated algorithm names from `critix list`, e.g. sac,td3."""
     seeds: int | None = None
@@ -124,8 +124,8 @@ class Bench:
 
 
 def cmd_bench(argv: list[str]) -> int:
-    from critix.stats.report import write_report
-    from critix.train.bench import BenchConfig, print_now, run
+    from critix.bench.report import write_report
+    from critix.bench.runner import BenchConfig, print_now, run
 
     args = tyro.cli(Bench, args=argv, prog="critix bench")
     cfg = BenchConfig(
@@ -302,7 +302,7 @@ def _is_offline(argv: list[str]) -> bool:
 
 
 def cmd_collect(argv: list[str]) -> int:
-    from critix.data.collect import CollectConfig, collect
+    from critix.train.collect import CollectConfig, collect
 
     cfg = tyro.cli(CollectConfig, args=[a for a in argv if a != "--debug"], prog="critix collect",
                    description="Make a D4RL-style Minari-format dataset from critix agents.")

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from critix.cli import main
-from critix.train import bench
+from critix.bench import runner as bench
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

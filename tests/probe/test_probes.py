@@ -30,7 +30,7 @@ import pytest
 
 from critix import agents
 from critix.agents import cql, dqn, iql, ppo, sac, sac_discrete
-from critix.data import collect
+from critix.train import collect
 from critix.data.datasets import write_dataset
 from critix.train import checkpoint, offline
 from critix.train.modes import make_stepper, train

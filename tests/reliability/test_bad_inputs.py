@@ -64,7 +64,7 @@ CLI_CASES: list[tuple[str, str, list[str], str]] = [
     ("steps-text", "steps not a number", ["train", "sac", "--steps", "abc"], "Error parsing --steps"),
     ("seeds-zero", "num_seeds 0", ["train", "sac", "--num-seeds", "0"], "num_seeds must be >= 1"),
     ("envs-zero", "num_envs 0", ["train", "sac", "--num-envs", "0"], "num_envs must be >= 1"),
-    ("chunk-zero", "chunk_size 0", ["train", "sac", "--chunk-size", "0"], "chunk_size must be >= 1"),
+    ("chunk-negative", "chunk_size -1", ["train", "sac", "--chunk-size", "-1"], "chunk_size must be >= 0"),
     ("eval-episodes-zero", "eval_episodes 0", ["train", "sac", "--eval-episodes", "0"], "eval_episodes must be >= 1"),
     ("seed-negative", "seed -1", ["train", "sac", "--seed", "-1"], "seed must be >= 0"),
     ("seed-huge", "seed 2^31", ["train", "sac", "--seed", str(2**31)], "seed must be in [0, 2**31)"),

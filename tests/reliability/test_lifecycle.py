@@ -17,7 +17,7 @@ from safetensors.numpy import load_file
 
 from critix.cli import main
 from critix.train import checkpoint
-from critix.train.logging import read_metrics
+from critix.stats.runs import read_metrics
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
 from test_datasets import make_episodes, write  # noqa: E402

@@ -16,7 +16,7 @@ from safetensors.numpy import load_file
 from critix.cli import main
 from critix.data import replay
 from critix.train import checkpoint, guards
-from critix.train.logging import read_metrics
+from critix.stats.runs import read_metrics
 from critix.types import Transition
 
 

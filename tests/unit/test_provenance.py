@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from critix import provenance
-from critix.stats.report import run_commits
+from critix.bench.report import run_commits
 from critix.stats.runs import RunData
 
 GIT = ["git", "-c", "user.name=critix-test", "-c", "user.email=test@example.invalid", "-c", "commit.gpgsign=false"]

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from critix.cli import main
-from critix.stats.report import write_report
-from critix.train import bench, runlock
+from critix.bench.report import write_report
+from critix.bench import runner as bench
+from critix.train import runlock
 from critix.types import CritixError
 
 

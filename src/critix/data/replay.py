@@ -115,7 +115,7 @@ REPLAY_VERSION = 1
 
 def save(path: str | Path, buffer: ReplayBuffer) -> None:
     """Write one (unbatched) buffer as a data-only safetensors file, atomically (temp file, fsync, rename)."""
-    from critix.train.checkpoint import atomic_write_bytes
+    from critix.files import atomic_write_bytes
 
     arrays = {name: np.asarray(getattr(buffer.data, name)) for name in FIELDS}
     arrays["position"], arrays["size"] = np.asarray(buffer.position), np.asarray(buffer.size)

@@ -6,6 +6,7 @@ critix.train.logging) and, once finished, summary.json (final evaluation return 
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import json
 from collections.abc import Iterable, Mapping, Sequence
@@ -15,9 +16,21 @@ from typing import Any
 import numpy as np
 
 from critix.stats import normalize
-from critix.train.grid import point_label
-from critix.train.logging import read_metrics
 from critix.types import CritixError
+
+
+def read_metrics(path: Path) -> dict[str, np.ndarray]:
+    """metrics.csv -> column name -> float array (empty cells are NaN)."""
+    with Path(path).open(newline="") as f:
+        reader = csv.DictReader(f)
+        rows = list(reader)
+        columns = reader.fieldnames or []
+    return {c: np.array([float(r[c]) if r[c] not in ("", None) else np.nan for r in rows]) for c in columns}
+
+
+def point_label(point: dict[str, float], sep: str = " ") -> str:
+    """`learning_rate=0.0003 clip_ratio=0.1`: a grid point as the CLI, folders, plots and summaries name it."""
+    return sep.join(f"{name}={format(float(value), '.4g')}" for name, value in point.items())
 
 
 @dataclasses.dataclass(frozen=True)

@@ -37,7 +37,7 @@ from ray.exceptions import AuthenticationError
 from critix.sweep.report import eval_points
 from critix.sweep.spec import LOCK_FILE, ExecutionConfig, Manifest, SweepSpec, TrialRecord, now, plan
 from critix.train import checkpoint, runlock
-from critix.train.bench import print_now
+from critix.bench.runner import print_now
 from critix.types import CritixError
 
 TRIAL_LOCK_FILE = ".trial.lock"

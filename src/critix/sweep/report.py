@@ -21,10 +21,10 @@ import numpy as np
 from critix import __version__
 from critix.provenance import source_commit
 from critix.stats import aggregate, plots
-from critix.stats.report import dataclasses_dict, format_figure, format_interval, jax_version, machine
+from critix.bench.report import dataclasses_dict, format_figure, format_interval, jax_version, machine
 from critix.stats.runs import RunData, load_run
 from critix.sweep.spec import Configuration, Manifest, format_value
-from critix.train.checkpoint import atomic_write_bytes, atomic_write_json
+from critix.files import atomic_write_bytes, atomic_write_json
 
 MAX_CURVES = 8
 """Learning curves of at most this many configurations (the best by mean final return) in one plot."""

@@ -40,8 +40,8 @@ from typing import Any
 import numpy as np
 
 from critix import __version__, agents, validation
-from critix.train.bench import seed_ranges
-from critix.train.checkpoint import atomic_write_json
+from critix.bench.runner import seed_ranges
+from critix.files import atomic_write_json
 from critix.train.config import RunConfig, config_to_json
 from critix.types import CritixError
 
@@ -377,7 +377,7 @@ def build_spec(data: dict[str, Any], source: str) -> SweepSpec:
 
 def _check_env(algo: str, env_id: str, source: str) -> None:
     """The env exists and the algorithm can handle its spaces (the messages `critix train` would give)."""
-    from critix.envs import suites
+    from critix.bench import suites
     from critix.envs.jax_envs import is_jax_env, make_jax_env
 
     try:

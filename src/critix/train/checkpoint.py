@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -28,6 +26,7 @@ from safetensors.numpy import load as st_load
 from safetensors.numpy import save as st_save
 
 from critix import __version__
+from critix.files import atomic_write_bytes, atomic_write_json, fsync_dir
 from critix.types import CritixError
 
 FORMAT_VERSION = 2
@@ -37,35 +36,6 @@ OLDEST_READABLE_FORMAT = 1
 STATE_FILE = "state.safetensors"
 META_FILE = "meta.json"
 META_CHECKSUM = "meta_sha256"
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same folder, fsync, then rename over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
-
-
-def fsync_dir(directory: Path) -> None:
-    """Make a folder's entries (a rename, a new or removed child) durable."""
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
 
 def flatten(tree: Any) -> dict[str, np.ndarray]:

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from critix.stats.runs import point_label
 from critix.types import CritixError
 
 EXAMPLE = "e.g. --grid learning_rate=1e-4,3e-4 clip_ratio=0.1,0.2 (tied fields: actor_lr,critic_lr=1e-4,3e-4)"
@@ -48,11 +49,6 @@ class Grid:
         """field -> float32 [G * S]: the value each member trains with (member m is point m // S)."""
         return {name: np.repeat(np.asarray([p[name] for p in self.points], np.float32), num_seeds)
                 for name in self.fields}
-
-
-def point_label(point: dict[str, float], sep: str = " ") -> str:
-    """`learning_rate=0.0003 clip_ratio=0.1`: a grid point as the CLI, folders, plots and summaries name it."""
-    return sep.join(f"{name}={format(float(value), '.4g')}" for name, value in point.items())
 
 
 def parse_grid(specs: tuple[str, ...], algo: str, cfg: Any) -> Grid:

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from critix.train.checkpoint import atomic_write_bytes
+from critix.files import atomic_write_bytes
+from critix.stats.runs import read_metrics
 
 BASE_COLUMNS = ["step", "seed", "wall_seconds"]
 
@@ -102,15 +103,6 @@ def last_logged_step(metrics_csv: Path) -> int | None:
         except ValueError:  # the header, or a row cut by the 4 KiB window
             continue
     return None
-
-
-def read_metrics(path: Path) -> dict[str, np.ndarray]:
-    """metrics.csv -> column name -> float array (empty cells are NaN)."""
-    with Path(path).open(newline="") as f:
-        reader = csv.DictReader(f)
-        rows = list(reader)
-        columns = reader.fieldnames or []
-    return {c: np.array([float(r[c]) if r[c] not in ("", None) else np.nan for r in rows]) for c in columns}
 
 
 def plot_learning_curve(metrics_csv: Path, out_png: Path, title: str, metric: str = "eval/return") -> bool:

@@ -20,10 +20,10 @@ from critix import __version__
 from critix.provenance import source_commit
 from critix.stats import aggregate, normalize, plots
 from critix.stats.runs import RunData, load_run
-from critix.train.checkpoint import atomic_write_bytes, atomic_write_json
+from critix.files import atomic_write_bytes, atomic_write_json
 
 if TYPE_CHECKING:
-    from critix.train.bench import BenchConfig, Plan
+    from critix.bench.runner import BenchConfig, Plan
 
 
 def format_figure(value: float) -> str:

@@ -3,7 +3,7 @@
 Layout of the output folder (default benchmarks/results/<suite>/):
 
     runs/<algo>/<env>_<steps>/seeds_<a>-<b>/   one `critix train` run folder for seeds a..b (trained together)
-    report.md, scores.csv, aggregate.json, plots/   written by critix.stats.report after the runs
+    report.md, scores.csv, aggregate.json, plots/   written by critix.bench.report after the runs
 
 Every unit of work is one run folder, trained exactly as `critix train ALGO --env ENV --steps N --num-seeds K
 --seed a ...` would train it (so any agent in the REGISTRY joins, whatever its training loop). A unit is
@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from critix import agents
-from critix.envs import suites
+from critix.bench import suites
 from critix.train import checkpoint, runlock
 from critix.train.logging import last_logged_step
 from critix.types import CritixError
@@ -199,7 +199,7 @@ def print_now(message: str) -> None:
 def run(cfg: BenchConfig, trainer: Callable[[list[str]], None],
         log: Callable[[str], None] = print_now) -> tuple[Plan, dict[Path, str]]:
     """Run every missing unit of the suite; returns the plan and the units that failed (run folder -> error), what
-    `critix.stats.report.write_report` makes the report of.
+    `critix.bench.report.write_report` makes the report of.
 
     trainer(argv) trains one unit from the arguments of `critix train` (`critix bench` passes the command itself,
     run in its process; it raises CritixError when the run fails).
