@@ -1,7 +1,7 @@
 """Where critix's host DQN loop spends its time per env step (diagnostic for issue 4's 3x-SB3 target).
 
-Builds the same `critix.train.online.Session` as `benchmarks/dqn_speed.py` runs (SB3's DQN defaults on CartPole-v1,
-chunk 4, UTD 0.25, 1 seed, 1 env), compiles its functions, then replays the body of `online._train`'s loop
+Builds the same off-policy stepper (`critix.train.offpolicy.OffPolicy`) as `benchmarks/dqn_speed.py` runs (SB3's DQN defaults on CartPole-v1,
+chunk 4, UTD 0.25, 1 seed, 1 env), compiles its functions, then replays the body of its `advance`
 (`--steps` env steps after `--warmup` untimed ones) with a timer around each part:
 - act: `session.policy(...)` (one jitted, vmapped call) and `np.asarray` of its action (waits for it);
 - env: Gymnasium's SyncVectorEnv.step (1 CartPole) with the action converted by `to_env_action`;
@@ -12,7 +12,7 @@ chunk 4, UTD 0.25, 1 seed, 1 env), compiles its functions, then replays the body
 (act and update also in process CPU time, all threads: wall well above CPU time is waiting, e.g. for a core on
 a loaded machine or for XLA's worker threads to wake), and, as floors, a jitted no-op round trip (dispatch +
 transfer of one small array) and the env step alone. It also counts the kernels XLA launches per call of the act
-and update functions. The loop copy mirrors online.py at the commit this file was written against; it measures,
+and update functions. The loop copy mirrors offpolicy.py at the commit this file was written against; it measures,
 it does not train for results. Figures are microseconds per env step (per-chunk parts divided by the chunk size).
 The JSON goes to stdout and to benchmarks/results/dqn_loop_breakdown-<date>.json, with commit, machine and load.
 
@@ -39,7 +39,8 @@ from sac_speed import cpu_model, git_commit  # noqa: E402
 
 from critix.agents import dqn  # noqa: E402
 from critix.envs.gym import final_observation, to_env_action  # noqa: E402
-from critix.train.online import RunConfig, Session  # noqa: E402
+from critix.train.config import RunConfig  # noqa: E402
+from critix.train.offpolicy import OffPolicy  # noqa: E402
 from critix.types import Transition  # noqa: E402
 
 
@@ -63,8 +64,9 @@ def main() -> None:
     agent_fields, run_fields = critix_dqn_config(SB3_DQN, 100_000)
     cfg = dqn.Config(**{**agent_fields, "learning_starts": 0})  # act with the policy from the first step
     run = RunConfig(env="CartPole-v1", steps=total, eval_every=0, progress=False, tensorboard=False, **run_fields)
-    session = Session("dqn", cfg, run)
-    runner = session.init_runner()
+    session = OffPolicy("dqn", cfg, run)
+    session.fresh(session.capacity)
+    runner = session  # the stepper holds the agents, buffers and keys
     S, N, K = 1, 1, run.chunk_size
     obs, _ = session.env.reset(seed=0)
     obs = obs.astype(np.float32)
@@ -84,7 +86,7 @@ def main() -> None:
         timing = steps_done >= args.warmup
         t_chunk = clock()
         t0 = clock()
-        mean, var = session.stats(runner)
+        mean, var = session.stats()
         prep = clock() - t0
         for k in range(K):
             t0, c0 = clock(), cpu_clock()
@@ -134,7 +136,7 @@ def main() -> None:
             t_loop += clock() - t_chunk
 
     # Kernels per call of the two compiled functions the loop calls, and of the greedy part of the act alone.
-    mean, var = session.stats(runner)
+    mean, var = session.stats()
     obs3 = obs.reshape(S, N, *session.obs_shape)
     greedy = jax.jit(jax.vmap(lambda state, o: dqn.act(cfg, state, o, jax.random.PRNGKey(0), True)))
     kernels = {

@@ -67,20 +67,25 @@ CRITIX = [sys.executable, "-m", "critix.cli"]
 
 
 def run_critix(env: str, steps: int, num_envs: int, num_seeds: int, extra: list[str],
-               log_every: int | None = None) -> dict[str, Any]:
+               log_every: int | None = None, src: Path | None = None, lib: str = "critix") -> dict[str, Any]:
+    """One critix PPO run; `src`: a critix source folder put first on PYTHONPATH (another commit's checkout)."""
+    environ = dict(os.environ)
+    if src is not None:
+        environ["PYTHONPATH"] = f"{src.resolve()}{os.pathsep}{environ.get('PYTHONPATH', '')}"
     with tempfile.TemporaryDirectory(prefix="critix-ppo-") as tmp:
         run_dir = Path(tmp) / "run"
         cmd = [*CRITIX, "train", "ppo", "--env", env, "--steps", str(steps), "--num-envs", str(num_envs),
                "--num-seeds", str(num_seeds), "--eval-every", "0", "--log-every", str(log_every or steps),
                "--no-progress", "--no-tensorboard", "--run-dir", str(run_dir), *extra]
         t = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=environ)
         process_seconds = time.perf_counter() - t
         if proc.returncode != 0:
             raise SystemExit(f"critix failed: {shlex.join(cmd)}\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
         summary = json.loads((run_dir / "summary.json").read_text())
     timed = summary["compile_seconds"] + summary["train_seconds"]  # all env steps and updates; no evaluation
-    return {"lib": "critix", "lib_version": summary["critix_version"], "env": env, "num_seeds": num_seeds,
+    return {"lib": lib, "lib_version": summary["critix_version"], "critix_commit": summary.get("critix_commit"),
+            "env": env, "num_seeds": num_seeds,
             "steps": summary["steps"], "steps_per_second": summary["steps"] / timed,
             "steps_per_second_steady": summary["steps_per_second"], "compile_seconds": summary["compile_seconds"],
             "train_seconds": summary.get("train_seconds"), "wall_seconds": timed, "process_seconds": process_seconds,
@@ -254,6 +259,9 @@ def main() -> None:
     parser.add_argument("--torch-threads", type=int, default=0,
                         help="torch threads for the peers (1 avoids spin-waiting when the cores are shared)")
     parser.add_argument("--compiled", action="store_true", help="also run compiled PPO on gymnax:CartPole-v1")
+    parser.add_argument("--critix-base-src", type=Path, default=None,
+                        help="a critix source folder of another commit (e.g. a `git worktree`'s src/): its host "
+                             "run (and compiled run with --compiled) alternates with critix's, as 'critix-base'")
     parser.add_argument("--compiled-steps", type=int, default=1_000_000)
     parser.add_argument("--compiled-seeds", type=int, default=16)
     parser.add_argument("--rejax", action="store_true",
@@ -269,19 +277,38 @@ def main() -> None:
         raise SystemExit(f"{args.peer_python} is missing: run `bash benchmarks/peers/install.sh` (or pass --no-peers)")
     load_at_start = list(os.getloadavg())
     results: list[dict[str, Any]] = []
+    bases = [] if args.critix_base_src is None else ["critix-base"]
     for pair in range(args.pairs):
         results.append({"pair": pair, **run_critix("CartPole-v1", args.steps, args.num_envs, 1, [])})
         print(json.dumps(results[-1]), flush=True)
+        for base in bases:
+            results.append({"pair": pair, **run_critix("CartPole-v1", args.steps, args.num_envs, 1, [],
+                                                       src=args.critix_base_src, lib=base)})
+            print(json.dumps(results[-1]), flush=True)
+        if args.compiled and bases:  # compiled runs alternate too when two commits are compared
+            for src, lib in ((None, "critix"), (args.critix_base_src, "critix-base")):
+                results.append({"pair": pair, **run_critix("gymnax:CartPole-v1", args.compiled_steps, args.num_envs,
+                                                           args.compiled_seeds, [], src=src, lib=lib)})
+                print(json.dumps(results[-1]), flush=True)
         for lib in ([] if args.no_peers else ["sb3", "sbx"]):
             results.append({"pair": pair, **run_peer(lib, args.steps, args.num_envs, pair, args.peer_python,
                                                        args.torch_threads)})
             print(json.dumps(results[-1]), flush=True)
-    if args.compiled:
+    if args.compiled and not bases:
         results.append({"pair": None, **run_critix("gymnax:CartPole-v1", args.compiled_steps, args.num_envs,
                                                     args.compiled_seeds, [])})
         print(json.dumps(results[-1]), flush=True)
     host = [r for r in results if r["lib"] == "critix" and r["env"] == "CartPole-v1"]
     report: dict[str, Any] = {"critix_median_steps_per_second": statistics.median(r["steps_per_second"] for r in host)}
+    for env, kind in (("gymnax:CartPole-v1", "compiled_"), ("CartPole-v1", "")):
+        for base in bases:
+            ours = [r for r in results if r["lib"] == "critix" and r["env"] == env]
+            theirs = [r for r in results if r["lib"] == base and r["env"] == env]
+            for key in ("steps_per_second", "steps_per_second_steady"):
+                ratios = [c[key] / p[key] for c, p in zip(ours, theirs, strict=True) if c[key] and p[key]]
+                if ratios:
+                    report[f"{kind}{key}_ratio_vs_{base}_per_pair"] = ratios
+                    report[f"{kind}{key}_ratio_vs_{base}_median"] = statistics.median(ratios)
     for lib in ([] if args.no_peers else ["sb3", "sbx"]):
         ratios = [c["steps_per_second"] / p["steps_per_second"]
                   for c, p in zip(host, [r for r in results if r["lib"] == lib], strict=True)]

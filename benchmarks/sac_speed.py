@@ -207,12 +207,17 @@ def critix_command(args: argparse.Namespace, env: str, num_seeds: int, run_dir: 
     return cmd
 
 
-def run_critix(args: argparse.Namespace, env: str, num_seeds: int = 1) -> dict[str, Any]:
+def run_critix(args: argparse.Namespace, env: str, num_seeds: int = 1, src: str | None = None,
+               lib: str = "critix") -> dict[str, Any]:
+    """One critix run; `src`: a critix source folder put first on PYTHONPATH (another commit's checkout)."""
     run_dir = Path(tempfile.mkdtemp(prefix=f"critix-{env}-", dir=scratch_dir())) / "run"
     cmd = critix_command(args, env, num_seeds, run_dir)
+    environ = dict(os.environ)
+    if src:
+        environ["PYTHONPATH"] = f"{Path(src).resolve()}{os.pathsep}{environ.get('PYTHONPATH', '')}"
     t = time.perf_counter()
     proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=args.timeout,
-                          cwd=run_dir.parent)
+                          cwd=run_dir.parent, env=environ)
     wall = time.perf_counter() - t
     summary_path = run_dir / "summary.json"
     if proc.returncode != 0 or not summary_path.exists():
@@ -224,8 +229,9 @@ def run_critix(args: argparse.Namespace, env: str, num_seeds: int = 1) -> dict[s
         shutil.rmtree(run_dir.parent, ignore_errors=True)
     sps = summary.get("steps_per_second")
     return {
-        "lib": "critix",
+        "lib": lib,
         "lib_version": summary.get("critix_version"),
+        "critix_commit": summary.get("critix_commit"),
         "num_seeds": num_seeds,
         "steps_per_second": sps,  # per seed, after learning starts, compile chunk excluded
         "steps_per_second_steady": sps,
@@ -404,7 +410,8 @@ def median(xs: list[float | None]) -> float | None:
 # ---- modes -----------------------------------------------------------------------------------------------
 def speed(args: argparse.Namespace) -> None:
     envs = [e for e in args.envs.split(",") if e]
-    libs = ["critix", *[lib for lib in ("sb3", "sbx") if lib not in args.skip]]
+    libs = ["critix", *(["critix-base"] if args.critix_base_src else []),
+            *[lib for lib in ("sb3", "sbx") if lib not in args.skip]]
     if (args.steps - args.learning_starts) % CHUNK_SIZE or args.learning_starts % CHUNK_SIZE:
         print(f"note: critix updates in chunks of {CHUNK_SIZE} steps; with --steps and --learning-starts "
               f"multiples of {CHUNK_SIZE} no chunk of another size gets compiled inside the timed part",
@@ -418,7 +425,10 @@ def speed(args: argparse.Namespace) -> None:
         for pair in range(args.pairs):
             for lib in libs:
                 print(f"[{env}] pair {pair + 1}/{args.pairs}: {lib} ...", end=" ", flush=True)
-                r = run_critix(args, env) if lib == "critix" else run_peer(args, lib, env)
+                if lib == "critix-base":
+                    r = run_critix(args, env, src=args.critix_base_src, lib=lib)
+                else:
+                    r = run_critix(args, env) if lib == "critix" else run_peer(args, lib, env)
                 r.update(mode="speed", env=env, pair=pair, steps=args.steps,
                          learning_starts=args.learning_starts)
                 runs.append(r)
@@ -565,6 +575,9 @@ def main() -> None:
     parser.add_argument("--learning-starts", type=int, default=1000, help="random steps before updates start")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip", default="", help="comma-separated peers to leave out: sb3, sbx")
+    parser.add_argument("--critix-base-src", default=None,
+                        help="a critix source folder of another commit (e.g. a `git worktree`'s src/): runs as the "
+                             "peer 'critix-base' in the same alternation, for a before/after speed comparison")
     parser.add_argument("--critix-api", action="store_true",
                         help="run critix through its Python API in a subprocess instead of the `critix` CLI")
     parser.add_argument("--critix-bin", default=str(Path(sys.executable).with_name("critix")),

@@ -1,6 +1,6 @@
 """Soak: SAC for 1,000,000 env steps in one process; resident memory over time and steps/s stability.
 
-The run goes through critix's normal path (`critix.train.online.train`: vector env, compiled update chunks,
+The run goes through critix's normal path (`critix.train.train`: vector env, compiled update chunks,
 metrics CSV, TensorBoard, periodic evaluation and checkpoints), so a leak anywhere in the loop shows up.
 A thread samples the process's resident set size (VmRSS, /proc/self/status) every `--sample-seconds`; after the
 run, each sample is placed on the env-step axis through the run's metrics.csv (step, wall_seconds).

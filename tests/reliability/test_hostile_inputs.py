@@ -78,7 +78,7 @@ def test_agent_configs_accept_only_valid_values(algo: str, data: st.DataObject) 
 def test_run_config_accepts_only_valid_values(field: str, value: Any) -> None:
     cfg = assert_valid_or_clear_error(lambda: dataclasses.replace(RunConfig(), **{field: value}))
     if cfg is not None:
-        assert cfg.steps >= 1 and cfg.num_seeds >= 1 and cfg.chunk_size >= 1 and cfg.on_nan in ("stop", "skip")
+        assert cfg.steps >= 1 and cfg.num_seeds >= 1 and cfg.chunk_size >= 0 and cfg.on_nan in ("stop", "skip")
 
 
 CLI_FLAGS = ["--env", "--steps", "--num-seeds", "--num-envs", "--seed", "--chunk-size", "--gamma", "--target-tau",

@@ -88,10 +88,10 @@ class Compiled:
         self.num_seeds, self.num_envs = run.num_seeds, run.num_envs
         self.obs_shape = tuple(self.obs_space.shape)
         self.discrete = isinstance(self.act_space, gym.spaces.Discrete)
-        if not self.on_policy and contract.data_path(self.module, agent_cfg).name != "uniform replay":
-            raise CritixError(f"compiled mode samples single transitions uniformly; {algo}'s "
-                              f"{contract.data_path(self.module, agent_cfg).name} (--n-step, --prioritized) runs in "
-                              "host mode (use the Gymnasium env id)")
+        path = None if self.on_policy else contract.data_path(self.module, agent_cfg)
+        if path is not None and path.name != "uniform replay":
+            raise CritixError(f"compiled mode samples single transitions uniformly; {algo} with {path.name} "
+                              "(--n-step, --prioritized) must run in host mode (use the Gymnasium env id)")
         self.cfg = contract.for_run(self.module, agent_cfg, run.steps, run.num_envs)
         self.grid: Grid = parse_grid(run.grid, algo, self.cfg)
         self.num_members = self.grid.size * self.num_seeds
