@@ -18,9 +18,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from critix.agents import REGISTRY
+from critix.agents import REGISTRY, contract
 from critix.train import checkpoint
-from critix.types import CritixError, Transition
+from critix.types import CritixError, Rollout, Transition
 
 K = 3  # batches per update_many
 SEEDS = 3
@@ -81,6 +81,7 @@ class Harness:
     state: Any  # freshly initialised from PRNGKey(0)
     batch: Transition  # [B, ...]
     batches: Transition  # [K, B, ...]
+    data: Any  # batch -> what `update` takes (a Rollout for on-policy agents)
 
 
 @pytest.fixture(scope="module", params=sorted(REGISTRY))
@@ -96,6 +97,10 @@ def h(request, obs_space, act_space) -> Harness:
 
     init_jit = jax.jit(init)
     batches = random_batches(jax.random.PRNGKey(42), (K,), discrete)
+
+    def data(batch: Transition) -> Any:
+        """What `update` takes: a batch, or for on-policy agents a `Rollout` (here T = B steps of one env)."""
+        return Rollout(batch) if contract.kind(module) == "on-policy" else batch
     return Harness(
         name=name,
         module=module,
@@ -105,12 +110,13 @@ def h(request, obs_space, act_space) -> Harness:
         act_space=act_space,
         init=init_jit,
         init_seeds=jax.jit(jax.vmap(init)),
-        update=jax.jit(partial(module.update, cfg)),
-        update_many=jax.jit(partial(module.update_many, cfg)),
+        update=jax.jit(lambda state, batch: module.update(cfg, state, data(batch))),
+        update_many=jax.jit(lambda state, batches: module.update_many(cfg, state, data(batches))),
         act=jax.jit(partial(module.act, cfg), static_argnums=3),
         state=init_jit(jax.random.PRNGKey(0)),
         batch=jax.tree.map(lambda x: x[0], batches),
         batches=batches,
+        data=data,
     )
 
 
@@ -272,7 +278,8 @@ def test_truncation_does_not_change_the_update_but_termination_does(h):
         pytest.skip(f"{h.name} learns from (obs, action) only")
     update_many = h.update_many
     if hasattr(h.cfg, "gae_lambda"):
-        update_many = jax.jit(partial(h.module.update_many, dataclasses.replace(h.cfg, gae_lambda=0.0)))
+        one_step = dataclasses.replace(h.cfg, gae_lambda=0.0)
+        update_many = jax.jit(lambda state, batches: h.module.update_many(one_step, state, h.data(batches)))
     flipped_trunc = h.batches.replace(truncated=1.0 - h.batches.truncated)
     assert leaves_equal(update_many(h.state, h.batches), update_many(h.state, flipped_trunc))
     flipped_term = h.batches.replace(terminated=1.0 - h.batches.terminated)
@@ -294,7 +301,7 @@ def test_vmapped_seeds_equal_separate_runs(h):
     for leaf, single in zip(jax.tree.leaves(states), jax.tree.leaves(h.state), strict=True):
         assert leaf.shape == (SEEDS, *single.shape)
     batches = random_batches(jax.random.PRNGKey(12), (SEEDS,), h.discrete)  # one batch per seed [S, B, ...]
-    new_states, metrics = jax.jit(jax.vmap(partial(h.module.update, h.cfg)))(states, batches)
+    new_states, metrics = jax.jit(jax.vmap(lambda s, b: h.module.update(h.cfg, s, h.data(b))))(states, batches)
     obs = jax.random.normal(jax.random.PRNGKey(13), (SEEDS, 4, 3))
     act_keys = jax.random.split(jax.random.PRNGKey(14), SEEDS)
     vmapped_act = jax.jit(jax.vmap(partial(h.module.act, h.cfg, deterministic=False)))
@@ -347,3 +354,17 @@ def test_checkpoint_into_a_different_architecture_raises(h, tmp_path, hidden_siz
     template = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), shapes)
     with pytest.raises(CritixError, match="config"):
         checkpoint.load(ckpt, template)
+
+
+def test_module_meets_the_agent_contract(h):
+    """`critix.agents.contract.AgentModule`: constants, the pure functions, and a data path where it has one."""
+    assert h.module.NAME and h.module.KIND in ("off-policy", "on-policy", "offline")
+    assert isinstance(h.cfg, h.module.Config)
+    for name in ("check_spaces", "init", "act", "update", "update_many"):
+        assert callable(getattr(h.module, name)), name
+    h.module.check_spaces(h.obs_space, h.act_space)
+    with pytest.raises(CritixError):  # a space no agent takes
+        h.module.check_spaces(h.obs_space, gym.spaces.MultiBinary(2))
+    if h.module.KIND != "on-policy":
+        path = contract.data_path(h.module, h.cfg)
+        assert path.batch_shape[0] == h.cfg.batch_size and callable(path.update)

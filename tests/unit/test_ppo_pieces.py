@@ -13,7 +13,7 @@ import pytest
 from critix import policy_losses
 from critix.agents import ppo
 from critix.nets.policies import categorical_entropy, categorical_log_prob, gaussian_entropy, gaussian_log_prob
-from critix.types import CritixError, Transition
+from critix.types import CritixError, Rollout, Transition
 
 
 def test_ppo_clip_loss_hand_values(jit_vmap_check):
@@ -95,7 +95,7 @@ def test_discrete_ppo_acts_and_learns_to_prefer_the_rewarded_action():
         action = act(state, jax.random.PRNGKey(i))
         assert action.dtype == jnp.int32 and action.shape == (32,)
         done = jnp.ones(32, bool)
-        rollout = Transition(obs, action, action.astype(jnp.float32), obs, done, jnp.zeros(32, bool))
+        rollout = Rollout(Transition(obs, action, action.astype(jnp.float32), obs, done, jnp.zeros(32, bool)))
         state, metrics = update(state, rollout)
     logits = ppo.networks(cfg, True, 2)[0].apply(state.actor_params, obs[:1])
     assert float(jax.nn.softmax(logits)[0, 1]) > 0.9

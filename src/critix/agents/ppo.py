@@ -7,8 +7,8 @@ with the policy-gradient surrogate, n-step returns (GAE with lambda = 1) and an 
 with one epoch, one minibatch and no clipping (at ratio 1 the unclipped surrogate's gradient is A grad log pi), so
 it is `Config.a2c()` here rather than a second module: the rollout handling, networks and losses are shared.
 
-`update(cfg, state, rollout)` consumes one rollout, a `Transition` with time on axis 0: [T, ...] or [T, N, ...]
-(N envs). The behaviour policy is the state's own policy (on-policy), so old log-probabilities and values are
+`update(cfg, state, rollout)` consumes one `Rollout` whose transitions have time on axis 0: [T, ...] or
+[T, N, ...] (N envs). The behaviour policy is the state's own policy (on-policy), so old log-probabilities and values are
 recomputed from the state at the start of `update` instead of being carried in the rollout: any loop that stores
 (obs, action, reward, next_obs, terminated, truncated) can train PPO, the host loop and the compiled loop alike.
 `next_obs` is the real final observation where an episode ended: truncated steps bootstrap from its value.
@@ -44,7 +44,7 @@ from critix.nets.policies import (
     gaussian_log_prob,
 )
 from critix.optim import OptimizerConfig, make_optimizer
-from critix.types import CritixError, Transition
+from critix.types import CritixError, Rollout, Transition
 from critix.values import targets
 
 NAME = "ppo"
@@ -292,8 +292,9 @@ def loss(cfg: Config, state: State, params: tuple[dict, dict], batch: Minibatch)
     return total, aux
 
 
-def update(cfg: Config, state: State, rollout: Transition) -> tuple[State, common.Metrics]:
+def update(cfg: Config, state: State, data: Rollout) -> tuple[State, common.Metrics]:
     """Consume one rollout [T, ...] (or [T, N, ...]): num_epochs passes of minibatch steps on the PPO loss."""
+    rollout = data.transitions
     advantage, target, old_value = advantages_and_returns(cfg, state, rollout)
     old_log_prob, _ = log_prob_and_entropy(cfg, state, state.actor_params, rollout.obs, rollout.action)
     size = advantage.size
@@ -329,6 +330,6 @@ def update(cfg: Config, state: State, rollout: Transition) -> tuple[State, commo
     return new_state, metrics
 
 
-def update_many(cfg: Config, state: State, rollouts: Transition) -> tuple[State, common.Metrics]:
+def update_many(cfg: Config, state: State, rollouts: Rollout) -> tuple[State, common.Metrics]:
     """K rollouts [K, T, ...] one after the other in one `lax.scan`; metrics are [K]."""
     return common.scan_updates(partial(update, cfg), state, rollouts)

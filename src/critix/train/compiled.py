@@ -45,7 +45,7 @@ from critix.train import checkpoint, guards
 from critix.train.config import RunConfig, config_to_json
 from critix.train.grid import Grid, parse_grid, with_values
 from critix.train.run import Chunk, Output, execute
-from critix.types import CritixError, Transition
+from critix.types import CritixError, Rollout, Transition
 
 
 # Float agent fields this loop reads itself when it builds the program (so a traced grid value would be ignored).
@@ -193,7 +193,7 @@ class Compiled:
             return carry, (transition, ret_sum, count)
 
         carry, (rollout, ret_sum, count) = jax.lax.scan(step, carry, None, length=self.cfg.rollout_length)
-        agent, metrics = module.update(cfg, carry.agent, self._prepare_batch(rollout, rms))
+        agent, metrics = module.update(cfg, carry.agent, Rollout(self._prepare_batch(rollout, rms)))
         bad_items = (~guards.finite_items(jax.tree.map(lambda x: x.reshape(-1, *x.shape[2:]), rollout))).sum()
         bad_update = ~(guards.metrics_ok(metrics) & guards.all_finite(agent))
         if self.run.on_nan == "skip":  # keep the agent as it was before a bad rollout or a non-finite update

@@ -26,7 +26,7 @@ from critix.train import checkpoint, guards
 from critix.train.config import RunConfig
 from critix.train.host import HostStepper
 from critix.train.run import Chunk
-from critix.types import Transition
+from critix.types import Rollout, Transition
 
 
 class OnPolicy(HostStepper):
@@ -52,7 +52,7 @@ class OnPolicy(HostStepper):
         def train_rollout(state: Any, rollout: Transition, mean: jax.Array, var: jax.Array) -> Any:
             bad_items = (~guards.finite_items(jax.tree.map(lambda x: x.reshape(-1, *x.shape[2:]), rollout))).sum()
             prepared = rollout.replace(obs=prepare(rollout.obs, mean, var), next_obs=prepare(rollout.next_obs, mean, var))
-            new_state, metrics = module.update(cfg, state, prepared)
+            new_state, metrics = module.update(cfg, state, Rollout(prepared))
             bad_update = ~(guards.metrics_ok(metrics) & guards.all_finite(new_state))
             if skip:  # keep the state before a rollout with bad data or an update that went non-finite
                 keep = (bad_items > 0) | bad_update
@@ -102,7 +102,7 @@ class OnPolicy(HostStepper):
     def metric_names(self) -> list[str]:
         cfg, module, obs_space, act_space = self.cfg, self.module, self.obs_space, self.act_space
         agent = jax.eval_shape(lambda: module.init(cfg, jax.random.PRNGKey(0), obs_space, act_space))
-        _, metrics = jax.eval_shape(lambda s, r: module.update(cfg, s, r), agent, self.example_rollout())
+        _, metrics = jax.eval_shape(lambda s, r: module.update(cfg, s, Rollout(r)), agent, self.example_rollout())
         return sorted(metrics) + ["train/episode_return"]
 
     # ---- one chunk -------------------------------------------------------------------------------------------
