@@ -122,3 +122,16 @@ def jit_vmap_check() -> Callable[..., list[Any]]:
 def trees_close() -> Callable[..., None]:
     """The `assert_trees_close(actual, expected, rtol, atol)` helper as a fixture."""
     return assert_trees_close
+
+
+def with_settings(agent_cfg: Any, run_cfg: Any, **settings: Any) -> tuple[Any, Any]:
+    """(agent_cfg, run_cfg) with each setting replaced in the config that has the field (hyperparameters in the
+    agent's, loop settings such as learning_starts or rollout_length in the run's)."""
+    import dataclasses
+
+    agent_fields = {f.name for f in dataclasses.fields(agent_cfg)}
+    run_fields = {f.name for f in dataclasses.fields(run_cfg)}
+    unknown = set(settings) - agent_fields - run_fields
+    assert not unknown, f"no config has the fields {sorted(unknown)}"
+    return (dataclasses.replace(agent_cfg, **{k: v for k, v in settings.items() if k in agent_fields}),
+            dataclasses.replace(run_cfg, **{k: v for k, v in settings.items() if k in run_fields}))

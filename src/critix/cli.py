@@ -26,7 +26,7 @@ import tyro
 
 from critix import agents
 from critix.sweep.spec import ExecutionConfig
-from critix.train.config import OfflineRunConfig, RunConfig, is_offline_run, load_run_config
+from critix.train.config import OfflineRunConfig, RunConfig, is_offline_run, load_run_config, resolve
 from critix.types import CritixError
 
 ConfigT = TypeVar("ConfigT")
@@ -372,6 +372,8 @@ def cmd_list(argv: list[str]) -> int:
         for field in dataclasses.fields(spec.default_config):
             value = getattr(spec.default_config, field.name)
             table.add_row(f"--{field.name.replace('_', '-')}", repr(value), docs.get(field.name, ""))
+        for setting, (value, meaning) in spec.run_defaults.items():  # run flags whose default is this algorithm's
+            table.add_row(f"--{setting.replace('_', '-')} (run)", repr(value), meaning)
         console.print(table)
         _print_tuned(console, name)
     console.print("Run flags (all algorithms): see `critix train sac --help`.")
@@ -393,7 +395,7 @@ def _tuned_defaults(algo: str, argv: list[str], agent_cfg: Any) -> tuple[Any, Ru
     from critix.agents import tuned
 
     env_id = _env_from_argv(argv)
-    return tuned.apply(algo, env_id, agent_cfg, RunConfig(env=env_id))
+    return tuned.apply(algo, env_id, agent_cfg, resolve(algo, RunConfig(env=env_id)))
 
 
 def _flag(name: str, value: Any) -> str:

@@ -15,11 +15,12 @@ import pytest
 from critix import agents
 from critix.agents import tuned
 from critix.train import RunConfig, train
+from conftest import with_settings
 
 
 def run(algo: str, env: str, tmp_path: Path, steps: int, num_seeds: int, **overrides: object) -> dict:
     cfg, run_cfg = tuned.apply(algo, env, agents.get(algo).default_config, RunConfig(env=env))
-    cfg = dataclasses.replace(cfg, **overrides)
+    cfg, run_cfg = with_settings(cfg, run_cfg, **overrides)
     run_cfg = dataclasses.replace(run_cfg, steps=steps, num_seeds=num_seeds, eval_every=0, eval_episodes=10,
                                   run_dir=str(tmp_path / algo), progress=False, tensorboard=False)
     return train(algo, cfg, run_cfg)

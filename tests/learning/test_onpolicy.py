@@ -15,6 +15,7 @@ import pytest
 from critix import agents
 from critix.train.modes import train
 from critix.train.config import RunConfig
+from conftest import with_settings
 
 # RL Zoo's tuned PPO settings for CartPole-v1 (rl-baselines3-zoo hyperparams/ppo.yml), with 8 envs.
 ZOO_CARTPOLE = dict(rollout_length=32, minibatch_size=256, num_epochs=20, learning_rate=1e-3,
@@ -22,10 +23,10 @@ ZOO_CARTPOLE = dict(rollout_length=32, minibatch_size=256, num_epochs=20, learni
 
 
 def run(algo: str, env: str, tmp_path: Path, steps: int, num_seeds: int, num_envs: int, **overrides: object) -> dict:
-    cfg = dataclasses.replace(agents.get(algo).default_config, **overrides)
     run_cfg = RunConfig(env=env, steps=steps, num_seeds=num_seeds, num_envs=num_envs, eval_every=0,
                         eval_episodes=10, log_every=4096, run_dir=str(tmp_path / algo), progress=False,
                         tensorboard=False)
+    cfg, run_cfg = with_settings(agents.get(algo).default_config, run_cfg, **overrides)
     return train(algo, cfg, run_cfg)
 
 

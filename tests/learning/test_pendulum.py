@@ -13,15 +13,16 @@ import pytest
 
 from critix import agents
 from critix.train import RunConfig, train
+from conftest import with_settings
 
 
 def run(algo: str, tmp_path: Path, steps: int, num_seeds: int, **overrides: object) -> dict:
     spec = agents.get(algo)
     import dataclasses
 
-    cfg = dataclasses.replace(spec.default_config, **overrides)
     run_cfg = RunConfig(env="Pendulum-v1", steps=steps, num_seeds=num_seeds, eval_every=0, eval_episodes=10,
                         run_dir=str(tmp_path / algo), progress=False, tensorboard=False)
+    cfg, run_cfg = with_settings(spec.default_config, run_cfg, **overrides)
     return train(algo, cfg, run_cfg)
 
 

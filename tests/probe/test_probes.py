@@ -35,6 +35,7 @@ from critix.data.datasets import write_dataset
 from critix.train import checkpoint, offline
 from critix.train.modes import make_stepper, train
 from critix.train.config import RunConfig
+from conftest import with_settings
 
 from probe_envs import ACTION_TARGET, TIME_LIMIT, env_id
 
@@ -135,10 +136,10 @@ class Trained:
 
 def train_probe(variant: Variant, probe: str, compiled: bool, tmp_path: Path) -> Trained:
     algo = variant.algo
-    cfg = dataclasses.replace(agents.get(algo).default_config, **variant.overrides)
     run = RunConfig(env=env_id(probe, variant.discrete, compiled), steps=variant.steps, num_seeds=SEEDS,
                     num_envs=variant.num_envs, eval_every=0, eval_episodes=2, log_every=variant.steps,
                     run_dir=str(tmp_path / f"{algo}-{probe}"), progress=False, tensorboard=False)
+    cfg, run = with_settings(agents.get(algo).default_config, run, **variant.overrides)
     train(algo, cfg, run)
     found = checkpoint.latest_valid(Path(run.run_dir) / "checkpoints", quarantine=False)
     assert found is not None, "the run wrote no final checkpoint"
@@ -234,7 +235,9 @@ def probe_dataset(probe: str, root: Path, transitions: int = 2000, seed: int = 0
 
 def train_offline_probe(variant: Variant, probe: str, tmp_path: Path) -> Trained:
     algo = variant.algo
-    cfg = dataclasses.replace(agents.get(algo).default_config, **variant.overrides)
+    agent_fields = {f.name for f in dataclasses.fields(agents.get(algo).default_config)}  # loop settings: online
+    cfg = dataclasses.replace(agents.get(algo).default_config,
+                              **{k: v for k, v in variant.overrides.items() if k in agent_fields})
     run = offline.OfflineRunConfig(dataset=str(probe_dataset(probe, tmp_path / "data")), steps=variant.steps,
                                    num_seeds=SEEDS, chunk_size=variant.steps, eval_every=0, eval_episodes=2,
                                    run_dir=str(tmp_path / f"{algo}-{probe}"), progress=False, tensorboard=False)

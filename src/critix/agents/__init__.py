@@ -19,6 +19,14 @@ class AgentSpec:
     module: ModuleType
     default_config: Any
     summary: str
+    variant_run_defaults: dict[str, tuple[Any, str]] = dataclasses.field(default_factory=dict)
+    """Run settings where this variant departs from its module's RUN_DEFAULTS: name -> (value, source)."""
+
+    @property
+    def run_defaults(self) -> dict[str, tuple[Any, str]]:
+        """The run settings (learning starts, update ratio, buffer size, rollout length) this algorithm starts
+        from unless the command line sets them: name -> (value, meaning and source)."""
+        return {**getattr(self.module, "RUN_DEFAULTS", {}), **self.variant_run_defaults}
 
 
 REGISTRY: dict[str, AgentSpec] = {
@@ -34,13 +42,16 @@ REGISTRY: dict[str, AgentSpec] = {
                               "Soft Actor-Critic for discrete actions (#55)"),
     # Offline RL (train with --dataset PATH; see docs/offline.md).
     "bc": AgentSpec("bc", bc, bc.Config(), "Behaviour cloning (offline baseline)"),
-    "td3bc": AgentSpec("td3bc", td3, td3.Config.td3bc(), "TD3+BC, offline TD3 with a BC term (a td3 config)"),
+    "td3bc": AgentSpec("td3bc", td3, td3.Config.td3bc(), "TD3+BC, offline TD3 with a BC term (a td3 config)",
+                       {"learning_starts": (0, "Env steps before updates when fine-tuning online (0: the buffer "
+                                               "starts filled with the dataset).")}),
     "cql": AgentSpec("cql", cql, cql.Config(), "Conservative Q-Learning, SAC-based, optional Lagrange (offline)"),
     "iql": AgentSpec("iql", iql, iql.Config(), "Implicit Q-Learning, expectile value loss (offline, #78 lineage)"),
     "xql": AgentSpec("xql", iql, iql.Config.xql(), "Extreme Q-Learning, Gumbel value loss (offline), an iql config"),
     "fdvl": AgentSpec("fdvl", iql, iql.Config.fdvl(), "f-DVL, Dual-RL chi-square value loss (#0, offline), an iql config"),
     "ppo": AgentSpec("ppo", ppo, ppo.Config(), "Proximal Policy Optimisation with GAE (#240), on-policy"),
-    "a2c": AgentSpec("a2c", ppo, ppo.Config.a2c(), "Advantage actor-critic, synchronous A3C (#85), a ppo config"),
+    "a2c": AgentSpec("a2c", ppo, ppo.Config.a2c(), "Advantage actor-critic, synchronous A3C (#85), a ppo config",
+                     {"rollout_length": (5, "Env steps per env in each rollout (SB3 A2C n_steps: 5).")}),
 }
 
 

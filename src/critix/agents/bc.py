@@ -17,7 +17,7 @@ import optax
 from flax import struct
 
 from critix import validation
-from critix.agents import common
+from critix.agents import common, contract
 from critix.nets.policies import BoundedGaussianPolicy, gaussian_log_prob, gaussian_sample
 from critix.optim import OptimizerConfig, make_optimizer
 from critix.types import Transition
@@ -75,7 +75,9 @@ def check_spaces(observation_space: gym.Space, action_space: gym.Space) -> None:
     common.check_box_actions(NAME, action_space)
 
 
-def init(cfg: Config, key: jax.Array, observation_space: gym.Space, action_space: gym.Space) -> State:
+def init(cfg: Config, key: jax.Array, observation_space: gym.Space, action_space: gym.Space,
+         plan: contract.RunPlan | None = None) -> State:
+    """A fresh state (`plan`, the run's facts, is not needed by this agent)."""
     obs_dim = common.check_flat_obs(NAME, observation_space)
     action_dim = common.check_box_actions(NAME, action_space)
     params = networks(cfg, action_dim).init(key, jnp.zeros((1, obs_dim)))

@@ -81,9 +81,6 @@ def check_common(cfg: Any) -> None:
         ("gamma", 0.0 <= cfg.gamma <= 1.0, "in [0, 1]"),
         ("target_tau", 0.0 < cfg.target_tau <= 1.0, "in (0, 1]"),
         ("batch_size", cfg.batch_size >= 1, ">= 1"),
-        ("buffer_size", cfg.buffer_size >= cfg.batch_size, f">= batch_size ({cfg.batch_size})"),
-        ("learning_starts", cfg.learning_starts >= 0, ">= 0"),
-        ("utd_ratio", 0 < cfg.utd_ratio <= MAX_UTD_RATIO, f"in (0, {MAX_UTD_RATIO:g}]"),
         ("num_critics", cfg.num_critics >= 1, ">= 1"),
         ("hidden_sizes", len(cfg.hidden_sizes) >= 1 and 1 <= min(cfg.hidden_sizes) <= max(cfg.hidden_sizes)
          <= MAX_HIDDEN_SIZE, f"non-empty, each in [1, {MAX_HIDDEN_SIZE}]"),

@@ -4,6 +4,9 @@ An agent is a module, not a class. `AgentModule` is the typed contract every mod
 (the conformance harness checks it): its kind, the spaces it takes, and its pure functions. Everything optional
 that changes how data reaches the agent is a hook of the agent, never an `if` in a training loop:
 
+- `RUN_DEFAULTS`: the run settings it starts from (learning starts, update-to-data ratio, buffer size, rollout
+  length) with their sources; they are fields of the run's config (`critix.train.RunConfig`), and `init` gets
+  the run's `RunPlan`.
 - `KIND`: "off-policy" (replay buffer), "on-policy" (rollouts: PPO, A2C) or "offline" (datasets only). Off-policy
   and offline agents train on datasets too (`--dataset`), and offline agents with `utd_ratio` fine-tune online.
 - `check_spaces(observation_space, action_space)`: raise CritixError naming a space it cannot take and the fix.
@@ -25,9 +28,37 @@ import jax
 
 from critix.data import replay
 from critix.data.replay import ReplayBuffer
-from critix.types import Transition
+from critix.types import CritixError, Transition
 
 Kind = Literal["off-policy", "on-policy", "offline"]
+Defaults = dict[str, tuple[Any, str]]
+"""An agent's `RUN_DEFAULTS`: run setting -> (value, what it means and its source)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RunPlan:
+    """The facts of a run an agent may need at `init` (loop settings live in the run's config, not the agent's):
+    DQN's epsilon schedule counts env steps from `learning_starts` at `utd_ratio`, its prioritized replay sizes
+    the sum tree to `buffer_size`, PPO anneals its learning rate over the run's updates. Agents keep what they use
+    as static fields of their State; the training loops build the plan from the run config."""
+
+    steps: int = 0
+    """Env steps per seed of the whole run (0: not known, e.g. an agent used outside a run)."""
+    num_envs: int = 1
+    learning_starts: int = 0
+    utd_ratio: float = 1.0
+    buffer_size: int = 1_000_000
+    rollout_length: int = 1
+
+
+def run_defaults(defaults: Defaults) -> dict[str, Any]:
+    """The values of an agent's RUN_DEFAULTS."""
+    return {name: value for name, (value, _) in defaults.items()}
+
+
+def plan_or_default(plan: RunPlan | None, defaults: Defaults) -> RunPlan:
+    """`plan`, or for an agent used outside a run the plan its own RUN_DEFAULTS describe."""
+    return plan if plan is not None else RunPlan(**run_defaults(defaults))
 Metrics = dict[str, jax.Array]
 Prepare = Callable[[Transition], Transition]
 """Maps a raw batch to what the agent sees (observation normalisation); applied after sampling."""
@@ -42,7 +73,8 @@ class AgentModule(Protocol):
 
     def check_spaces(self, observation_space: gym.Space, action_space: gym.Space) -> None: ...
 
-    def init(self, cfg: Any, key: jax.Array, observation_space: gym.Space, action_space: gym.Space) -> Any: ...
+    def init(self, cfg: Any, key: jax.Array, observation_space: gym.Space, action_space: gym.Space,
+             plan: RunPlan | None = None) -> Any: ...
 
     def act(self, cfg: Any, state: Any, obs: jax.Array, key: jax.Array, deterministic: bool) -> jax.Array:
         """obs [B, ...] -> actions [B, A] in [-1, 1] (Box) or [B] int32 indices (Discrete)."""
@@ -104,11 +136,16 @@ def sequences(update_many: UpdateMany, batch_size: int, length: int) -> DataPath
     return DataPath(f"{length}-step sequences", (batch_size, length), update, sample, drops_items=False)
 
 
-def for_run(module: ModuleType, cfg: Any, steps: int, num_envs: int) -> Any:
-    """The agent's config for a run of `steps` env steps per seed over `num_envs` envs: an agent whose schedule
-    spans the run (PPO's annealed learning rate) completes it in its own `for_run` hook; others keep `cfg`."""
-    hook = getattr(module, "for_run", None)
-    return hook(cfg, steps, num_envs) if hook is not None else cfg
+def check_plan(module: ModuleType, cfg: Any, plan: RunPlan) -> None:
+    """Raise CritixError if the run cannot feed the agent (PPO: a rollout must fill its minibatches): the agent's
+    own `check_plan` hook, if it has one."""
+    batch_size = getattr(cfg, "batch_size", None)
+    if kind(module) != "on-policy" and batch_size is not None and plan.buffer_size < batch_size:
+        raise CritixError(f"buffer_size ({plan.buffer_size}) must be >= batch_size ({batch_size}); raise "
+                          "--buffer-size or lower --batch-size")
+    hook = getattr(module, "check_plan", None)
+    if hook is not None:
+        hook(cfg, plan)
 
 
 def kind(module: ModuleType) -> Kind:

@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from critix.agents import common, sac
+from critix.agents import common, contract, sac
 from critix.nets.policies import tanh_gaussian_sample
 from critix.optim import OptimizerConfig, make_optimizer
 from critix.types import Transition
@@ -29,6 +29,12 @@ from critix.values import heads, targets
 
 NAME = "cql"
 KIND = "offline"
+RUN_DEFAULTS: dict[str, tuple[object, str]] = {
+    **sac.RUN_DEFAULTS,
+    "learning_starts": (0, "Env steps before updates when fine-tuning online (0: the buffer starts filled "
+                           "with the dataset)."),
+}
+"""Run settings (`critix.train.RunConfig` fields) this agent starts from: name -> (value, meaning and source)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,8 +43,6 @@ class Config(sac.Config):
 
     actor_lr: float = 1e-4
     """Actor learning rate (CQL, Kumar et al. 2020, Appendix F: 1e-4 on Gym MuJoCo)."""
-    learning_starts: int = 0
-    """Env steps before updates when fine-tuning online (0: the buffer starts filled with the dataset)."""
     cql_weight: float = 5.0
     """alpha of CQL (the penalty's weight; the authors' code uses min_q_weight = 5 on Gym MuJoCo)."""
     num_sampled_actions: int = 10
@@ -72,7 +76,9 @@ def check_spaces(observation_space: gym.Space, action_space: gym.Space) -> None:
     common.check_box_actions(NAME, action_space)
 
 
-def init(cfg: Config, key: jax.Array, observation_space: gym.Space, action_space: gym.Space) -> State:
+def init(cfg: Config, key: jax.Array, observation_space: gym.Space, action_space: gym.Space,
+         plan: contract.RunPlan | None = None) -> State:
+    """A fresh state (`plan`, the run's facts, is not needed by this agent)."""
     base = sac.init(cfg, key, observation_space, action_space)
     log_alpha_prime = jnp.zeros((), jnp.float32)  # alpha' = 1 at the start, as in the authors' code
     fields = {f.name: getattr(base, f.name) for f in dataclasses.fields(base)}

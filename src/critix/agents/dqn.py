@@ -44,6 +44,13 @@ from critix.values import heads, targets
 
 NAME = "dqn"
 KIND = "off-policy"
+RUN_DEFAULTS: dict[str, tuple[object, str]] = {
+    "buffer_size": (1_000_000, "Replay capacity per seed (SB3 DQN, Mnih et al. 2015: 1e6)."),
+    "learning_starts": (100, "Env steps per seed with uniform random actions before updates start (SB3 2.x "
+                             "DQN: 100)."),
+    "utd_ratio": (0.25, "Gradient steps per env step per seed (SB3 DQN: train_freq 4, gradient_steps 1)."),
+}
+"""Run settings (`critix.train.RunConfig` fields) this agent starts from: name -> (value, meaning and source)."""
 ACTIONS = "discrete"
 """The action space this agent needs (the host loop and the conformance harness read it)."""
 
@@ -90,12 +97,6 @@ class Config:
     """Gradient steps between target updates (SB3: every 10,000 env steps at 1 update per 4 env steps = 2,500)."""
     batch_size: int = 32
     """Minibatch size (SB3 DQN, Mnih et al. 2015: 32)."""
-    buffer_size: int = 1_000_000
-    """Replay capacity per seed (SB3 DQN, Mnih et al. 2015: 1e6)."""
-    learning_starts: int = 100
-    """Env steps per seed with uniform random actions before updates start (SB3 2.x DQN: 100)."""
-    utd_ratio: float = 0.25
-    """Gradient steps per env step per seed (SB3 DQN: train_freq 4, gradient_steps 1)."""
     epsilon_start: float = 1.0
     """Exploration rate at the start of the schedule (SB3 exploration_initial_eps: 1.0)."""
     epsilon_end: float = 0.05
@@ -122,9 +123,6 @@ class Config:
             ("target_tau", 0.0 < self.target_tau <= 1.0, "in (0, 1]"),
             ("target_update_period", self.target_update_period >= 1, ">= 1"),
             ("batch_size", self.batch_size >= 1, ">= 1"),
-            ("buffer_size", self.buffer_size >= self.batch_size, f">= batch_size ({self.batch_size})"),
-            ("learning_starts", self.learning_starts >= 0, ">= 0"),
-            ("utd_ratio", self.utd_ratio > 0, "> 0"),
             ("hidden_sizes", len(self.hidden_sizes) >= 1 and min(self.hidden_sizes) >= 1, "non-empty, positive"),
             ("q_lr", self.q_lr > 0, "> 0"),
             ("q_lr_decay_steps", self.q_lr_decay_steps >= 0, ">= 0"),
@@ -161,6 +159,8 @@ class State(struct.PyTreeNode):
     key: jax.Array  # for image augmentation
     priorities: Any  # per.SumTree over the replay slots, or None
     num_actions: int = struct.field(pytree_node=False)
+    learning_starts: int = struct.field(pytree_node=False)  # of the run: where the epsilon schedule's env steps start
+    utd_ratio: float = struct.field(pytree_node=False)  # of the run: gradient steps per env step
 
 
 def network(cfg: Config, num_actions: int) -> DiscreteQNetwork:
@@ -195,7 +195,9 @@ def check_obs(cfg: Config, observation_space: gym.Space) -> jax.Array:
     return jnp.zeros((1, *observation_space.shape), jnp.uint8)
 
 
-def init(cfg: Config, key: jax.Array, observation_space: gym.Space, action_space: gym.Space) -> State:
+def init(cfg: Config, key: jax.Array, observation_space: gym.Space, action_space: gym.Space,
+         plan: contract.RunPlan | None = None) -> State:
+    plan = contract.plan_or_default(plan, RUN_DEFAULTS)
     example = check_obs(cfg, observation_space)
     num_actions = common.check_discrete_actions(NAME, action_space)
     key, init_key = jax.random.split(key)
@@ -206,14 +208,17 @@ def init(cfg: Config, key: jax.Array, observation_space: gym.Space, action_space
         target_q_params=jax.tree.map(jnp.copy, params),
         steps=jnp.zeros((), jnp.int32),
         key=key,
-        priorities=per.init(cfg.buffer_size) if cfg.prioritized else None,
+        priorities=per.init(plan.buffer_size) if cfg.prioritized else None,
         num_actions=num_actions,
+        learning_starts=plan.learning_starts,
+        utd_ratio=plan.utd_ratio,
     )
 
 
-def epsilon(cfg: Config, gradient_steps: jax.Array) -> jax.Array:
-    """Linear epsilon schedule over env steps per seed, counted as learning_starts + gradient_steps / utd_ratio."""
-    env_steps = cfg.learning_starts + gradient_steps.astype(jnp.float32) / cfg.utd_ratio
+def epsilon(cfg: Config, state: State, gradient_steps: jax.Array) -> jax.Array:
+    """Linear epsilon schedule over env steps per seed, counted as learning_starts + gradient_steps / utd_ratio
+    (the run's, kept in the state)."""
+    env_steps = state.learning_starts + gradient_steps.astype(jnp.float32) / state.utd_ratio
     fraction = jnp.clip(env_steps / max(cfg.exploration_steps, 1), 0.0, 1.0)
     return cfg.epsilon_start + fraction * (cfg.epsilon_end - cfg.epsilon_start)
 
@@ -229,7 +234,7 @@ def act(cfg: Config, state: State, obs: jax.Array, key: jax.Array, deterministic
     if deterministic:
         return greedy
     explore_key, action_key = jax.random.split(key)
-    explore = jax.random.uniform(explore_key, greedy.shape) < epsilon(cfg, state.steps)
+    explore = jax.random.uniform(explore_key, greedy.shape) < epsilon(cfg, state, state.steps)
     random_action = jax.random.randint(action_key, greedy.shape, 0, state.num_actions, jnp.int32)
     return jnp.where(explore, random_action, greedy)
 
@@ -278,7 +283,7 @@ def update_weighted(
     is_target_step = steps % cfg.target_update_period == 0
     target = jax.tree.map(lambda new, old: jnp.where(is_target_step, new, old), moved, state.target_q_params)
     new_state = state.replace(q_params=params, opt_state=opt_state, target_q_params=target, steps=steps, key=key)
-    metrics = {"critic/loss": loss, "critic/q_mean": q_mean, "explore/epsilon": epsilon(cfg, steps)}
+    metrics = {"critic/loss": loss, "critic/q_mean": q_mean, "explore/epsilon": epsilon(cfg, state, steps)}
     return new_state, metrics, jax.lax.stop_gradient(priority)
 
 

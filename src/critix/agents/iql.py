@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from critix.agents import common
+from critix.agents import common, contract
 from critix.nets.ensemble import QEnsemble
 from critix.nets.mlp import MLP
 from critix.nets.policies import BoundedGaussianPolicy, gaussian_log_prob, gaussian_sample
@@ -35,6 +35,14 @@ from critix.values import heads, losses, targets
 
 NAME = "iql"
 KIND = "offline"
+RUN_DEFAULTS: dict[str, tuple[object, str]] = {
+    "buffer_size": (1_000_000, "Replay capacity when fine-tuning online (offline runs hold the whole "
+                               "dataset)."),
+    "learning_starts": (0, "Env steps before updates when fine-tuning online (0: the buffer starts filled "
+                           "with the dataset)."),
+    "utd_ratio": (1.0, "Gradient steps per env step when fine-tuning online."),
+}
+"""Run settings (`critix.train.RunConfig` fields) this agent starts from: name -> (value, meaning and source)."""
 VALUE_LOSSES = ("expectile", "gumbel", "chi_square", "total_variation")
 
 
@@ -62,12 +70,6 @@ class Config:
     """Polyak rate of the target critics (IQL: 0.005)."""
     batch_size: int = 256
     """Minibatch size (IQL: 256)."""
-    buffer_size: int = 1_000_000
-    """Replay capacity when fine-tuning online (offline runs hold the whole dataset)."""
-    learning_starts: int = 0
-    """Env steps before updates when fine-tuning online (0: the buffer starts filled with the dataset)."""
-    utd_ratio: float = 1.0
-    """Gradient steps per env step when fine-tuning online."""
     value_loss: str = "expectile"
     """'expectile' (IQL), 'gumbel' (XQL) or 'chi_square' / 'total_variation' (f-DVL, #0)."""
     expectile: float = 0.7
@@ -150,7 +152,9 @@ def check_spaces(observation_space: gym.Space, action_space: gym.Space) -> None:
     common.check_box_actions(NAME, action_space)
 
 
-def init(cfg: Config, key: jax.Array, observation_space: gym.Space, action_space: gym.Space) -> State:
+def init(cfg: Config, key: jax.Array, observation_space: gym.Space, action_space: gym.Space,
+         plan: contract.RunPlan | None = None) -> State:
+    """A fresh state (`plan`, the run's facts, is not needed by this agent)."""
     obs_dim = common.check_flat_obs(NAME, observation_space)
     action_dim = common.check_box_actions(NAME, action_space)
     actor, critic, value = networks(cfg, action_dim)

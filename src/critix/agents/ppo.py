@@ -32,7 +32,7 @@ import optax
 from flax import struct
 
 from critix import policy_losses, validation
-from critix.agents import common
+from critix.agents import common, contract
 from critix.nets.mlp import ACTIVATIONS, MLP
 from critix.nets.policies import (
     CategoricalPolicy,
@@ -50,6 +50,11 @@ from critix.values import targets
 NAME = "ppo"
 KIND = "on-policy"
 """Trained by `critix.train.onpolicy` (host) or `critix.train.compiled` (JAX envs) from rollouts, not a buffer."""
+RUN_DEFAULTS: dict[str, tuple[object, str]] = {
+    "rollout_length": (2048, "Env steps per env in each rollout (PPO paper Table 3 horizon T; SB3 n_steps: "
+                             "2048)."),
+}
+"""Run settings (`critix.train.RunConfig` fields) this agent starts from: name -> (value, meaning and source)."""
 ACTIONS_IN_BOUNDS = False
 """Gaussian actions are raw samples; the env loop clips them to the action box."""
 
@@ -68,13 +73,12 @@ class Config:
     anneal_learning_rate: bool = False
     """Decay the learning rate linearly to 0 over the run (PPO paper Sec. 6.2 for Atari; CleanRL: on; SB3: off)."""
     anneal_steps: int = 0
-    """Gradient steps the annealing spans; 0 lets the training loop derive it from --steps."""
+    """Gradient steps the annealing spans; 0: the run's gradient steps (from its --steps, --rollout-length and
+    --num-envs)."""
     adam_eps: float = 1e-5
     """Adam epsilon (SB3 ActorCriticPolicy and OpenAI baselines PPO2: 1e-5)."""
     max_grad_norm: float = 0.5
     """Global gradient-norm clip (OpenAI baselines PPO2 and SB3: 0.5); 0 disables."""
-    rollout_length: int = 2048
-    """Env steps per env in each rollout (PPO paper Table 3 horizon T; SB3 n_steps: 2048)."""
     minibatch_size: int = 64
     """Transitions per minibatch (PPO paper Table 3 and SB3 batch_size: 64); 0 uses the whole rollout. A rollout
     that is not a multiple of it drops a random remainder each epoch."""
@@ -106,7 +110,6 @@ class Config:
             ("anneal_steps", self.anneal_steps >= 0, ">= 0"),
             ("adam_eps", self.adam_eps > 0, "> 0"),
             ("max_grad_norm", self.max_grad_norm >= 0, ">= 0"),
-            ("rollout_length", self.rollout_length >= 1, ">= 1"),
             ("minibatch_size", self.minibatch_size >= 0, ">= 0 (0: whole rollout)"),
             ("num_epochs", self.num_epochs >= 1, ">= 1"),
             ("gamma", 0.0 <= self.gamma <= 1.0, "in [0, 1]"),
@@ -126,7 +129,7 @@ class Config:
         max_grad_norm 0.5, no advantage normalisation); Adam replaces SB3's RMSprop (alpha 0.99, eps 1e-5),
         as the library has one optimiser factory."""
         return cls(
-            learning_rate=7e-4, rollout_length=5, minibatch_size=0, num_epochs=1, gae_lambda=1.0, clip_ratio=0.0,
+            learning_rate=7e-4, minibatch_size=0, num_epochs=1, gae_lambda=1.0, clip_ratio=0.0,
             normalize_advantage=False,
         )
 
@@ -140,6 +143,7 @@ class State(struct.PyTreeNode):
     key: jax.Array
     steps: jax.Array  # rollouts consumed (calls of `update`)
     discrete: bool = struct.field(pytree_node=False)
+    anneal_steps: int = struct.field(pytree_node=False)  # gradient steps the learning rate decays over (0: constant)
     action_dim: int = struct.field(pytree_node=False)  # number of actions (Discrete) or action dimensions (Box)
 
 
@@ -163,14 +167,10 @@ def networks(cfg: Config, discrete: bool, action_dim: int) -> tuple[nn.Module, M
     return actor, MLP(cfg.hidden_sizes, 1, cfg.activation)
 
 
-def optimizer(cfg: Config) -> optax.GradientTransformation:
+def optimizer(cfg: Config, anneal_steps: int) -> optax.GradientTransformation:
     """The library's one optimiser; annealing is its linear schedule over `anneal_steps` gradient steps."""
-    if cfg.anneal_learning_rate and cfg.anneal_steps == 0:
-        raise ValueError(
-            "anneal_steps must be > 0 when anneal_learning_rate is on (the training loops set it from --steps)"
-        )
     schedule = "linear" if cfg.anneal_learning_rate else "constant"
-    return make_optimizer(OptimizerConfig(cfg.learning_rate, schedule, cfg.anneal_steps,
+    return make_optimizer(OptimizerConfig(cfg.learning_rate, schedule, anneal_steps,
                                           max_grad_norm=cfg.max_grad_norm, eps=cfg.adam_eps))
 
 
@@ -185,20 +185,31 @@ def gradient_steps_per_update(cfg: Config, rollout_size: int) -> int:
     return cfg.num_epochs * (rollout_size // minibatch)
 
 
-def for_run(cfg: Config, steps: int, num_envs: int) -> Config:
-    """This config for a run of `steps` env steps per seed over `num_envs` envs: checks that a rollout fills the
-    minibatches, and an annealed learning rate (`anneal_steps` 0) decays over the run's gradient steps."""
+def check_plan(cfg: Config, plan: contract.RunPlan) -> None:
+    """A rollout (rollout_length x num_envs transitions) must fill the minibatches."""
     try:
-        per_update = gradient_steps_per_update(cfg, cfg.rollout_length * num_envs)
+        gradient_steps_per_update(cfg, plan.rollout_length * plan.num_envs)
     except ValueError as err:
         raise CritixError(str(err)) from None
-    if cfg.anneal_learning_rate and cfg.anneal_steps == 0:
-        iterations = math.ceil(steps / (cfg.rollout_length * num_envs))
-        return dataclasses.replace(cfg, anneal_steps=iterations * per_update)
-    return cfg
 
 
-def init(cfg: Config, key: jax.Array, observation_space: gym.Space, action_space: gym.Space) -> State:
+def anneal_steps(cfg: Config, plan: contract.RunPlan) -> int:
+    """Gradient steps an annealed learning rate decays over: `anneal_steps`, or every update of the planned run;
+    0 for a constant rate."""
+    if not cfg.anneal_learning_rate:
+        return 0
+    if cfg.anneal_steps:
+        return cfg.anneal_steps
+    if plan.steps <= 0:
+        raise CritixError("anneal_learning_rate needs the run's length: set anneal_steps, or train through a run")
+    rollout = plan.rollout_length * plan.num_envs
+    return math.ceil(plan.steps / rollout) * gradient_steps_per_update(cfg, rollout)
+
+
+def init(cfg: Config, key: jax.Array, observation_space: gym.Space, action_space: gym.Space,
+         plan: contract.RunPlan | None = None) -> State:
+    plan = contract.plan_or_default(plan, RUN_DEFAULTS)
+    decay = anneal_steps(cfg, plan)
     obs_dim, discrete, action_dim = check_spaces(observation_space, action_space)
     actor, critic = networks(cfg, discrete, action_dim)
     key, actor_key, critic_key = jax.random.split(key, 3)
@@ -207,10 +218,11 @@ def init(cfg: Config, key: jax.Array, observation_space: gym.Space, action_space
     return State(
         actor_params=actor_params,
         critic_params=critic_params,
-        opt_state=optimizer(cfg).init((actor_params, critic_params)),
+        opt_state=optimizer(cfg, decay).init((actor_params, critic_params)),
         key=key,
         steps=jnp.zeros((), jnp.int32),
         discrete=discrete,
+        anneal_steps=decay,
         action_dim=action_dim,
     )
 
@@ -303,7 +315,7 @@ def update(cfg: Config, state: State, data: Rollout) -> tuple[State, common.Metr
     data = jax.tree.map(lambda x: x.reshape(size, *x.shape[lead:]), data)
     num_minibatches = gradient_steps_per_update(cfg, size) // cfg.num_epochs
     minibatch = size // num_minibatches
-    tx = optimizer(cfg)
+    tx = optimizer(cfg, state.anneal_steps)
     key, epoch_key = jax.random.split(state.key)
 
     def minibatch_step(carry: tuple, batch: Minibatch) -> tuple[tuple, dict]:

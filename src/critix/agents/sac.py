@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from critix.agents import common
+from critix.agents import common, contract
 from critix.nets.ensemble import QEnsemble
 from critix.nets.policies import TanhGaussianPolicy, tanh_gaussian_mode, tanh_gaussian_sample
 from critix.optim import OptimizerConfig, make_optimizer
@@ -29,6 +29,13 @@ from critix.values import heads, targets
 
 NAME = "sac"
 KIND = "off-policy"
+RUN_DEFAULTS: dict[str, tuple[object, str]] = {
+    "buffer_size": (1_000_000, "Replay capacity per seed (#53 Table 1: 1e6)."),
+    "learning_starts": (5_000, "Env steps per seed with uniform random actions before updates start (CleanRL "
+                               "sac_continuous_action: 5e3)."),
+    "utd_ratio": (1.0, "Gradient steps per env step per seed (#53: 1)."),
+}
+"""Run settings (`critix.train.RunConfig` fields) this agent starts from: name -> (value, meaning and source)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,12 +76,6 @@ class Config:
     """Polyak rate of the target critics (#53 Table 1)."""
     batch_size: int = 256
     """Minibatch size (#53 Table 1)."""
-    buffer_size: int = 1_000_000
-    """Replay capacity per seed (#53 Table 1: 1e6)."""
-    learning_starts: int = 5_000
-    """Env steps per seed with uniform random actions before updates start (CleanRL sac_continuous_action: 5e3)."""
-    utd_ratio: float = 1.0
-    """Gradient steps per env step per seed (#53: 1)."""
     init_alpha: float = 1.0
     """Initial temperature (SB3 and CleanRL start at 1.0)."""
     autotune_alpha: bool = True
@@ -131,7 +132,9 @@ def check_spaces(observation_space: gym.Space, action_space: gym.Space) -> None:
     common.check_box_actions(NAME, action_space)
 
 
-def init(cfg: Config, key: jax.Array, observation_space: gym.Space, action_space: gym.Space) -> State:
+def init(cfg: Config, key: jax.Array, observation_space: gym.Space, action_space: gym.Space,
+         plan: contract.RunPlan | None = None) -> State:
+    """A fresh state (`plan`, the run's facts, is not needed by this agent)."""
     obs_dim = common.check_flat_obs(NAME, observation_space)
     action_dim = common.check_box_actions(NAME, action_space)
     actor, critic = networks(cfg, action_dim)

@@ -23,7 +23,7 @@ import numpy as np
 import optax
 from flax import struct
 
-from critix.agents import common
+from critix.agents import common, contract
 from critix.nets.discrete import CategoricalPolicy, DiscreteQEnsemble
 from critix.optim import OptimizerConfig, make_optimizer
 from critix.types import Transition
@@ -31,6 +31,13 @@ from critix.values import heads, targets
 
 NAME = "sac-discrete"
 KIND = "off-policy"
+RUN_DEFAULTS: dict[str, tuple[object, str]] = {
+    "buffer_size": (1_000_000, "Replay capacity per seed (#55 Table 1: 1e6)."),
+    "learning_starts": (20_000, "Env steps per seed with uniform random actions before updates start (#55 "
+                                "Table 1: 20,000)."),
+    "utd_ratio": (0.25, "Gradient steps per env step per seed (#55 Table 1: one update every 4 steps)."),
+}
+"""Run settings (`critix.train.RunConfig` fields) this agent starts from: name -> (value, meaning and source)."""
 ACTIONS = "discrete"
 """The action space this agent needs (the host loop and the conformance harness read it)."""
 
@@ -71,12 +78,6 @@ class Config:
     """Polyak rate of the target critics (SAC #53 Table 1: 0.005; #55 copies every 8,000 steps on Atari)."""
     batch_size: int = 64
     """Minibatch size (#55 Table 1: 64)."""
-    buffer_size: int = 1_000_000
-    """Replay capacity per seed (#55 Table 1: 1e6)."""
-    learning_starts: int = 20_000
-    """Env steps per seed with uniform random actions before updates start (#55 Table 1: 20,000)."""
-    utd_ratio: float = 0.25
-    """Gradient steps per env step per seed (#55 Table 1: one update every 4 steps)."""
     init_alpha: float = 1.0
     """Initial temperature (SB3 and CleanRL start at 1.0)."""
     autotune_alpha: bool = True
@@ -127,7 +128,9 @@ def check_spaces(observation_space: gym.Space, action_space: gym.Space) -> None:
     common.check_discrete_actions(NAME, action_space)
 
 
-def init(cfg: Config, key: jax.Array, observation_space: gym.Space, action_space: gym.Space) -> State:
+def init(cfg: Config, key: jax.Array, observation_space: gym.Space, action_space: gym.Space,
+         plan: contract.RunPlan | None = None) -> State:
+    """A fresh state (`plan`, the run's facts, is not needed by this agent)."""
     obs_dim = common.check_flat_obs(NAME, observation_space)
     num_actions = common.check_discrete_actions(NAME, action_space)
     actor, critic = networks(cfg, num_actions)

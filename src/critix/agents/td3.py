@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from critix.agents import common
+from critix.agents import common, contract
 from critix.nets.ensemble import QEnsemble
 from critix.nets.policies import DeterministicPolicy
 from critix.optim import OptimizerConfig, make_optimizer
@@ -32,6 +32,13 @@ from critix.values import heads, targets
 
 NAME = "td3"
 KIND = "off-policy"
+RUN_DEFAULTS: dict[str, tuple[object, str]] = {
+    "buffer_size": (1_000_000, "Replay capacity per seed (#98 Table 3: 1e6)."),
+    "learning_starts": (5_000, "Env steps per seed with uniform random actions before updates start (CleanRL "
+                               "td3_continuous_action: 25e3 for MuJoCo; 5e3 here as for SAC)."),
+    "utd_ratio": (1.0, "Critic gradient steps per env step per seed (#98: 1)."),
+}
+"""Run settings (`critix.train.RunConfig` fields) this agent starts from: name -> (value, meaning and source)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,12 +75,6 @@ class Config:
     """Polyak rate of target actor and critics (#98 Table 3)."""
     batch_size: int = 256
     """Minibatch size (TD3 author code: 256)."""
-    buffer_size: int = 1_000_000
-    """Replay capacity per seed (#98 Table 3: 1e6)."""
-    learning_starts: int = 5_000
-    """Env steps per seed with uniform random actions before updates start (CleanRL td3_continuous_action: 25e3 for MuJoCo; 5e3 here as for SAC)."""
-    utd_ratio: float = 1.0
-    """Critic gradient steps per env step per seed (#98: 1)."""
     policy_delay: int = 2
     """Critic steps per actor and target update (#98 Sec. 5.2: d = 2)."""
     target_noise: float = 0.2
@@ -108,7 +109,7 @@ class Config:
     @classmethod
     def td3bc(cls, **overrides: object) -> Config:
         """TD3+BC (Fujimoto & Gu 2021, "A Minimalist Approach to Offline RL"): TD3 plus a BC term, alpha = 2.5."""
-        return cls(**{"bc_alpha": 2.5, "learning_starts": 0, **overrides})  # type: ignore[arg-type]
+        return cls(**{"bc_alpha": 2.5, **overrides})  # type: ignore[arg-type]
 
 
 class State(struct.PyTreeNode):
@@ -140,7 +141,9 @@ def check_spaces(observation_space: gym.Space, action_space: gym.Space) -> None:
     common.check_box_actions(NAME, action_space)
 
 
-def init(cfg: Config, key: jax.Array, observation_space: gym.Space, action_space: gym.Space) -> State:
+def init(cfg: Config, key: jax.Array, observation_space: gym.Space, action_space: gym.Space,
+         plan: contract.RunPlan | None = None) -> State:
+    """A fresh state (`plan`, the run's facts, is not needed by this agent)."""
     obs_dim = common.check_flat_obs(NAME, observation_space)
     action_dim = common.check_box_actions(NAME, action_space)
     actor, critic = networks(cfg, action_dim)

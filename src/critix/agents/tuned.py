@@ -128,9 +128,10 @@ def apply(algo: str, env_id: str, agent_cfg: Any, run_cfg: Any) -> tuple[Any, An
         return agent_cfg, run_cfg
     agent_fields = {f.name for f in dataclasses.fields(agent_cfg)}
     run_fields = {f.name for f in dataclasses.fields(run_cfg)}
+    settings = {**entry.agent, **entry.run}  # each setting goes to the config that has the field
     try:
-        agent_cfg = dataclasses.replace(agent_cfg, **{k: v for k, v in entry.agent.items() if k in agent_fields})
-        run_cfg = dataclasses.replace(run_cfg, **{k: v for k, v in entry.run.items() if k in run_fields})
+        agent_cfg = dataclasses.replace(agent_cfg, **{k: v for k, v in settings.items() if k in agent_fields})
+        run_cfg = dataclasses.replace(run_cfg, **{k: v for k, v in settings.items() if k in run_fields})
     except ValueError as err:
         raise CritixError(f"tuned defaults of {algo} on {env_id} are invalid: {err}") from None
     return agent_cfg, run_cfg

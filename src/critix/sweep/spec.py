@@ -43,6 +43,7 @@ from critix import __version__, agents, validation
 from critix.bench.runner import seed_ranges
 from critix.files import atomic_write_json
 from critix.train.config import RunConfig, config_to_json
+from critix.train.config import resolve as resolve_run
 from critix.types import CritixError
 
 KEYS = ("algo", "env", "steps", "seeds", "grid", "fixed", "search", "seeds_per_trial", "scheduler")
@@ -434,7 +435,8 @@ def resolve(spec: SweepSpec, params: dict[str, Any], num_seeds: int = 1, first_s
     from critix.agents import tuned
 
     spec_default = agents.get(spec.algo).default_config
-    agent_default, run_default = tuned.apply(spec.algo, spec.env, spec_default, RunConfig(env=spec.env))
+    agent_default, run_default = tuned.apply(spec.algo, spec.env, spec_default,
+                                             resolve_run(spec.algo, RunConfig(env=spec.env)))
     values = {**_expand(spec.fixed, spec.algo, "", "fixed"), **_expand(params, spec.algo, "", "grid")}
     agent_fields, _ = field_names(spec.algo)
     try:

@@ -27,7 +27,7 @@ import numpy as np
 from critix import agents
 from critix.data.datasets import Episode, normalized_score, write_dataset
 from critix.envs.gym import final_observation, make_vector_env, scale_action, to_env_action
-from critix.train.config import RunConfig
+from critix.train.config import RunConfig, resolve
 from critix.train.evaluate import evaluate
 from critix.train.offpolicy import OffPolicy
 from critix.train.run import Lifecycle, execute
@@ -155,10 +155,11 @@ def train_behaviour(cfg: CollectConfig) -> Behaviour:
     """Train the behaviour agent on one env with the off-policy stepper, recording every episode it plays and
     snapshotting its policy at each evaluation (every `snapshot_every` env steps). The run folder is temporary."""
     spec = agents.get(cfg.algo)
-    agent_cfg = dataclasses.replace(spec.default_config, learning_starts=cfg.learning_starts)
-    run = RunConfig(env=cfg.env, steps=cfg.train_steps, seed=cfg.seed, eval_every=cfg.snapshot_every,
-                    eval_episodes=cfg.ref_episodes, checkpoint_every=cfg.train_steps, keep_checkpoints=1,
-                    progress=False, tensorboard=False)
+    agent_cfg = spec.default_config
+    run = resolve(cfg.algo, RunConfig(
+        env=cfg.env, steps=cfg.train_steps, seed=cfg.seed, eval_every=cfg.snapshot_every, eval_episodes=cfg.ref_episodes,
+        checkpoint_every=cfg.train_steps, keep_checkpoints=1, progress=False, tensorboard=False,
+        learning_starts=cfg.learning_starts))
     stepper = OffPolicy(cfg.algo, agent_cfg, run, random_stream=2)
     played: list[tuple[int, Episode]] = []
     snapshots: list[tuple[int, float, Any]] = []

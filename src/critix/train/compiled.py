@@ -42,14 +42,12 @@ from critix.data import replay
 from critix.envs.gym import REWARD_CLIP, Moments, normalize_obs
 from critix.envs.jax_envs import JaxEnv, make_jax_env
 from critix.train import checkpoint, guards
-from critix.train.config import RunConfig, config_to_json
+from critix.train.config import RunConfig, config_to_json, plan_of
 from critix.train.grid import Grid, parse_grid, with_values
 from critix.train.run import Chunk, Output, execute
 from critix.types import CritixError, Rollout, Transition
 
 
-# Float agent fields this loop reads itself when it builds the program (so a traced grid value would be ignored).
-LOOP_FIELDS = {"utd_ratio": "utd_ratio sets how many env steps and updates make one iteration of the compiled loop"}
 
 
 class Carry(struct.PyTreeNode):
@@ -92,25 +90,26 @@ class Compiled:
         if path is not None and path.name != "uniform replay":
             raise CritixError(f"compiled mode samples single transitions uniformly; {algo} with {path.name} "
                               "(--n-step, --prioritized) must run in host mode (use the Gymnasium env id)")
-        self.cfg = contract.for_run(self.module, agent_cfg, run.steps, run.num_envs)
+        self.cfg, self.plan = agent_cfg, plan_of(run)
+        contract.check_plan(self.module, agent_cfg, self.plan)
         self.grid: Grid = parse_grid(run.grid, algo, self.cfg)
         self.num_members = self.grid.size * self.num_seeds
         if self.on_policy:
-            self.steps_per_iteration = self.cfg.rollout_length * run.num_envs
+            self.steps_per_iteration = self.plan.rollout_length * run.num_envs
             self.per_update = self.module.gradient_steps_per_update(self.cfg, self.steps_per_iteration)
         else:
             # One iteration = `env_steps_per_iteration` steps of the N envs, then utd_ratio x (its env steps)
             # gradient steps: with utd_ratio x N < 1 (DQN's 0.25 at 1 env), several env steps share one update
             # burst, as SB3's train_freq does; the burst length is the shortest that makes the count whole.
-            self.env_steps_per_iteration = _whole_multiple(agent_cfg.utd_ratio * run.num_envs)
+            self.env_steps_per_iteration = _whole_multiple(self.plan.utd_ratio * run.num_envs)
             self.steps_per_iteration = self.env_steps_per_iteration * run.num_envs
-            self.updates_per_iteration = round(agent_cfg.utd_ratio * self.steps_per_iteration)
-            self.capacity = min(agent_cfg.buffer_size, math.ceil(run.steps / run.num_envs) * run.num_envs)
+            self.updates_per_iteration = round(self.plan.utd_ratio * self.steps_per_iteration)
+            self.capacity = min(self.plan.buffer_size, math.ceil(run.steps / run.num_envs) * run.num_envs)
             if self.capacity < agent_cfg.batch_size:
                 raise CritixError(f"the replay buffer holds {self.capacity} transitions, fewer than batch_size="
                                   f"{agent_cfg.batch_size}; raise --steps or lower --batch-size")
         # Off-policy warm-up: iterations with uniform random actions and no updates (env steps < learning_starts).
-        self.warmup_iterations = 0 if self.on_policy else math.ceil(agent_cfg.learning_starts / self.steps_per_iteration)
+        self.warmup_iterations = 0 if self.on_policy else math.ceil(self.plan.learning_starts / self.steps_per_iteration)
         self.total_iterations = math.ceil(run.steps / self.steps_per_iteration)
         self.total_steps = self.total_iterations * self.steps_per_iteration
         chunk_steps = run.chunk_size or run.log_every or self.steps_per_iteration
@@ -157,7 +156,7 @@ class Compiled:
     def _init_seed(self, agent_key: jax.Array, loop_key: jax.Array, env_key: jax.Array,
                    hparams: dict[str, jax.Array]) -> Carry:
         module = self.module
-        agent = module.init(with_values(self.cfg, hparams), agent_key, self.obs_space, self.act_space)
+        agent = module.init(with_values(self.cfg, hparams), agent_key, self.obs_space, self.act_space, self.plan)
         env_key, reset_key = jax.random.split(env_key)
         obs, env_state = jax.vmap(self.env.reset)(jax.random.split(reset_key, self.num_envs))
         buffer: Any = ()
@@ -192,7 +191,7 @@ class Compiled:
                 carry, transition = self._scale_reward(cfg, carry, transition)
             return carry, (transition, ret_sum, count)
 
-        carry, (rollout, ret_sum, count) = jax.lax.scan(step, carry, None, length=self.cfg.rollout_length)
+        carry, (rollout, ret_sum, count) = jax.lax.scan(step, carry, None, length=self.plan.rollout_length)
         agent, metrics = module.update(cfg, carry.agent, Rollout(self._prepare_batch(rollout, rms)))
         bad_items = (~guards.finite_items(jax.tree.map(lambda x: x.reshape(-1, *x.shape[2:]), rollout))).sum()
         bad_update = ~(guards.metrics_ok(metrics) & guards.all_finite(agent))
@@ -297,9 +296,6 @@ class Compiled:
         errors = (jax.errors.ConcretizationTypeError, jax.errors.TracerBoolConversionError,
                   jax.errors.TracerIntegerConversionError, jax.errors.TracerArrayConversionError)
         for name in self.grid.fields:
-            if name in LOOP_FIELDS:
-                raise CritixError(f"--grid {name}: {LOOP_FIELDS[name]}, so it cannot vary inside one run; train its "
-                                  f"values as separate runs (`critix sweep`)")
             hparams = {name: jnp.zeros((), jnp.float32) + getattr(self.cfg, name)}
             try:
                 carry = self._example_carry(hparams)

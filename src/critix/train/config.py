@@ -16,9 +16,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 from critix import __version__, agents, validation
+from critix.agents import contract
 from critix.types import CritixError
 
 MAX_ENVS = 10_000
+MAX_UTD_RATIO = 1_000.0
+LOOP_SETTINGS = ("learning_starts", "utd_ratio", "buffer_size", "rollout_length")
+"""Run settings whose default depends on the algorithm (its RUN_DEFAULTS); agent configs before critix 0.2
+held them, and config.json files of that time still load."""
 OFFLINE = "offline"
 
 
@@ -104,11 +109,29 @@ class RunConfig(RunSettings):
     """Compiled runs (gymnax: env ids) only: FIELD=V1,V2,... trains every value of the float agent field FIELD
     in the same jit(vmap) as the seeds (several flags: every combination); each grid point gets a run folder
     under RUN_DIR/grid/. Gymnasium envs: train a grid with `critix sweep`."""
+    learning_starts: int | None = None
+    """Off-policy agents: env steps per seed with uniform random actions before updates start. None: the
+    algorithm's default (`critix list ALGO` shows it and its source)."""
+    utd_ratio: float | None = None
+    """Off-policy agents: gradient steps per env step per seed (update-to-data ratio). None: the algorithm's
+    default."""
+    buffer_size: int | None = None
+    """Off-policy agents: replay capacity per seed (the buffer holds at most --steps). None: the algorithm's
+    default."""
+    rollout_length: int | None = None
+    """On-policy agents: env steps per env in each rollout (PPO's horizon T). None: the algorithm's default."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {self.num_envs}")
+        checks = [("learning_starts", lambda v: v >= 0, ">= 0"),
+                  ("utd_ratio", lambda v: 0 < v <= MAX_UTD_RATIO, f"in (0, {MAX_UTD_RATIO:g}]"),
+                  ("buffer_size", lambda v: v >= 1, ">= 1"), ("rollout_length", lambda v: v >= 1, ">= 1")]
+        for name, ok, valid in checks:
+            value = getattr(self, name)
+            if value is not None and not ok(value):
+                raise ValueError(f"{name} must be {valid}, got {value!r}")
         if self.steps < self.num_envs:
             raise ValueError(f"steps ({self.steps}) must be >= num_envs ({self.num_envs})")
         for name, count in (("num_seeds * num_envs", self.num_seeds * self.num_envs),
@@ -149,6 +172,21 @@ class OfflineRunConfig(RunSettings):
         for name in ("eval_every", "checkpoint_every"):
             if getattr(self, name) % self.chunk_size:
                 raise ValueError(f"{name} ({getattr(self, name)}) must be a multiple of chunk_size ({self.chunk_size})")
+
+
+def resolve(algo: str, run: RunSettings) -> RunSettings:
+    """`run` with every loop setting left at None set to the algorithm's default (`AgentSpec.run_defaults`)."""
+    if not isinstance(run, RunConfig):
+        return run
+    defaults = {name: value for name, (value, _) in agents.get(algo).run_defaults.items()}
+    missing = {name: defaults[name] for name in LOOP_SETTINGS if getattr(run, name) is None and name in defaults}
+    return dataclasses.replace(run, **missing) if missing else run
+
+
+def plan_of(run: RunConfig) -> contract.RunPlan:
+    """The facts of a resolved run its agent may need at `init` (`critix.agents.contract.RunPlan`)."""
+    known = {name: getattr(run, name) for name in LOOP_SETTINGS if getattr(run, name) is not None}
+    return contract.RunPlan(steps=run.steps, num_envs=run.num_envs, **known)
 
 
 # ---- config.json --------------------------------------------------------------------------------------------
@@ -207,6 +245,11 @@ def load_run_config(run_dir: Path) -> tuple[str, Any, Any]:
                           "critix run folder?") from None
     spec = agents.get(algo)
     run_cls = OfflineRunConfig if data.get("mode") == OFFLINE else RunConfig
+    if isinstance(agent_values, dict) and isinstance(run_values, dict):  # loop settings written by critix 0.1
+        moved = {k: agent_values[k] for k in LOOP_SETTINGS if k in agent_values}
+        agent_values = {k: v for k, v in agent_values.items() if k not in moved}
+        if run_cls is RunConfig:
+            run_values = {**moved, **run_values}
     return algo, config_from_dict(type(spec.default_config), agent_values), config_from_dict(run_cls, run_values)
 
 

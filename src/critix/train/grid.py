@@ -22,8 +22,10 @@ from typing import Any
 import numpy as np
 
 from critix.stats.runs import point_label
+from critix.train.config import RunConfig
 from critix.types import CritixError
 
+RUN_FIELDS = {f.name for f in dataclasses.fields(RunConfig)}
 EXAMPLE = "e.g. --grid learning_rate=1e-4,3e-4 clip_ratio=0.1,0.2 (tied fields: actor_lr,critic_lr=1e-4,3e-4)"
 
 
@@ -66,6 +68,10 @@ def parse_grid(specs: tuple[str, ...], algo: str, cfg: Any) -> Grid:
         key, text = spec.split("=", 1)
         names = [n.strip() for n in key.split(",")]
         for name in names:
+            if name in RUN_FIELDS:
+                raise CritixError(f"--grid {name}: {name} is a run setting, which fixes the structure of the compiled "
+                                  "program (how many env steps and updates make one iteration, sizes), so it cannot "
+                                  "vary inside one run; train its values as separate runs (`critix sweep`)")
             if name not in fields:
                 close = difflib.get_close_matches(name, sorted(fields), n=3, cutoff=0.6)
                 hint = f"; did you mean {', '.join(close)}?" if close else ""

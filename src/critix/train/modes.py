@@ -17,7 +17,7 @@ from typing import Any
 from critix import agents
 from critix.agents import contract
 from critix.envs.jax_envs import is_jax_env
-from critix.train.config import OfflineRunConfig, RunConfig, RunSettings
+from critix.train.config import OfflineRunConfig, RunConfig, RunSettings, resolve
 from critix.train.run import execute
 from critix.types import CritixError
 
@@ -38,7 +38,9 @@ def mode(algo: str, run: RunSettings) -> str:
 
 
 def make_stepper(algo: str, agent_cfg: Any, run: RunSettings) -> Any:
-    """The stepper of the run's mode (envs, data and compiled functions; `start` creates its state)."""
+    """The stepper of the run's mode (envs, data and compiled functions; `start` creates its state). Loop settings
+    left at None take the algorithm's defaults."""
+    run = resolve(algo, run)
     chosen = mode(algo, run)
     if chosen == "offline":
         from critix.train.offline import Offline
@@ -60,5 +62,6 @@ def make_stepper(algo: str, agent_cfg: Any, run: RunSettings) -> Any:
 def train(algo: str, agent_cfg: Any, run: RunSettings, resume: Path | None = None) -> dict[str, Any]:
     """Train (or resume from `resume`, a run folder) in the mode the run and algorithm choose; returns the summary
     that is also written to summary.json."""
+    run = resolve(algo, run)  # config.json records the loop settings the run used
     mode(algo, run)  # refuses an impossible combination before anything is built
     return execute(algo, agent_cfg, run, lambda: make_stepper(algo, agent_cfg, run), resume)

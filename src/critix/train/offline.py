@@ -26,7 +26,7 @@ from critix.data import replay
 from critix.data.datasets import OfflineDataset, dataset_normalized_score, read_dataset
 from critix.envs.gym import make_vector_env
 from critix.train import checkpoint, guards
-from critix.train.config import OfflineRunConfig, RunConfig, eval_env_seed, load_run_config
+from critix.train.config import OfflineRunConfig, RunConfig, eval_env_seed, load_run_config, resolve
 from critix.train.evaluate import evaluate
 from critix.train.offpolicy import OffPolicy
 from critix.train.run import Chunk, execute
@@ -230,9 +230,9 @@ def finetune(init_from: Path, run: RunConfig) -> dict[str, Any]:
     data = read_dataset(offline_run.dataset).transitions()
     env = run.env if run.env != RunConfig().env else (offline_run.env or _env_of(offline_run.dataset))
     S = offline_run.num_seeds
-    run = dataclasses.replace(run, env=env, num_seeds=S)
+    run = resolve(algo, dataclasses.replace(run, env=env, num_seeds=S))
     capacity = int(data.reward.shape[0]) + run.steps
-    agent_cfg = dataclasses.replace(agent_cfg, buffer_size=max(agent_cfg.buffer_size, capacity))
+    run = dataclasses.replace(run, buffer_size=max(run.buffer_size or 0, capacity))
 
     def initial(stepper: OffPolicy) -> None:
         arrays, _ = checkpoint.load(last, {"agent": stepper.agent, "key": stepper.key})

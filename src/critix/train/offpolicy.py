@@ -24,7 +24,7 @@ from critix.agents import contract
 from critix.data import replay
 from critix.envs.gym import final_observation, random_actions, to_env_action
 from critix.train import checkpoint, guards
-from critix.train.config import RunConfig
+from critix.train.config import RunConfig, plan_of
 from critix.train.host import HostStepper
 from critix.train.run import Chunk
 from critix.types import CritixError, Transition
@@ -57,11 +57,13 @@ class OffPolicy(HostStepper):
         if run.normalize_obs and self.obs_dtype == np.uint8:
             raise CritixError("--normalize-obs is for vector observations; image observations are scaled by the encoder")
         self.data_path = contract.data_path(self.module, agent_cfg)
-        self.capacity = capacity or min(agent_cfg.buffer_size, run.steps)
+        self.plan = plan_of(run)
+        contract.check_plan(self.module, agent_cfg, self.plan)
+        self.capacity = capacity or min(self.plan.buffer_size, run.steps)
         if self.capacity < agent_cfg.batch_size:
             raise CritixError(
                 f"the replay buffer holds {self.capacity} transitions (min of buffer_size and steps), fewer than "
-                f"batch_size={agent_cfg.batch_size}; raise --steps or lower --batch-size"
+                f"batch_size={agent_cfg.batch_size}; raise --buffer-size or --steps, or lower --batch-size"
             )
         item_bytes = sum(np.asarray(x).nbytes for x in jax.tree.leaves(self.example()))
         validation.check_buffer_memory(self.capacity, item_bytes, run.num_seeds)
@@ -118,7 +120,7 @@ class OffPolicy(HostStepper):
         """New agents (keys split from PRNGKey(seed)), empty buffers of `capacity`, fresh statistics."""
         agent_key, loop_key = jax.random.split(jax.random.PRNGKey(self.run.seed))
         obs_space, act_space, cfg, module = self.obs_space, self.act_space, self.cfg, self.module
-        self.agent = jax.jit(jax.vmap(lambda k: module.init(cfg, k, obs_space, act_space)))(
+        self.agent = jax.jit(jax.vmap(lambda k: module.init(cfg, k, obs_space, act_space, self.plan)))(
             jax.random.split(agent_key, self.num_seeds))
         example = self.example()
         self.buffer = jax.jit(jax.vmap(lambda _: replay.init(capacity, example)))(jnp.arange(self.num_seeds))
@@ -160,7 +162,7 @@ class OffPolicy(HostStepper):
     def metric_names(self) -> list[str]:
         """The agent's update metrics (found by tracing its update) and the episode return."""
         cfg, module, obs_space, act_space = self.cfg, self.module, self.obs_space, self.act_space
-        agent = jax.eval_shape(lambda: module.init(cfg, jax.random.PRNGKey(0), obs_space, act_space))
+        agent = jax.eval_shape(lambda: module.init(cfg, jax.random.PRNGKey(0), obs_space, act_space, self.plan))
         batch = jax.tree.map(lambda x: jax.ShapeDtypeStruct((*self.data_path.batch_shape, *x.shape), x.dtype),
                              self.example())
         _, metrics = jax.eval_shape(lambda s, b: module.update(cfg, s, b), agent, batch)
@@ -168,14 +170,14 @@ class OffPolicy(HostStepper):
 
     # ---- one chunk -------------------------------------------------------------------------------------------
     def advance(self) -> Chunk:
-        cfg, run, S, N = self.cfg, self.run, self.num_seeds, self.num_envs
+        run, S, N, starts = self.run, self.num_seeds, self.num_envs, self.plan.learning_starts
         k_steps = min(self.chunk, self.total_vector_steps - self.vector_steps)
-        learning = self.vector_steps * N >= cfg.learning_starts
+        learning = self.vector_steps * N >= starts
         mean, var = self.stats()
         used_policy = False
         stage = []
         for _ in range(k_steps):
-            if self.vector_steps * N < cfg.learning_starts:
+            if self.vector_steps * N < starts:
                 action = random_actions(self.rng, self.act_space, S * N)
             else:
                 used_policy = True
@@ -202,7 +204,7 @@ class OffPolicy(HostStepper):
         if run.normalize_obs and (run.on_nan == "stop" or np.isfinite(items.obs).all()):
             self.obs_rms.update(items.obs)
         steps_now = self.vector_steps * N
-        num_updates = max(1, round(cfg.utd_ratio * k_steps * N)) if steps_now >= cfg.learning_starts else 0
+        num_updates = max(1, round(self.plan.utd_ratio * k_steps * N)) if steps_now >= starts else 0
         compiling = (k_steps, num_updates) not in self.compiled_variants or (used_policy and not self.policy_compiled)
         self.compiled_variants.add((k_steps, num_updates))
         self.policy_compiled = self.policy_compiled or used_policy

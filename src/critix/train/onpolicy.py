@@ -23,7 +23,7 @@ import numpy as np
 from critix.agents import contract
 from critix.envs.gym import REWARD_CLIP, final_observation, to_env_action
 from critix.train import checkpoint, guards
-from critix.train.config import RunConfig
+from critix.train.config import RunConfig, plan_of
 from critix.train.host import HostStepper
 from critix.train.run import Chunk
 from critix.types import Rollout, Transition
@@ -36,12 +36,13 @@ class OnPolicy(HostStepper):
 
     def __init__(self, algo: str, agent_cfg: Any, run: RunConfig) -> None:
         super().__init__(algo, agent_cfg, run)
+        self.plan = plan_of(run)
         try:
-            self.cfg = contract.for_run(self.module, agent_cfg, run.steps, run.num_envs)
+            contract.check_plan(self.module, agent_cfg, self.plan)
         except Exception:
             self.close()
             raise
-        self.rollout_length = T = self.cfg.rollout_length
+        self.rollout_length = T = self.plan.rollout_length
         self.total_vector_steps = math.ceil(run.steps / (T * run.num_envs)) * T  # whole rollouts
         self.total_steps = self.total_vector_steps * run.num_envs
         self.rollouts_per_chunk = max(1, math.ceil(run.chunk_size / (T * run.num_envs)))
@@ -73,7 +74,7 @@ class OnPolicy(HostStepper):
     def fresh(self) -> None:
         agent_key, loop_key = jax.random.split(jax.random.PRNGKey(self.run.seed))
         obs_space, act_space, cfg, module = self.obs_space, self.act_space, self.cfg, self.module
-        self.agent = jax.jit(jax.vmap(lambda k: module.init(cfg, k, obs_space, act_space)))(
+        self.agent = jax.jit(jax.vmap(lambda k: module.init(cfg, k, obs_space, act_space, self.plan)))(
             jax.random.split(agent_key, self.num_seeds))
         self.key = jax.random.split(loop_key, self.num_seeds)
         self.ret_rms = type(self.obs_rms).create(self.num_seeds, ())
@@ -101,7 +102,7 @@ class OnPolicy(HostStepper):
 
     def metric_names(self) -> list[str]:
         cfg, module, obs_space, act_space = self.cfg, self.module, self.obs_space, self.act_space
-        agent = jax.eval_shape(lambda: module.init(cfg, jax.random.PRNGKey(0), obs_space, act_space))
+        agent = jax.eval_shape(lambda: module.init(cfg, jax.random.PRNGKey(0), obs_space, act_space, self.plan))
         _, metrics = jax.eval_shape(lambda s, r: module.update(cfg, s, Rollout(r)), agent, self.example_rollout())
         return sorted(metrics) + ["train/episode_return"]
 
