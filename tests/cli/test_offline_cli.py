@@ -59,7 +59,7 @@ def test_offline_to_online_continues_with_the_dataset_in_the_buffer(dataset, tmp
     summary = json.loads((online_dir / "summary.json").read_text())
     assert summary["env"] == "Pendulum-v1" and summary["steps"] == 20 and summary["gradient_steps"] == 20
     config = json.loads((online_dir / "config.json").read_text())
-    assert config["agent"]["buffer_size"] >= 60  # 40 dataset transitions + 20 online steps
+    assert config["run"]["buffer_size"] >= 60  # 40 dataset transitions + 20 online steps
     assert config["agent"]["hidden_sizes"] == [16, 16]  # the offline run's agent config
 
 

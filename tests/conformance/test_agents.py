@@ -161,7 +161,7 @@ def _lr_fields(cfg: Any) -> list[str]:
 @pytest.mark.parametrize(
     "field,value",
     [("gamma", 1.5), ("gamma", -0.1), ("target_tau", 0.0), ("target_tau", 1.5), ("batch_size", 0),
-     ("buffer_size", BATCH - 1), ("hidden_sizes", ()), ("hidden_sizes", (32, 0))],
+     ("hidden_sizes", ()), ("hidden_sizes", (32, 0))],
 )
 def test_invalid_config_raises(h, field, value):
     if field not in {f.name for f in dataclasses.fields(h.cfg)}:

@@ -29,7 +29,7 @@ def test_the_example_sweep_expands_to_three_tied_learning_rates() -> None:
     assert [c.label for c in configs] == [f"actor_lr,critic_lr,alpha_lr={v}" for v in ("0.0001", "0.0003", "0.001")]
     agent, run = sweep.resolve(spec, configs[2].params, num_seeds=3)
     assert agent.actor_lr == agent.critic_lr == agent.alpha_lr == 1e-3
-    assert (run.steps, run.num_seeds, run.eval_every, agent.learning_starts, run.progress) == (10_000, 3, 1000, 1000, False)
+    assert (run.steps, run.num_seeds, run.eval_every, run.learning_starts, run.progress) == (10_000, 3, 1000, 1000, False)
 
 
 def test_yaml_reads_exponent_numbers_as_floats_and_flags_match_the_file() -> None:
@@ -68,7 +68,7 @@ def test_random_search_is_seeded_and_stays_in_its_ranges() -> None:
     (BASE + "grid: {actor_lr: [1e-4]}\nfixed: {actor_lr: 1e-3}\n", "actor_lr is set twice"),
     (BASE + "grid: {'actor_lr,actor_lr': [1e-4]}\n", "names a field twice"),
     (BASE + "grid: {actor_lr: [1e-4, 1e-4]}\n", "lists a value twice"),
-    (BASE + "grid: {batch_size: [512]}\nfixed: {buffer_size: 100}\n", "buffer_size must be >= batch_size"),
+    (BASE + "grid: {batch_size: [512]}\nfixed: {buffer_size: 100}\n", "buffer_size (100) must be >= batch_size (512)"),
     (BASE + "grid: {num_seeds: [2]}\n", "num_seeds is set by the sweep itself; list the seeds under seeds:"),
     (BASE + "scheduler: {name: asha, grace_period: 100}\n", "evaluate every 5000 steps"),
     (BASE + "scheduler: {name: asha, grace_period: 500}\nseeds_per_trial: 1\nfixed: {eval_every: 100}\n",

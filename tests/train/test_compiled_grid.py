@@ -103,7 +103,8 @@ def test_compiled_sac_grid_on_pendulum(tmp_path: Path) -> None:
 @pytest.mark.parametrize("argv,message", [
     (["train", "ppo", "--env", "gymnax:CartPole-v1", "--grid", "max_grad_norm=0,0.5"], "--grid max_grad_norm"),
     (["train", "ppo", "--env", "CartPole-v1", "--grid", "learning_rate=1e-3,3e-4"], "critix sweep"),
-    (["train", "ppo", "--env", "gymnax:CartPole-v1", "--grid", "rollout_length=8,16"], "only float"),
+    (["train", "ppo", "--env", "gymnax:CartPole-v1", "--grid", "rollout_length=8,16"], "is a run setting"),
+    (["train", "ppo", "--env", "gymnax:CartPole-v1", "--grid", "num_epochs=2,4"], "only float"),
     (["train", "sac", "--env", "gymnax:Pendulum-v1", "--grid", "utd_ratio=1,2"], "--grid utd_ratio"),
 ])
 def test_bad_grids_give_one_clear_error(argv: list[str], message: str, capsys) -> None:  # noqa: ANN001

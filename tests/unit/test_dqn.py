@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from critix.agents.contract import RunPlan
 from critix.agents import dqn, sac_discrete
 from critix.data import replay
 from critix.nets.discrete import DiscreteQNetwork
@@ -21,7 +22,7 @@ from critix.values import targets
 
 OBS = gym.spaces.Box(-np.inf, np.inf, (3,), np.float32)
 ACTS = gym.spaces.Discrete(3)
-SMALL = dict(hidden_sizes=(32, 32), batch_size=16, buffer_size=64, learning_starts=0)
+SMALL = dict(hidden_sizes=(32, 32), batch_size=16)
 
 
 def batch(key: jax.Array, lead: tuple[int, ...] = (16,)) -> Transition:
@@ -83,8 +84,9 @@ def test_dueling_aggregation_mean_advantage_is_zero():
 
 
 def test_epsilon_schedule_hand_values():
-    cfg = dqn.Config(learning_starts=1_000, utd_ratio=0.5, exploration_steps=9_000, epsilon_end=0.1)
-    eps = jax.jit(partial(dqn.epsilon, cfg))
+    cfg = dqn.Config(exploration_steps=9_000, epsilon_end=0.1)
+    state = dqn.init(cfg, jax.random.PRNGKey(0), OBS, ACTS, RunPlan(learning_starts=1_000, utd_ratio=0.5))
+    eps = jax.jit(lambda steps: dqn.epsilon(cfg, state, steps))
     # env steps = 1000 + grad_steps / 0.5: 0 -> 1000 (1/9 of the way), 1000 -> 3000 (1/3), 4000 -> 9000 (end)
     np.testing.assert_allclose(eps(jnp.array(0)), 1.0 - 0.9 / 9, rtol=1e-6)
     np.testing.assert_allclose(eps(jnp.array(1000)), 1.0 - 0.9 / 3, rtol=1e-6)
@@ -209,10 +211,10 @@ def test_sum_tree_sums_and_samples_in_proportion():
 def test_prioritized_dqn_trains_through_the_host_loop(tmp_path):
     from critix.train import RunConfig, train
 
-    cfg = dqn.Config(hidden_sizes=(32, 32), batch_size=16, buffer_size=500, learning_starts=100,
-                     prioritized=True, utd_ratio=0.5)
+    cfg = dqn.Config(hidden_sizes=(32, 32), batch_size=16, prioritized=True)
     summary = train("dqn", cfg, RunConfig(env="CartPole-v1", steps=300, num_seeds=2, eval_every=0, eval_episodes=2,
-                                         run_dir=str(tmp_path / "per"), progress=False, tensorboard=False))
+                                         run_dir=str(tmp_path / "per"), progress=False, tensorboard=False,
+                                         buffer_size=500, learning_starts=100, utd_ratio=0.5))
     assert summary["gradient_steps"] > 0 and len(summary["final_return"]) == 2
 
 

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from critix import policy_losses
+from critix.agents.contract import RunPlan
 from critix.agents import ppo
 from critix.nets.policies import categorical_entropy, categorical_log_prob, gaussian_entropy, gaussian_log_prob
 from critix.types import CritixError, Rollout, Transition
@@ -63,7 +64,7 @@ def test_a2c_is_a_ppo_config_with_one_full_batch_step():
 
 
 @pytest.mark.parametrize("field,value", [("gae_lambda", 1.5), ("clip_ratio", -0.1), ("num_epochs", 0),
-                                         ("rollout_length", 0), ("minibatch_size", -1), ("value_coef", 0.0),
+                                         ("minibatch_size", -1), ("value_coef", 0.0),
                                          ("activation", "sigmoidish"), ("learning_rate", 0.0)])
 def test_invalid_ppo_config_names_the_field(field, value):
     with pytest.raises(ValueError, match=field):
@@ -73,8 +74,23 @@ def test_invalid_ppo_config_names_the_field(field, value):
 def test_minibatch_larger_than_the_rollout_is_a_clear_error():
     with pytest.raises(ValueError, match="minibatch_size"):
         ppo.gradient_steps_per_update(ppo.Config(minibatch_size=64), 32)
-    with pytest.raises(ValueError, match="anneal_steps"):
-        ppo.optimizer(ppo.Config(anneal_learning_rate=True))
+    with pytest.raises(CritixError, match="minibatch_size"):
+        ppo.check_plan(ppo.Config(minibatch_size=64), RunPlan(rollout_length=16, num_envs=2))
+    with pytest.raises(CritixError, match="anneal_steps"):  # outside a run nothing says how long to anneal
+        ppo.init(ppo.Config(anneal_learning_rate=True), jax.random.PRNGKey(0), gym.spaces.Box(-1, 1, (3,)),
+                 gym.spaces.Discrete(2))
+
+
+def test_annealing_spans_the_planned_run():
+    """anneal_steps 0: the learning rate decays over every gradient step of the run: 10,000 env steps over
+    2 envs x 50-step rollouts = 100 rollouts of 4 epochs x (100 / 25) minibatches = 1,600 gradient steps."""
+    cfg = ppo.Config(anneal_learning_rate=True, minibatch_size=25, num_epochs=4)
+    plan = RunPlan(steps=10_000, num_envs=2, rollout_length=50)
+    assert ppo.anneal_steps(cfg, plan) == 1_600
+    assert ppo.anneal_steps(dataclasses.replace(cfg, anneal_steps=123), plan) == 123
+    assert ppo.anneal_steps(dataclasses.replace(cfg, anneal_learning_rate=False), plan) == 0
+    state = ppo.init(cfg, jax.random.PRNGKey(0), gym.spaces.Box(-1, 1, (3,)), gym.spaces.Discrete(2), plan)
+    assert state.anneal_steps == 1_600
 
 
 def test_unsupported_action_space_is_a_clear_error():
@@ -85,7 +101,7 @@ def test_unsupported_action_space_is_a_clear_error():
 
 def test_discrete_ppo_acts_and_learns_to_prefer_the_rewarded_action():
     """A one-step bandit: action 1 pays 1, action 0 pays 0; a few PPO updates raise pi(1) well above 1/2."""
-    cfg = ppo.Config(hidden_sizes=(16,), rollout_length=32, minibatch_size=16, num_epochs=4, learning_rate=1e-2)
+    cfg = ppo.Config(hidden_sizes=(16,), minibatch_size=16, num_epochs=4, learning_rate=1e-2)
     obs_space, act_space = gym.spaces.Box(-1, 1, (3,)), gym.spaces.Discrete(2)
     state = ppo.init(cfg, jax.random.PRNGKey(0), obs_space, act_space)
     obs = jnp.ones((32, 3))

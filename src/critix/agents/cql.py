@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from critix import policy_losses
 from critix.agents import common, contract, sac
 from critix.nets.policies import tanh_gaussian_sample
 from critix.optim import OptimizerConfig, make_optimizer
@@ -91,16 +92,6 @@ def act(cfg: Config, state: State, obs: jax.Array, key: jax.Array, deterministic
     return sac.act(cfg, state, obs, key, deterministic)
 
 
-def cql_penalty(q_data: jax.Array, rand_q: jax.Array, rand_log_density: jax.Array, pi_q: jax.Array,
-                pi_log_prob: jax.Array, next_pi_q: jax.Array, next_pi_log_prob: jax.Array) -> jax.Array:
-    """Per-critic CQL(H) penalty [E]: mean over B of logsumexp over the 3N importance-weighted samples minus Q(s, a).
-
-    q_data [E, B]; rand_q, pi_q, next_pi_q [E, N, B]; pi_log_prob, next_pi_log_prob [N, B].
-    """
-    stacked = jnp.concatenate([rand_q - rand_log_density, pi_q - pi_log_prob, next_pi_q - next_pi_log_prob], axis=1)
-    return jnp.mean(jax.nn.logsumexp(stacked, axis=1) - q_data, axis=-1)
-
-
 def update(cfg: Config, state: State, batch: Transition) -> tuple[State, common.Metrics]:
     """One CQL step: conservative critics, then SAC's actor and temperature, then the Polyak update."""
     head = heads.ScalarHead()
@@ -137,8 +128,8 @@ def update(cfg: Config, state: State, batch: Transition) -> tuple[State, common.
         out = critic.apply(params, batch.obs, batch.action)  # [E, B, 1]
         td_loss = head.loss(out, target).mean(axis=-1).sum()
         q_sampled = critic.apply(params, obs_tiled, sampled)[..., 0]  # [E, 3N, B]
-        penalty = cql_penalty(head.value(out), q_sampled[:, :N], rand_log_density,
-                              q_sampled[:, N:2 * N], pi_log_prob, q_sampled[:, 2 * N:], next_pi_log_prob)  # [E]
+        penalty = policy_losses.cql_penalty(head.value(out), q_sampled[:, :N], rand_log_density, q_sampled[:, N:2 * N],
+                                            pi_log_prob, q_sampled[:, 2 * N:], next_pi_log_prob)  # [E]
         if cfg.lagrange:
             conservative = alpha_prime * cfg.cql_weight * (penalty - cfg.target_action_gap)
         else:

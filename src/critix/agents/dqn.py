@@ -32,7 +32,7 @@ from flax import struct
 
 from typing import Any
 
-from critix import validation
+from critix import policy_losses, validation
 from critix.agents import common, contract
 from critix.data import prioritized as per
 from critix.data.replay import ReplayBuffer
@@ -217,10 +217,9 @@ def init(cfg: Config, key: jax.Array, observation_space: gym.Space, action_space
 
 def epsilon(cfg: Config, state: State, gradient_steps: jax.Array) -> jax.Array:
     """Linear epsilon schedule over env steps per seed, counted as learning_starts + gradient_steps / utd_ratio
-    (the run's, kept in the state)."""
-    env_steps = state.learning_starts + gradient_steps.astype(jnp.float32) / state.utd_ratio
-    fraction = jnp.clip(env_steps / max(cfg.exploration_steps, 1), 0.0, 1.0)
-    return cfg.epsilon_start + fraction * (cfg.epsilon_end - cfg.epsilon_start)
+    (the run's, kept in the state; `critix.policy_losses.linear_epsilon` with these numbers)."""
+    return policy_losses.linear_epsilon(gradient_steps, state.learning_starts, state.utd_ratio, cfg.exploration_steps,
+                                        cfg.epsilon_start, cfg.epsilon_end)
 
 
 def q_values(cfg: Config, params: dict, obs: jax.Array, num_actions: int) -> jax.Array:

@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
+from critix import policy_losses
 from critix.agents import common, contract
 from critix.nets.ensemble import QEnsemble
 from critix.nets.mlp import MLP
@@ -201,11 +202,11 @@ def update(cfg: Config, state: State, batch: Transition) -> tuple[State, common.
     )
 
     v = value.apply(value_params, batch.obs)[..., 0]
-    weights = jnp.minimum(jnp.exp(cfg.awr_temperature * (q_target - v)), cfg.max_weight)
+    weights = policy_losses.advantage_weights(q_target - v, cfg.awr_temperature, cfg.max_weight)  # [B]
 
     def actor_loss_fn(params: dict) -> tuple[jax.Array, jax.Array]:
         mean, log_std = actor.apply(params, batch.obs)
-        return -jnp.mean(jax.lax.stop_gradient(weights) * gaussian_log_prob(mean, log_std, batch.action)), None
+        return policy_losses.awr_loss(gaussian_log_prob(mean, log_std, batch.action), weights), None
 
     actor_params, actor_opt_state, actor_loss, _ = common.gradient_step(
         actor_loss_fn, state.actor_params, state.actor_opt_state, actor_tx

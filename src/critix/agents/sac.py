@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
+from critix import policy_losses
 from critix.agents import common, contract
 from critix.nets.ensemble import QEnsemble
 from critix.nets.policies import TanhGaussianPolicy, tanh_gaussian_mode, tanh_gaussian_sample
@@ -224,18 +225,16 @@ def actor_and_temperature_step(
         mean, log_std = actor.apply(params, obs)
         action, log_prob = tanh_gaussian_sample(key, mean, log_std)
         out = critic.apply(critic_params, obs, action, deterministic, rngs=critic_rngs)
-        q = jnp.min(head.value(out), axis=0)
-        return jnp.mean(alpha * log_prob - q), log_prob
+        return policy_losses.sac_actor_loss(log_prob, head.value(out), alpha), log_prob
 
     actor_params, actor_opt_state, actor_loss, log_prob = common.gradient_step(
         actor_loss_fn, state.actor_params, state.actor_opt_state, actor_tx
     )
 
     target_entropy = -float(state.action_dim) if cfg.target_entropy is None else cfg.target_entropy
-    entropy_gap = jax.lax.stop_gradient(log_prob + target_entropy)
 
     def alpha_loss_fn(log_alpha: jax.Array) -> tuple[jax.Array, None]:
-        return -jnp.mean(jnp.exp(log_alpha) * entropy_gap), None
+        return policy_losses.sac_temperature_loss(log_alpha, log_prob, target_entropy), None
 
     if cfg.autotune_alpha:
         log_alpha, alpha_opt_state, alpha_loss, _ = common.gradient_step(

@@ -23,6 +23,7 @@ import numpy as np
 import optax
 from flax import struct
 
+from critix import policy_losses
 from critix.agents import common, contract
 from critix.nets.discrete import CategoricalPolicy, DiscreteQEnsemble
 from critix.optim import OptimizerConfig, make_optimizer
@@ -155,7 +156,7 @@ def init(cfg: Config, key: jax.Array, observation_space: gym.Space, action_space
 def soft_state_value(log_pi: jax.Array, q: jax.Array, alpha: jax.Array) -> jax.Array:
     """V(s) = sum_a pi(a|s) [Q(s, a) - alpha log pi(a|s)], exactly (#55 Eq. 3): log_pi, q [B, A] -> [B].
 
-    The actor minimises its negative (#55 Eq. 12), so one function serves the critic target and the actor loss.
+    The actor minimises its negative (#55 Eq. 12): `critix.policy_losses.sac_discrete_actor_loss`.
     """
     return jnp.sum(jnp.exp(log_pi) * (q - alpha * log_pi), axis=-1)
 
@@ -194,23 +195,22 @@ def update(cfg: Config, state: State, batch: Transition) -> tuple[State, common.
     )
 
     # Actor: exact expectation over actions against the updated critics (#55 Eq. 12).
-    q = jax.lax.stop_gradient(jnp.min(head.value(critic.apply(critic_params, batch.obs)), axis=0))  # [B, A]
+    q = head.value(critic.apply(critic_params, batch.obs))  # [E, B, A]
 
-    def actor_loss_fn(params: dict) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
+    def actor_loss_fn(params: dict) -> tuple[jax.Array, jax.Array]:
         log_pi = jax.nn.log_softmax(actor.apply(params, batch.obs), axis=-1)
-        return -jnp.mean(soft_state_value(log_pi, q, alpha)), (jnp.exp(log_pi), log_pi)
+        return policy_losses.sac_discrete_actor_loss(log_pi, q, alpha), log_pi
 
-    actor_params, actor_opt_state, actor_loss, (pi, log_pi) = common.gradient_step(
+    actor_params, actor_opt_state, actor_loss, log_pi = common.gradient_step(
         actor_loss_fn, state.actor_params, state.actor_opt_state, actor_tx
     )
 
     # Temperature (#55 Eq. 11): the policy's expected log-probability against the entropy target.
-    entropy = -jnp.sum(pi * log_pi, axis=-1)  # [B]
+    entropy = -jnp.sum(jnp.exp(log_pi) * log_pi, axis=-1)  # [B]
     target_entropy = cfg.target_entropy_ratio * float(np.log(state.num_actions))
-    entropy_gap = jax.lax.stop_gradient(target_entropy - entropy)  # = E_pi[log pi] + target_entropy
 
     def alpha_loss_fn(log_alpha: jax.Array) -> tuple[jax.Array, None]:
-        return -jnp.mean(jnp.exp(log_alpha) * entropy_gap), None
+        return policy_losses.sac_discrete_temperature_loss(log_alpha, log_pi, target_entropy), None
 
     if cfg.autotune_alpha:
         log_alpha, alpha_opt_state, alpha_loss, _ = common.gradient_step(

@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
+from critix import policy_losses
 from critix.agents import common, contract
 from critix.nets.ensemble import QEnsemble
 from critix.nets.policies import DeterministicPolicy
@@ -202,10 +203,9 @@ def update(cfg: Config, state: State, batch: Transition) -> tuple[State, common.
         action = actor.apply(params, batch.obs)
         q = head.value(critic.apply(critic_params, batch.obs, action))[0]  # Q_1 only (#98 Alg. 1)
         if cfg.bc_alpha == 0.0:
-            return -jnp.mean(q), None
+            return policy_losses.deterministic_actor_loss(q), None
         # TD3+BC (Fujimoto & Gu 2021, Eq. 3-4): lambda = alpha / mean|Q| normalises the Q term's scale.
-        lam = jax.lax.stop_gradient(cfg.bc_alpha / jnp.mean(jnp.abs(q)))
-        return -lam * jnp.mean(q) + jnp.mean(jnp.square(action - batch.action)), None
+        return policy_losses.td3bc_actor_loss(q, action, batch.action, cfg.bc_alpha), None
 
     def delayed_update(_: None) -> tuple[dict, optax.OptState, dict, dict, jax.Array]:
         actor_params, actor_opt_state, actor_loss, _ = common.gradient_step(

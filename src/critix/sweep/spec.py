@@ -43,7 +43,9 @@ from critix import __version__, agents, validation
 from critix.bench.runner import seed_ranges
 from critix.files import atomic_write_json
 from critix.train.config import RunConfig, config_to_json
+from critix.train.config import plan_of
 from critix.train.config import resolve as resolve_run
+from critix.agents import contract
 from critix.types import CritixError
 
 KEYS = ("algo", "env", "steps", "seeds", "grid", "fixed", "search", "seeds_per_trial", "scheduler")
@@ -446,6 +448,7 @@ def resolve(spec: SweepSpec, params: dict[str, Any], num_seeds: int = 1, first_s
                                   **{k: v for k, v in values.items() if k not in agent_fields})
     except (TypeError, ValueError) as err:
         raise CritixError(str(err)) from None
+    contract.check_plan(agents.get(spec.algo).module, agent_cfg, plan_of(run))  # e.g. buffer vs batch size
     return agent_cfg, run
 
 
