@@ -25,6 +25,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 import tyro
 
 from critix import agents
+from critix.references import expand
 from critix.sweep.spec import ExecutionConfig
 from critix.train.config import OfflineRunConfig, RunConfig, is_offline_run, load_run_config, resolve
 from critix.types import CritixError
@@ -239,12 +240,12 @@ def cmd_train(argv: list[str]) -> int:
         default: Any = TrainOffline(agent=spec.default_config, run=OfflineRunConfig())
         args = tyro.cli(TrainOffline[type(spec.default_config)], args=rest, default=default,  # type: ignore[misc]
                         prog=f"critix train {algo} --dataset PATH",
-                        description=f"Train {algo} offline: {spec.summary}.")
+                        description=f"Train {algo} offline: {expand(spec.summary)}.")
     else:
         agent_default, run_default = _tuned_defaults(algo, rest, spec.default_config)
         default = Train(agent=agent_default, run=run_default)
         args = tyro.cli(Train[type(spec.default_config)], args=rest, default=default,  # type: ignore[misc]
-                        prog=f"critix train {algo}", description=f"Train {algo}: {spec.summary}.")
+                        prog=f"critix train {algo}", description=f"Train {algo}: {expand(spec.summary)}.")
     if args.resume:
         _refuse_grid_point(Path(args.resume))
         saved_algo, agent_cfg, run = load_run_config(Path(args.resume))
@@ -364,16 +365,16 @@ def cmd_list(argv: list[str]) -> int:
     names = [a for a in argv if not a.startswith("-")] or list(agents.REGISTRY)
     for name in names:
         spec = agents.get(name)
-        table = Table(title=f"{name}: {spec.summary}", title_justify="left")
+        table = Table(title=f"{name}: {expand(spec.summary)}", title_justify="left")
         table.add_column("flag")
         table.add_column("default")
         table.add_column("meaning (source of the default)")
         docs = _field_docs(type(spec.default_config))
         for field in dataclasses.fields(spec.default_config):
             value = getattr(spec.default_config, field.name)
-            table.add_row(f"--{field.name.replace('_', '-')}", repr(value), docs.get(field.name, ""))
+            table.add_row(f"--{field.name.replace('_', '-')}", repr(value), expand(docs.get(field.name, "")))
         for setting, (value, meaning) in spec.run_defaults.items():  # run flags whose default is this algorithm's
-            table.add_row(f"--{setting.replace('_', '-')} (run)", repr(value), meaning)
+            table.add_row(f"--{setting.replace('_', '-')} (run)", repr(value), expand(meaning))
         console.print(table)
         _print_tuned(console, name)
     console.print("Run flags (all algorithms): see `critix train sac --help`.")
@@ -425,7 +426,7 @@ def _print_tuned(console: Any, algo: str) -> None:
         if not items and not entry.run:
             continue
         settings = " ".join(_flag(k, v) for k, v in {**items, **entry.run}.items())
-        table.add_row(env, settings, entry.source)
+        table.add_row(env, settings, expand(entry.source))
     if table.row_count:
         console.print(table)
 
