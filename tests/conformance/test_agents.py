@@ -368,3 +368,29 @@ def test_module_meets_the_agent_contract(h):
     if h.module.KIND != "on-policy":
         path = contract.data_path(h.module, h.cfg)
         assert path.batch_shape[0] == h.cfg.batch_size and callable(path.update)
+
+
+def test_declared_vmappable_fields_enter_the_program_only_as_numbers(h):
+    """Every field the Config declares vmappable (`--grid` varies them inside one compiled program) traces through
+    init, act and update as an array; the Config round-trips as a pytree whose leaves are exactly those fields."""
+    from critix.train.grid import member_config
+
+    declared = type(h.cfg).VMAPPABLE
+    assert declared and all(isinstance(getattr(h.cfg, name), float) for name in declared)
+    leaves, treedef = jax.tree_util.tree_flatten(h.cfg)
+    assert leaves == [getattr(h.cfg, name) for name in declared]
+    assert jax.tree_util.tree_unflatten(treedef, leaves) == h.cfg
+    errors = (jax.errors.ConcretizationTypeError, jax.errors.TracerBoolConversionError,
+              jax.errors.TracerIntegerConversionError, jax.errors.TracerArrayConversionError)
+    obs = jnp.zeros((BATCH, 3))
+    for name in declared:
+        def program(value: jax.Array) -> Any:
+            cfg = member_config(h.cfg, {name: value})
+            state = h.module.init(cfg, jax.random.PRNGKey(0), h.obs_space, h.act_space)
+            h.module.act(cfg, state, obs, jax.random.PRNGKey(1), False)
+            return h.module.update(cfg, state, h.data(h.batch))
+
+        try:
+            jax.eval_shape(program, jnp.float32(getattr(h.cfg, name)))
+        except errors as err:
+            raise AssertionError(f"{h.name} declares {name} vmappable, but it is not a plain number: {err}") from None

@@ -24,20 +24,21 @@ def ppo_config():  # noqa: ANN201
 
 
 def test_parse_grid_product_ties_and_member_values() -> None:
-    grid = parse_grid(("learning_rate=1e-3,3e-4", "clip_ratio,value_clip_ratio=0.1,0.3"), "ppo", ppo_config())
-    assert grid.fields == ("learning_rate", "clip_ratio", "value_clip_ratio")
+    grid = parse_grid(("learning_rate=1e-3,3e-4", "entropy_coef,value_coef=0.1,0.3"), "ppo", ppo_config())
+    assert grid.fields == ("learning_rate", "entropy_coef", "value_coef")
     assert [p["learning_rate"] for p in grid.points] == [1e-3, 1e-3, 3e-4, 3e-4]  # the first flag varies slowest
-    assert [p["clip_ratio"] for p in grid.points] == [p["value_clip_ratio"] for p in grid.points] == [0.1, 0.3] * 2
+    assert [p["entropy_coef"] for p in grid.points] == [p["value_coef"] for p in grid.points] == [0.1, 0.3] * 2
     values = grid.member_values(num_seeds=3)
-    np.testing.assert_allclose(values["clip_ratio"], [0.1] * 3 + [0.3] * 3 + [0.1] * 3 + [0.3] * 3)
-    assert grid.dirname(1) == "01_learning_rate=0.001_clip_ratio=0.3_value_clip_ratio=0.3"
+    np.testing.assert_allclose(values["entropy_coef"], [0.1] * 3 + [0.3] * 3 + [0.1] * 3 + [0.3] * 3)
+    assert grid.dirname(1) == "01_learning_rate=0.001_entropy_coef=0.3_value_coef=0.3"
     assert parse_grid((), "ppo", ppo_config()).size == 1
 
 
 @pytest.mark.parametrize("spec,message", [
     ("learning_rate", "is not FIELD=V1,V2"),
     ("learnin_rate=1e-3", "did you mean learning_rate"),
-    ("num_epochs=5,10", "only float hyperparameters"),
+    ("num_epochs=5,10", "num_epochs is not a float of ppo's program"),
+    ("clip_ratio=0.1,0.2", "clip_ratio sets a shape or a branch"),
     ("learning_rate=1e-3,fast", "must be numbers"),
     ("learning_rate=1e-3,1e-3", "lists a value twice"),
     ("learning_rate=1e-3,-1", "--grid point learning_rate=-1"),
@@ -104,7 +105,7 @@ def test_compiled_sac_grid_on_pendulum(tmp_path: Path) -> None:
     (["train", "ppo", "--env", "gymnax:CartPole-v1", "--grid", "max_grad_norm=0,0.5"], "--grid max_grad_norm"),
     (["train", "ppo", "--env", "CartPole-v1", "--grid", "learning_rate=1e-3,3e-4"], "critix sweep"),
     (["train", "ppo", "--env", "gymnax:CartPole-v1", "--grid", "rollout_length=8,16"], "is a run setting"),
-    (["train", "ppo", "--env", "gymnax:CartPole-v1", "--grid", "num_epochs=2,4"], "only float"),
+    (["train", "ppo", "--env", "gymnax:CartPole-v1", "--grid", "num_epochs=2,4"], "declares vmappable"),
     (["train", "sac", "--env", "gymnax:Pendulum-v1", "--grid", "utd_ratio=1,2"], "--grid utd_ratio"),
 ])
 def test_bad_grids_give_one_clear_error(argv: list[str], message: str, capsys) -> None:  # noqa: ANN001

@@ -28,6 +28,7 @@ USES_REWARDS = False
 """BC ignores rewards and termination flags (the conformance harness skips its bootstrapping checks)."""
 
 
+@common.vmappable("actor_lr")
 @dataclasses.dataclass(frozen=True)
 class Config:
     """BC hyperparameters (d3rlpy 2.8 BC defaults for the learning rate; network and batch as the other agents)."""

@@ -19,6 +19,42 @@ StateT = TypeVar("StateT")
 Metrics = dict[str, jax.Array]
 
 
+ConfigT = TypeVar("ConfigT")
+
+
+def vmappable(*names: str) -> Callable[[type[ConfigT]], type[ConfigT]]:
+    """Declare the float hyperparameters of an agent Config that may differ along a vmapped axis (`--grid`: grid
+    points x seeds in one compiled program). The agent uses them only as numbers, never for shapes or branches;
+    the conformance harness traces every declared field through init, act and update to hold that promise.
+
+    The Config becomes a pytree whose leaves are exactly these fields (the others are static), so a compiled run
+    gives each member its values by `jax.tree_util.tree_unflatten` (`critix.train.grid.member_config`). Leaves
+    may be traced arrays, which the Config's own validation cannot check: the grid validates every point as a
+    concrete Config first."""
+
+    def register(cls: type[ConfigT]) -> type[ConfigT]:
+        fields = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+        unknown = sorted(set(names) - set(fields))
+        if unknown:
+            raise TypeError(f"{cls.__module__}.{cls.__name__} has no fields {unknown} to declare vmappable")
+        static = tuple(name for name in fields if name not in names)
+
+        def flatten(cfg: Any) -> tuple[list[Any], tuple[Any, ...]]:
+            return [getattr(cfg, name) for name in names], tuple(getattr(cfg, name) for name in static)
+
+        def unflatten(aux: tuple[Any, ...], leaves: list[Any]) -> Any:
+            cfg = object.__new__(cls)  # no __init__: leaves may be tracers, which __post_init__ cannot check
+            for name, value in (*zip(names, leaves), *zip(static, aux)):
+                object.__setattr__(cfg, name, value)
+            return cfg
+
+        cls.VMAPPABLE = tuple(names)  # type: ignore[attr-defined]
+        jax.tree_util.register_pytree_node(cls, flatten, unflatten)
+        return cls
+
+    return register
+
+
 def polyak(params: Any, target_params: Any, target_tau: float) -> Any:
     """target <- tau * params + (1 - tau) * target (Lillicrap et al. 2016, Alg. 1)."""
     return optax.incremental_update(params, target_params, target_tau)

@@ -38,6 +38,8 @@ RUN_DEFAULTS: dict[str, tuple[object, str]] = {
 """Run settings (`critix.train.RunConfig` fields) this agent starts from: name -> (value, meaning and source)."""
 
 
+@common.vmappable("actor_lr", "critic_lr", "alpha_lr", "gamma", "target_tau", "init_alpha", "cql_weight",
+                   "target_action_gap", "alpha_prime_lr")
 @dataclasses.dataclass(frozen=True)
 class Config(sac.Config):
     """CQL hyperparameters: SAC's fields (see `critix list sac`) with CQL's defaults, plus the penalty's."""

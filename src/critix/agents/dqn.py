@@ -55,6 +55,8 @@ ACTIONS = "discrete"
 """The action space this agent needs (the host loop and the conformance harness read it)."""
 
 
+@common.vmappable("q_lr", "gamma", "target_tau", "epsilon_start", "epsilon_end", "priority_alpha",
+                   "priority_beta", "priority_eps")
 @dataclasses.dataclass(frozen=True)
 class Config:
     """DQN hyperparameters. Defaults: Stable-Baselines3 2.x DQN (itself after Mnih et al. 2015) unless a field says

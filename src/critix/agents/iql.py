@@ -47,6 +47,8 @@ RUN_DEFAULTS: dict[str, tuple[object, str]] = {
 VALUE_LOSSES = ("expectile", "gumbel", "chi_square", "total_variation")
 
 
+@common.vmappable("actor_lr", "critic_lr", "value_lr", "gamma", "target_tau", "expectile",
+                   "value_temperature", "gumbel_max_clip", "awr_temperature", "max_weight")
 @dataclasses.dataclass(frozen=True)
 class Config:
     """IQL / XQL / f-DVL hyperparameters (IQL defaults: Kostrikov et al. 2022, MuJoCo locomotion)."""

@@ -59,6 +59,8 @@ ACTIONS_IN_BOUNDS = False
 """Gaussian actions are raw samples; the env loop clips them to the action box."""
 
 
+@common.vmappable("learning_rate", "adam_eps", "gamma", "gae_lambda", "entropy_coef", "value_coef",
+                   "init_log_std")
 @dataclasses.dataclass(frozen=True)
 class Config:
     """PPO hyperparameters. Defaults: Stable-Baselines3 2.x PPO defaults (which reach 500 on CartPole-v1 in 100k

@@ -39,6 +39,7 @@ RUN_DEFAULTS: dict[str, tuple[object, str]] = {
 """Run settings (`critix.train.RunConfig` fields) this agent starts from: name -> (value, meaning and source)."""
 
 
+@common.vmappable("actor_lr", "critic_lr", "alpha_lr", "gamma", "target_tau", "init_alpha")
 @dataclasses.dataclass(frozen=True)
 class Config:
     """SAC hyperparameters. Defaults: Haarnoja et al. 2018b (#53), Table 1, unless a field says otherwise."""

@@ -43,6 +43,8 @@ ACTIONS = "discrete"
 """The action space this agent needs (the host loop and the conformance harness read it)."""
 
 
+@common.vmappable("actor_lr", "critic_lr", "alpha_lr", "gamma", "target_tau", "init_alpha",
+                   "target_entropy_ratio")
 @dataclasses.dataclass(frozen=True)
 class Config:
     """Discrete SAC hyperparameters. Defaults: #55 Table 1 (Atari) unless a field says otherwise."""

@@ -42,6 +42,7 @@ RUN_DEFAULTS: dict[str, tuple[object, str]] = {
 """Run settings (`critix.train.RunConfig` fields) this agent starts from: name -> (value, meaning and source)."""
 
 
+@common.vmappable("actor_lr", "critic_lr", "gamma", "target_tau", "target_noise", "target_noise_clip")
 @dataclasses.dataclass(frozen=True)
 class Config:
     """TD3 hyperparameters. Defaults: Fujimoto et al. 2018 (#98) and the authors' code, unless a field says otherwise."""

@@ -43,7 +43,7 @@ from critix.envs.gym import REWARD_CLIP, Moments, normalize_obs
 from critix.envs.jax_envs import JaxEnv, make_jax_env
 from critix.train import checkpoint, guards
 from critix.train.config import RunConfig, config_to_json, plan_of
-from critix.train.grid import Grid, parse_grid, with_values
+from critix.train.grid import Grid, member_config, parse_grid
 from critix.train.run import Chunk, Output, execute
 from critix.types import CritixError, Rollout, Transition
 
@@ -118,12 +118,11 @@ class Compiled:
         self.description = f"{algo} {run.env} {members} (compiled)"
         self.compiled: set[tuple[int, bool]] = set()
         self._build_functions()
-        self._check_grid_traceable()
 
     # ---- one member (a seed at a grid point) ---------------------------------------------------------
     def _cfg(self, carry: Carry) -> Any:
         """The agent config this member trains with: its grid values (arrays) in place of the defaults."""
-        return with_values(self.cfg, carry.hparams)
+        return member_config(self.cfg, carry.hparams)
 
     def _prepare(self, obs: jax.Array, rms: Moments) -> jax.Array:
         """Observations as the agent sees them (normalised with `rms` under --normalize-obs)."""
@@ -156,7 +155,7 @@ class Compiled:
     def _init_seed(self, agent_key: jax.Array, loop_key: jax.Array, env_key: jax.Array,
                    hparams: dict[str, jax.Array]) -> Carry:
         module = self.module
-        agent = module.init(with_values(self.cfg, hparams), agent_key, self.obs_space, self.act_space, self.plan)
+        agent = module.init(member_config(self.cfg, hparams), agent_key, self.obs_space, self.act_space, self.plan)
         env_key, reset_key = jax.random.split(env_key)
         obs, env_state = jax.vmap(self.env.reset)(jax.random.split(reset_key, self.num_envs))
         buffer: Any = ()
@@ -289,23 +288,6 @@ class Compiled:
     def _example_carry(self, hparams: dict[str, Any]) -> Any:
         keys = (jax.random.PRNGKey(0), jax.random.PRNGKey(1), jax.random.PRNGKey(2))
         return jax.eval_shape(lambda h: self._init_seed(*keys, h), hparams)
-
-    def _check_grid_traceable(self) -> None:
-        """Each grid field must enter the program as a number only: trace one iteration (and the evaluation) with
-        the field as an array, and name the field if the agent needs a concrete value of it."""
-        errors = (jax.errors.ConcretizationTypeError, jax.errors.TracerBoolConversionError,
-                  jax.errors.TracerIntegerConversionError, jax.errors.TracerArrayConversionError)
-        for name in self.grid.fields:
-            hparams = {name: jnp.zeros((), jnp.float32) + getattr(self.cfg, name)}
-            try:
-                carry = self._example_carry(hparams)
-                jax.eval_shape(lambda c: self._chunk(c, 1, True), carry)
-                jax.eval_shape(self._evaluate_seed, carry, jax.random.PRNGKey(0))
-            except errors:
-                raise CritixError(
-                    f"--grid {name}: {self.algo} uses {name} to choose the shape or the structure of the compiled "
-                    f"program, so it cannot vary inside one run; train its values as separate runs (`critix "
-                    f"sweep`)") from None
 
     # ---- runs ----------------------------------------------------------------------------------------
     def fresh(self) -> Any:

@@ -19,6 +19,7 @@ import math
 import re
 from typing import Any
 
+import jax
 import numpy as np
 
 from critix.stats.runs import point_label
@@ -26,7 +27,7 @@ from critix.train.config import RunConfig
 from critix.types import CritixError
 
 RUN_FIELDS = {f.name for f in dataclasses.fields(RunConfig)}
-EXAMPLE = "e.g. --grid learning_rate=1e-4,3e-4 clip_ratio=0.1,0.2 (tied fields: actor_lr,critic_lr=1e-4,3e-4)"
+EXAMPLE = "e.g. --grid learning_rate=1e-4,3e-4 gae_lambda=0.9,0.95 (tied fields: actor_lr,critic_lr=1e-4,3e-4)"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,12 +77,13 @@ def parse_grid(specs: tuple[str, ...], algo: str, cfg: Any) -> Grid:
                 close = difflib.get_close_matches(name, sorted(fields), n=3, cutoff=0.6)
                 hint = f"; did you mean {', '.join(close)}?" if close else ""
                 raise CritixError(f"--grid: {name!r} is not a field of {algo}{hint} (`critix list {algo}` lists them)")
-            value = getattr(cfg, name)
-            if not isinstance(value, float):
+            vmappable = getattr(type(cfg), "VMAPPABLE", ())
+            if name not in vmappable:
+                kind = "is not a float" if not isinstance(getattr(cfg, name), float) else "sets a shape or a branch"
                 raise CritixError(
-                    f"--grid: {name} is {type(value).__name__}, and only float hyperparameters can vary inside one "
-                    f"compiled run (the others set shapes or the program's structure); train its values as separate "
-                    f"runs, e.g. with `critix sweep`")
+                    f"--grid {name}: {name} {kind} of {algo}'s program, and only the hyperparameters {algo} declares "
+                    f"vmappable can vary inside one compiled run: {', '.join(vmappable) or 'none'}; train its values "
+                    f"as separate runs, e.g. with `critix sweep`")
             if name in seen:
                 raise CritixError(f"--grid names {name} twice; give each field one --grid flag")
             seen.add(name)
@@ -106,12 +108,12 @@ def parse_grid(specs: tuple[str, ...], algo: str, cfg: Any) -> Grid:
     return grid
 
 
-def with_values(cfg: Any, values: dict[str, Any]) -> Any:
-    """A copy of the frozen config `cfg` with `values` (traced arrays inside the compiled run) set, bypassing the
-    config's validation, which needs concrete numbers (parse_grid validated every point beforehand)."""
+def member_config(cfg: Any, values: dict[str, Any]) -> Any:
+    """The config one member of a compiled grid trains with: `cfg` with its declared vmappable leaves
+    (`critix.agents.common.vmappable`) replaced by `values` (traced arrays inside the program). parse_grid has
+    validated every point as a concrete config beforehand."""
     if not values:
         return cfg
-    new = dataclasses.replace(cfg)
-    for name, value in values.items():
-        object.__setattr__(new, name, value)
-    return new
+    leaves, treedef = jax.tree_util.tree_flatten(cfg)
+    names = type(cfg).VMAPPABLE
+    return jax.tree_util.tree_unflatten(treedef, [values.get(name, leaf) for name, leaf in zip(names, leaves)])
