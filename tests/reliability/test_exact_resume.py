@@ -220,14 +220,31 @@ def test_offline_run_resumes_from_a_middle_checkpoint_exactly(tmp_path: Path) ->
     assert_same_run(resumed, reference)
 
 
-def test_compiled_ppo_resumes_exactly_after_sigkills(tmp_path: Path) -> None:
-    algo, *args = MODES["ppo-compiled"]
+def offline_argv(dataset: Path, run_dir: Path) -> list[str]:
+    return [*CLI, "train", "iql", "--dataset", str(dataset), "--steps", "600", "--num-seeds", "2", "--eval-every",
+            "200", "--checkpoint-every", "50", "--chunk-size", "50", "--hidden-sizes", "16", "16", "--batch-size", "8",
+            "--eval-episodes", "1", "--run-dir", str(run_dir), *QUIET]
+
+
+@pytest.mark.parametrize("mode", ["ppo-host", "ppo-compiled", "offline"])
+def test_every_mode_resumes_exactly_after_sigkills(mode: str, tmp_path: Path) -> None:
+    """kill -9 at random moments and --resume: the on-policy host, compiled and offline modes reproduce the
+    uninterrupted run exactly (the off-policy host mode: test_resume_after_kills_reproduces_the_uninterrupted_run)."""
+    if mode == "offline":
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
+        from test_datasets import make_episodes, write
+
+        dataset = write(tmp_path / "ds", make_episodes(4, 10))
+        algo, start = "iql", lambda run_dir: offline_argv(dataset, run_dir)
+    else:
+        algo, *args = MODES[mode]
+        start = lambda run_dir: [*CLI, "train", algo, *args, "--run-dir", str(run_dir)]  # noqa: E731
     reference = tmp_path / "reference"
-    start = time.perf_counter()
-    run_to_completion([*CLI, "train", algo, *args, "--run-dir", str(reference)])
-    wall = time.perf_counter() - start
+    begun = time.perf_counter()
+    run_to_completion(start(reference))
+    wall = time.perf_counter() - begun
     run_dir = tmp_path / "killed"
-    landed = kill_at_random_moments(algo, run_dir, 0, kills=2, max_delay=0.9 * wall, rng=random.Random(3),
-                                    start_argv=[*CLI, "train", algo, *args, "--run-dir", str(run_dir)])
+    landed = kill_at_random_moments(algo, run_dir, 0, kills=2, max_delay=0.9 * wall, rng=random.Random(mode),
+                                    start_argv=start(run_dir))
     assert landed >= 1
     assert_same_run(run_dir, reference)
