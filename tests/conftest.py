@@ -129,9 +129,11 @@ def with_settings(agent_cfg: Any, run_cfg: Any, **settings: Any) -> tuple[Any, A
     agent's, loop settings such as learning_starts or rollout_length in the run's)."""
     import dataclasses
 
-    agent_fields = {f.name for f in dataclasses.fields(agent_cfg)}
+    from critix.agents import common
+
+    agent_fields = common.field_names(agent_cfg)  # value_head's critic_head, v_min ... included
     run_fields = {f.name for f in dataclasses.fields(run_cfg)}
     unknown = set(settings) - agent_fields - run_fields
     assert not unknown, f"no config has the fields {sorted(unknown)}"
-    return (dataclasses.replace(agent_cfg, **{k: v for k, v in settings.items() if k in agent_fields}),
+    return (common.replace_fields(agent_cfg, **{k: v for k, v in settings.items() if k in agent_fields}),
             dataclasses.replace(run_cfg, **{k: v for k, v in settings.items() if k in run_fields}))

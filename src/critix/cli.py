@@ -25,6 +25,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 import tyro
 
 from critix import agents
+from critix.agents import common
 from critix.references import expand
 from critix.sweep.spec import ExecutionConfig
 from critix.train.config import OfflineRunConfig, RunConfig, is_offline_run, load_run_config, resolve
@@ -369,10 +370,8 @@ def cmd_list(argv: list[str]) -> int:
         table.add_column("flag")
         table.add_column("default")
         table.add_column("meaning (source of the default)")
-        docs = _field_docs(type(spec.default_config))
-        for field in dataclasses.fields(spec.default_config):
-            value = getattr(spec.default_config, field.name)
-            table.add_row(f"--{field.name.replace('_', '-')}", repr(value), expand(docs.get(field.name, "")))
+        for flag, value, doc in _flags(spec.default_config):
+            table.add_row(flag, repr(value), expand(doc))
         for setting, (value, meaning) in spec.run_defaults.items():  # run flags whose default is this algorithm's
             table.add_row(f"--{setting.replace('_', '-')} (run)", repr(value), expand(meaning))
         console.print(table)
@@ -414,7 +413,7 @@ def _print_tuned(console: Any, algo: str) -> None:
 
     envs = sorted(set(tuned.TUNED.get(algo, {})) | set(tuned.ENV_VALUE_RANGES))
     entries = {env: tuned.tuned(algo, env) for env in envs}
-    fields = {f.name for f in dataclasses.fields(agents.get(algo).default_config)}
+    fields = common.field_names(agents.get(algo).default_config)
     table = Table(title=f"{algo}: tuned defaults per env (used unless a flag overrides them)", title_justify="left")
     table.add_column("env")
     table.add_column("settings")
@@ -429,6 +428,19 @@ def _print_tuned(console: Any, algo: str) -> None:
         table.add_row(env, settings, expand(entry.source))
     if table.row_count:
         console.print(table)
+
+
+def _flags(cfg: Any) -> list[tuple[str, Any, str]]:
+    """(flag, default, doc) of every field of a config, the fields of a nested config (`value_head`) in its place
+    with their own flags, as tyro parses them."""
+    docs, rows = _field_docs(type(cfg)), []
+    for field in dataclasses.fields(cfg):
+        value = getattr(cfg, field.name)
+        if dataclasses.is_dataclass(value):
+            rows += _flags(value)
+        else:
+            rows.append((f"--{field.name.replace('_', '-')}", value, docs.get(field.name, "")))
+    return rows
 
 
 def _field_docs(cls: type) -> dict[str, str]:

@@ -27,9 +27,9 @@ def test_discrete_agents_train_and_eval(algo: str, extra: list[str], tmp_path: P
     assert all(r >= 8 for r in summary["final_return"])  # CartPole episodes last at least 8 steps
     config = json.loads((run_dir / "config.json").read_text())["agent"]
     if algo == "dqn":
-        assert config["n_step"] == 3 and config["critic_head"] == "hl-gauss"
+        assert config["n_step"] == 3 and config["value_head"]["critic_head"] == "hl-gauss"
         # tuned CartPole defaults apply where no flag was given: value range and learning rate
-        assert (config["v_min"], config["v_max"]) == (0.0, 100.0) and config["q_lr"] == 2.3e-3
+        assert (config["value_head"]["v_min"], config["value_head"]["v_max"]) == (0.0, 100.0) and config["q_lr"] == 2.3e-3
         assert config["hidden_sizes"] == [32, 32]  # a flag wins over the tuned default
     capsys.readouterr()
     assert main(["eval", str(run_dir), "--episodes", "2"]) == 0

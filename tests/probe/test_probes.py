@@ -235,9 +235,8 @@ def probe_dataset(probe: str, root: Path, transitions: int = 2000, seed: int = 0
 
 def train_offline_probe(variant: Variant, probe: str, tmp_path: Path) -> Trained:
     algo = variant.algo
-    agent_fields = {f.name for f in dataclasses.fields(agents.get(algo).default_config)}  # loop settings: online
-    cfg = dataclasses.replace(agents.get(algo).default_config,
-                              **{k: v for k, v in variant.overrides.items() if k in agent_fields})
+    cfg, _ = with_settings(agents.get(algo).default_config, RunConfig(),  # loop settings only matter online
+                           **variant.overrides)
     run = offline.OfflineRunConfig(dataset=str(probe_dataset(probe, tmp_path / "data")), steps=variant.steps,
                                    num_seeds=SEEDS, chunk_size=variant.steps, eval_every=0, eval_episodes=2,
                                    run_dir=str(tmp_path / f"{algo}-{probe}"), progress=False, tensorboard=False)

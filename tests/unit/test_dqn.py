@@ -18,6 +18,7 @@ from critix.agents import dqn, sac_discrete
 from critix.data import replay
 from critix.nets.discrete import DiscreteQNetwork
 from critix.types import Transition
+from critix.values.heads import HeadConfig
 from critix.values import targets
 
 OBS = gym.spaces.Box(-np.inf, np.inf, (3,), np.float32)
@@ -123,7 +124,7 @@ def test_double_q_changes_the_target():
 def test_every_head_fits_a_fixed_batch(head):
     """Any head through DQN: on one repeated batch of terminal transitions the loss falls and Q(s, a) approaches r
     (classification losses cannot fall below the entropy of their target histogram, so no ratio is asserted)."""
-    cfg = dqn.Config(**SMALL, critic_head=head, v_min=-5.0, v_max=5.0, num_bins=11, q_lr=1e-2, dueling=True,
+    cfg = dqn.Config(**SMALL, value_head=HeadConfig(head, v_min=-5.0, v_max=5.0, num_bins=11), q_lr=1e-2, dueling=True,
                      target_update_period=1)
     state = dqn.init(cfg, jax.random.PRNGKey(0), OBS, ACTS)
     b = batch(jax.random.PRNGKey(2)).replace(terminated=jnp.ones(16))  # targets are the rewards

@@ -175,19 +175,14 @@ def test_head_interface_shapes_jit_vmap_and_select_min(name, jit_vmap_check):
     np.testing.assert_array_equal(grad, 0.0)
 
 
-def test_from_config_reads_the_head_fields():
-    @dataclasses.dataclass(frozen=True)
-    class Cfg:
-        critic_head: str = "hl-gauss"
-        v_min: float = -3.0
-        v_max: float = 7.0
-        num_bins: int = 5
-        hl_gauss_sigma: float = 0.5
-
-    head = heads.from_config(Cfg())
-    assert head == heads.HLGaussHead(-3.0, 7.0, 5, 0.5)
-    assert heads.from_config(dataclasses.replace(Cfg(), critic_head="quantile")) == heads.QuantileHead(num_bins=5)
-    assert heads.from_config(dataclasses.replace(Cfg(), critic_head="scalar")) == heads.ScalarHead()
+def test_head_config_builds_the_head_it_names():
+    cfg = heads.HeadConfig("hl-gauss", v_min=-3.0, v_max=7.0, num_bins=5, hl_gauss_sigma=0.5)
+    assert heads.from_config(cfg) == cfg.build() == heads.HLGaussHead(-3.0, 7.0, 5, 0.5)
+    assert dataclasses.replace(cfg, critic_head="quantile").build() == heads.QuantileHead(num_bins=5)
+    assert dataclasses.replace(cfg, critic_head="scalar").build() == heads.ScalarHead()
+    assert dataclasses.replace(cfg, critic_head="scalar", scalar_loss="huber").build() == heads.ScalarHead("huber")
+    with pytest.raises(ValueError, match="unknown critic head 'gauss'"):
+        heads.HeadConfig("gauss")
 
 
 @pytest.mark.parametrize("kwargs,match", [(dict(v_min=1.0, v_max=1.0), "v_min"), (dict(num_bins=1), "num_bins")])
@@ -200,8 +195,8 @@ def test_invalid_supports_raise(name, kwargs, match):
 def test_sac_and_td3_take_any_head_by_config():
     from critix.agents import sac, td3
 
-    cfg = sac.Config(critic_head="hl-gauss", v_min=-100.0, v_max=100.0)
+    cfg = sac.Config(value_head=heads.HeadConfig("hl-gauss", v_min=-100.0, v_max=100.0))
     assert cfg.head == heads.HLGaussHead(-100.0, 100.0, 101, 0.75)
-    assert td3.Config(critic_head="c51", num_bins=21).head.num_outputs == 21
+    assert td3.Config(value_head=heads.HeadConfig("c51", num_bins=21)).head.num_outputs == 21
     with pytest.raises(ValueError, match="v_min"):
-        sac.Config(critic_head="two-hot", v_min=5.0, v_max=0.0)
+        sac.Config(value_head=heads.HeadConfig("two-hot", v_min=5.0, v_max=0.0))

@@ -11,6 +11,7 @@ from typing import Any
 
 from critix.agents import bc, cql, dqn, iql, ppo, sac, sac_discrete, td3
 from critix.types import CritixError
+from critix.values.heads import HeadConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,9 +35,9 @@ REGISTRY: dict[str, AgentSpec] = {
     "td3": AgentSpec("td3", td3, td3.Config(), "Twin Delayed DDPG (#98)"),
     "ddpg": AgentSpec("ddpg", td3, td3.Config.ddpg(), "Deep Deterministic Policy Gradient (#81), a td3 config"),
     "dqn": AgentSpec("dqn", dqn, dqn.Config(), "DQN with double Q, dueling, n-step and any value head (--critic-head)"),
-    "c51": AgentSpec("c51", dqn, dqn.Config(critic_head="c51", v_min=-10.0, v_max=10.0, num_bins=51),
+    "c51": AgentSpec("c51", dqn, dqn.Config(value_head=HeadConfig("c51", v_min=-10.0, v_max=10.0, num_bins=51)),
                      "C51 categorical DQN (#217), a dqn config"),
-    "qr-dqn": AgentSpec("qr-dqn", dqn, dqn.Config(critic_head="quantile", num_bins=50),
+    "qr-dqn": AgentSpec("qr-dqn", dqn, dqn.Config(value_head=HeadConfig("quantile", num_bins=50)),
                         "QR-DQN quantile regression DQN (Dabney et al. 2018), a dqn config"),
     "sac-discrete": AgentSpec("sac-discrete", sac_discrete, sac_discrete.Config(),
                               "Soft Actor-Critic for discrete actions (#55)"),

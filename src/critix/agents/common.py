@@ -55,6 +55,30 @@ def vmappable(*names: str) -> Callable[[type[ConfigT]], type[ConfigT]]:
     return register
 
 
+def replace_fields(cfg: Any, **values: Any) -> Any:
+    """`dataclasses.replace` that also reaches one level into nested config fields: `critic_head="c51"` sets
+    `cfg.value_head.critic_head`, as the flag --critic-head does. Raises TypeError for a field nobody has."""
+    own = {f.name for f in dataclasses.fields(cfg)}
+    nested: dict[str, dict[str, Any]] = {}
+    for name in [n for n in values if n not in own]:
+        owner = next((f.name for f in dataclasses.fields(cfg) if dataclasses.is_dataclass(getattr(cfg, f.name))
+                      and name in {g.name for g in dataclasses.fields(getattr(cfg, f.name))}), None)
+        if owner is None:
+            raise TypeError(f"{type(cfg).__name__} has no field {name!r}")
+        nested.setdefault(owner, {})[name] = values.pop(name)
+    values.update({owner: dataclasses.replace(getattr(cfg, owner), **fields) for owner, fields in nested.items()})
+    return dataclasses.replace(cfg, **values)
+
+
+def field_names(cfg: Any) -> set[str]:
+    """A config's field names, with those of its nested configs (`value_head`'s critic_head, v_min ...)."""
+    names = set()
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        names |= field_names(value) if dataclasses.is_dataclass(value) else {f.name}
+    return names
+
+
 def polyak(params: Any, target_params: Any, target_tau: float) -> Any:
     """target <- tau * params + (1 - tau) * target (Lillicrap et al. 2016, Alg. 1)."""
     return optax.incremental_update(params, target_params, target_tau)

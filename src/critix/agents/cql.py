@@ -63,8 +63,9 @@ class Config(sac.Config):
             raise ValueError(f"cql_weight must be >= 0, got {self.cql_weight}")
         if self.num_sampled_actions < 1:
             raise ValueError(f"num_sampled_actions must be >= 1, got {self.num_sampled_actions}")
-        if self.critic_head != "scalar":
-            raise ValueError(f"critic_head must be 'scalar' for CQL's log-sum-exp penalty, got {self.critic_head!r}")
+        if self.value_head.critic_head != "scalar":
+            raise ValueError(f"critic_head must be 'scalar' for CQL's log-sum-exp penalty, got "
+                             f"{self.value_head.critic_head!r}")
 
 
 class State(sac.State):

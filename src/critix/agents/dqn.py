@@ -1,5 +1,5 @@
 """DQN and its family in one module: double Q, dueling streams, n-step returns, target network, epsilon-greedy,
-any value head (C51, QR-DQN, HL-Gauss, two-hot are `critic_head` configs).
+any value head (C51, QR-DQN, HL-Gauss, two-hot are `value_head` configs, flag --critic-head).
 
 - DQN — Mnih et al. 2015, "Human-level control through deep RL": Q-learning on replayed minibatches against
   a periodically copied target network, Huber loss on the TD error, epsilon-greedy exploration.
@@ -70,18 +70,9 @@ class Config:
     """Dueling value/advantage streams (#221); off in DQN."""
     double_q: bool = True
     """Double DQN target: online argmax, target evaluation (van Hasselt et al. 2016). SB3 DQN has it off."""
-    critic_head: str = "scalar"
-    """Value head: scalar (DQN), c51 (#217), quantile (QR-DQN), hl-gauss or two-hot (#7)."""
-    scalar_loss: str = "huber"
-    """Loss of the scalar head: 'huber' (Mnih et al. 2015; SB3 smooth_l1) or 'mse'."""
-    v_min: float = -100.0
-    """Lowest value of the c51/hl-gauss/two-hot support (per-env defaults in `critix.agents.tuned`)."""
-    v_max: float = 100.0
-    """Highest value of the c51/hl-gauss/two-hot support (per-env defaults in `critix.agents.tuned`)."""
-    num_bins: int = 51
-    """Atoms/bins (c51: #217 uses 51) or quantiles (quantile) of a distributional head."""
-    hl_gauss_sigma: float = 0.75
-    """HL-Gauss sigma as a fraction of the bin width (#7 Sec. 4.1: 0.75)."""
+    value_head: heads.HeadConfig = heads.HeadConfig(num_bins=51, scalar_loss="huber")
+    """The Q network's value head (`critix.values.heads.HeadConfig`): scalar with the Huber loss (Mnih et al. 2015;
+    SB3 smooth_l1), 51 atoms for c51 (#217)."""
     q_lr: float = 1e-4
     """Adam learning rate (SB3 DQN: 1e-4)."""
     q_lr_decay_steps: int = 0
@@ -143,7 +134,6 @@ class Config:
             raise ValueError("augmentation_pad needs image observations: set --encoder nature or drq")
         if self.prioritized and self.n_step > 1:
             raise ValueError("prioritized replay works with n_step 1 only; set --n-step 1 or --no-prioritized")
-        heads.from_config(self)
 
     @property
     def head(self) -> heads.ValueHead:

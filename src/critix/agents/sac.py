@@ -50,16 +50,8 @@ class Config:
     """Hidden activation (#53 Table 1: ReLU)."""
     num_critics: int = 2
     """Critic ensemble size; the target uses the minimum over critics (#53 Sec. 5, clipped double-Q)."""
-    critic_head: str = "scalar"
-    """Value head of the critics: scalar, c51, quantile, hl-gauss or two-hot (`critix.values.heads`)."""
-    v_min: float = -100.0
-    """Lowest value the c51/hl-gauss/two-hot support represents (per-env defaults in `critix.agents.tuned`)."""
-    v_max: float = 100.0
-    """Highest value the c51/hl-gauss/two-hot support represents (per-env defaults in `critix.agents.tuned`)."""
-    num_bins: int = 101
-    """Atoms/bins (c51, hl-gauss, two-hot) or quantiles (quantile) of a distributional critic head (#7 Sec. 4: 101 bins)."""
-    hl_gauss_sigma: float = 0.75
-    """HL-Gauss smoothing sigma as a fraction of the bin width (#7 Sec. 4.1: 0.75)."""
+    value_head: heads.HeadConfig = heads.HeadConfig()
+    """The critics' value head (`critix.values.heads.HeadConfig`; #7 Sec. 4: 101 bins, sigma 0.75 bin widths)."""
     critic_layer_norm: bool = False
     """LayerNorm in critic hidden layers (DroQ, Hiraoka et al. 2022; off in SAC)."""
     critic_dropout: float = 0.0
@@ -87,7 +79,6 @@ class Config:
 
     def __post_init__(self) -> None:
         common.check_common(self)
-        heads.from_config(self)
         if not 0.0 <= self.critic_dropout < 1.0:
             raise ValueError(f"critic_dropout must be in [0, 1), got {self.critic_dropout}")
         if not self.init_alpha > 0:

@@ -55,18 +55,9 @@ class Config:
     """Hidden activation."""
     num_critics: int = 2
     """Critic ensemble size; targets and actor use the minimum over critics (#55 Sec. 4, clipped double-Q)."""
-    critic_head: str = "scalar"
-    """Value head of the critics: scalar, c51, quantile, hl-gauss or two-hot (see the module docstring)."""
-    scalar_loss: str = "mse"
-    """Loss of the scalar head: 'mse' (#55 Eq. 10) or 'huber'."""
-    v_min: float = -100.0
-    """Lowest value of the c51/hl-gauss/two-hot support (per-env defaults in `critix.agents.tuned`)."""
-    v_max: float = 100.0
-    """Highest value of the c51/hl-gauss/two-hot support (per-env defaults in `critix.agents.tuned`)."""
-    num_bins: int = 101
-    """Atoms/bins or quantiles of a distributional critic head (#7 Sec. 4: 101 bins)."""
-    hl_gauss_sigma: float = 0.75
-    """HL-Gauss sigma as a fraction of the bin width (#7 Sec. 4.1: 0.75)."""
+    value_head: heads.HeadConfig = heads.HeadConfig()
+    """The critics' value head (`critix.values.heads.HeadConfig`; scalar with the MSE loss of #55 Eq. 10; #7 Sec. 4:
+    101 bins for the distributional heads)."""
     actor_lr: float = 3e-4
     """Actor learning rate (#55 Table 1: 3e-4)."""
     critic_lr: float = 3e-4
@@ -90,7 +81,6 @@ class Config:
 
     def __post_init__(self) -> None:
         common.check_common(self)
-        heads.from_config(self)
         if not self.init_alpha > 0:
             raise ValueError(f"init_alpha must be > 0, got {self.init_alpha}")
         if not 0.0 < self.target_entropy_ratio <= 1.0:

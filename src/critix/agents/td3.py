@@ -53,16 +53,8 @@ class Config:
     """Hidden activation (#98 Sec. 6.1: ReLU)."""
     num_critics: int = 2
     """Critic ensemble size: 2 gives clipped double-Q (#98 Eq. 10); DDPG uses 1."""
-    critic_head: str = "scalar"
-    """Value head of the critics: scalar, c51, quantile, hl-gauss or two-hot (`critix.values.heads`)."""
-    v_min: float = -100.0
-    """Lowest value the c51/hl-gauss/two-hot support represents (per-env defaults in `critix.agents.tuned`)."""
-    v_max: float = 100.0
-    """Highest value the c51/hl-gauss/two-hot support represents (per-env defaults in `critix.agents.tuned`)."""
-    num_bins: int = 101
-    """Atoms/bins (c51, hl-gauss, two-hot) or quantiles (quantile) of a distributional critic head (#7 Sec. 4: 101 bins)."""
-    hl_gauss_sigma: float = 0.75
-    """HL-Gauss smoothing sigma as a fraction of the bin width (#7 Sec. 4.1: 0.75)."""
+    value_head: heads.HeadConfig = heads.HeadConfig()
+    """The critics' value head (`critix.values.heads.HeadConfig`; #7 Sec. 4: 101 bins, sigma 0.75 bin widths)."""
     critic_layer_norm: bool = False
     """LayerNorm in critic hidden layers (off in TD3)."""
     actor_lr: float = 3e-4
@@ -91,7 +83,6 @@ class Config:
 
     def __post_init__(self) -> None:
         common.check_common(self)
-        heads.from_config(self)
         if self.policy_delay < 1:
             raise ValueError(f"policy_delay must be >= 1, got {self.policy_delay}")
         for name in ("target_noise", "target_noise_clip", "exploration_noise", "bc_alpha"):

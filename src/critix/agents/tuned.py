@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from critix.agents import common
 from critix.types import CritixError
 
 
@@ -126,11 +127,11 @@ def apply(algo: str, env_id: str, agent_cfg: Any, run_cfg: Any) -> tuple[Any, An
     entry = tuned(algo, env_id)
     if entry is None:
         return agent_cfg, run_cfg
-    agent_fields = {f.name for f in dataclasses.fields(agent_cfg)}
+    agent_fields = common.field_names(agent_cfg)  # value_head's v_min, v_max ... included
     run_fields = {f.name for f in dataclasses.fields(run_cfg)}
     settings = {**entry.agent, **entry.run}  # each setting goes to the config that has the field
     try:
-        agent_cfg = dataclasses.replace(agent_cfg, **{k: v for k, v in settings.items() if k in agent_fields})
+        agent_cfg = common.replace_fields(agent_cfg, **{k: v for k, v in settings.items() if k in agent_fields})
         run_cfg = dataclasses.replace(run_cfg, **{k: v for k, v in settings.items() if k in run_fields})
     except ValueError as err:
         raise CritixError(f"tuned defaults of {algo} on {env_id} are invalid: {err}") from None

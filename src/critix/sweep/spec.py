@@ -45,7 +45,7 @@ from critix.files import atomic_write_json
 from critix.train.config import RunConfig, config_to_json
 from critix.train.config import plan_of
 from critix.train.config import resolve as resolve_run
-from critix.agents import contract
+from critix.agents import common, contract
 from critix.types import CritixError
 
 KEYS = ("algo", "env", "steps", "seeds", "grid", "fixed", "search", "seeds_per_trial", "scheduler")
@@ -196,7 +196,7 @@ def _config_value(value: Any) -> Any:
 
 def field_names(algo: str) -> tuple[set[str], set[str]]:
     """(agent Config fields, RunConfig fields a sweep may set) of `algo`."""
-    agent_fields = {f.name for f in dataclasses.fields(agents.get(algo).default_config)}
+    agent_fields = common.field_names(agents.get(algo).default_config)  # value_head's fields included
     run_fields = {f.name for f in dataclasses.fields(RunConfig)} - set(SWEEP_SETS)
     return agent_fields, run_fields
 
@@ -442,7 +442,7 @@ def resolve(spec: SweepSpec, params: dict[str, Any], num_seeds: int = 1, first_s
     values = {**_expand(spec.fixed, spec.algo, "", "fixed"), **_expand(params, spec.algo, "", "grid")}
     agent_fields, _ = field_names(spec.algo)
     try:
-        agent_cfg = dataclasses.replace(agent_default, **{k: v for k, v in values.items() if k in agent_fields})
+        agent_cfg = common.replace_fields(agent_default, **{k: v for k, v in values.items() if k in agent_fields})
         run = dataclasses.replace(run_default, steps=spec.steps, num_seeds=num_seeds, seed=first_seed,
                                   run_dir=run_dir, progress=False,
                                   **{k: v for k, v in values.items() if k not in agent_fields})

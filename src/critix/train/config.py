@@ -204,6 +204,14 @@ def config_from_dict(cls: type, values: dict[str, Any]) -> Any:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     if not isinstance(values, dict):
         raise CritixError(f"config for {cls.__module__}.{cls.__name__} must be a JSON object, got {type(values).__name__}")
+    nested = {name: type(f.default) for name, f in fields.items() if dataclasses.is_dataclass(f.default)}
+    values = dict(values)
+    for name, sub in nested.items():  # a nested config (value_head): a JSON object, or flat keys of critix 0.1
+        inner = values.get(name, {})
+        if not isinstance(inner, dict):
+            raise CritixError(f"config field {name} must be a JSON object, got {type(inner).__name__}")
+        flat = {k: values.pop(k) for k in [f.name for f in dataclasses.fields(sub)] if k in values}
+        values[name] = config_from_dict(sub, {**flat, **inner})
     unknown = set(values) - set(fields)
     if unknown:
         raise CritixError(f"config has unknown fields {sorted(unknown)} for {cls.__module__}.{cls.__name__}")

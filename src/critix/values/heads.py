@@ -274,12 +274,38 @@ def make_head(name: str, **kwargs: object) -> ValueHead:
     return HEADS[name](**kwargs)  # type: ignore[arg-type]
 
 
+@dataclasses.dataclass(frozen=True)
+class HeadConfig:
+    """The value head of an agent's critics: one nested configuration (`value_head`) in every critic config. Its
+    command-line flags are the field names: --critic-head, --v-min, --v-max, --num-bins, --hl-gauss-sigma,
+    --scalar-loss. Each agent's default instance names its own sources (e.g. DQN's 51 bins, C51 #217)."""
+
+    critic_head: str = "scalar"
+    """Value head of the critics: scalar, c51 (#217), quantile (QR-DQN), hl-gauss or two-hot (#7)."""
+    v_min: float = -100.0
+    """Lowest value the c51/hl-gauss/two-hot support represents (per-env defaults in `critix.agents.tuned`)."""
+    v_max: float = 100.0
+    """Highest value the c51/hl-gauss/two-hot support represents (per-env defaults in `critix.agents.tuned`)."""
+    num_bins: int = 101
+    """Atoms/bins (c51, hl-gauss, two-hot) or quantiles (quantile) of a distributional head (#7 Sec. 4: 101)."""
+    hl_gauss_sigma: float = 0.75
+    """HL-Gauss smoothing sigma as a fraction of the bin width (#7 Sec. 4.1: 0.75)."""
+    scalar_loss: str = "mse"
+    """Loss of the scalar head: 'mse' or 'huber' (DQN's: Mnih et al. 2015, SB3 smooth_l1)."""
+
+    def __post_init__(self) -> None:
+        self.build()  # an unknown head or an impossible support fails here, naming the field
+
+    def build(self) -> ValueHead:
+        """The head this configuration describes (fields a head does not take are ignored)."""
+        if self.critic_head not in HEADS:
+            raise ValueError(f"unknown critic head {self.critic_head!r}; choose one of {sorted(HEADS)}")
+        fields = {f.name for f in dataclasses.fields(HEADS[self.critic_head])}
+        mapping = {"v_min": self.v_min, "v_max": self.v_max, "num_bins": self.num_bins,
+                   "sigma_ratio": self.hl_gauss_sigma, "loss_type": self.scalar_loss}
+        return make_head(self.critic_head, **{arg: value for arg, value in mapping.items() if arg in fields})
+
+
 def from_config(cfg: object) -> ValueHead:
-    """The head an agent config asks for: `critic_head` plus the head fields it defines (`v_min`, `v_max`,
-    `num_bins`, `hl_gauss_sigma`, `scalar_loss`); a field the config lacks keeps the head's default."""
-    name = getattr(cfg, "critic_head")
-    fields = {f.name for f in dataclasses.fields(HEADS[name])} if name in HEADS else set()
-    mapping = {"v_min": "v_min", "v_max": "v_max", "num_bins": "num_bins", "sigma_ratio": "hl_gauss_sigma",
-               "loss_type": "scalar_loss"}
-    kwargs = {arg: getattr(cfg, attr) for arg, attr in mapping.items() if arg in fields and hasattr(cfg, attr)}
-    return make_head(name, **kwargs)
+    """The head an agent config asks for in its `value_head` (or a HeadConfig itself)."""
+    return (cfg if isinstance(cfg, HeadConfig) else getattr(cfg, "value_head")).build()
