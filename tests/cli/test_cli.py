@@ -93,7 +93,7 @@ def test_eval_and_list(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
         (["train", "sac", "--env", "CartPole-v1"], "continuous (Box) action space"),
         (["train", "td3", "--gamma", "1.5"], "gamma must be in [0, 1]"),
         (["train", "sac", "--target-tau", "0"], "target_tau must be in (0, 1]"),
-        (["train", "sac", "--batch-size", "512", "--buffer-size", "100"], "buffer_size must be >= batch_size"),
+        (["train", "sac", "--batch-size", "512", "--buffer-size", "100"], "buffer_size (100) must be >= batch_size (512)"),
         (["train", "ppo9"], "unknown algorithm 'ppo9'"),
         (["train", "sac", "--resume", "/nonexistent/run"], "config.json is missing or malformed"),
         (["eval", "/nonexistent/run"], "config.json is missing or malformed"),

@@ -39,7 +39,7 @@ CLI_CASES: list[tuple[str, str, list[str], str]] = [
     ("batch-zero", "batch_size 0", ["train", "sac", "--batch-size", "0"], "batch_size must be >= 1"),
     ("batch-over-buffer", "batch_size larger than buffer_size", ["train", "sac", "--batch-size", "512",
                                                                  "--buffer-size", "100"],
-     "the replay buffer holds 100 transitions (min of buffer_size and steps), fewer than batch_size=512"),
+     "buffer_size (100) must be >= batch_size (512); raise --buffer-size or lower --batch-size"),
     ("lr-zero", "learning rate 0", ["train", "sac", "--actor-lr", "0"], "actor_lr must be > 0"),
     ("lr-inf", "learning rate Inf", ["train", "td3", "--critic-lr", "inf"], "critic_lr must be a finite number"),
     ("utd-zero", "utd_ratio 0", ["train", "sac", "--utd-ratio", "0"], "utd_ratio must be in (0, 1000]"),

@@ -72,15 +72,12 @@ def optimizer(cfg: Config) -> optax.GradientTransformation:
 
 
 def check_spaces(observation_space: gym.Space, action_space: gym.Space) -> None:
-    common.check_flat_obs(NAME, observation_space)
-    common.check_box_actions(NAME, action_space)
+    common.flat_box_dims(NAME, observation_space, action_space)
 
 
 def init(cfg: Config, key: jax.Array, observation_space: gym.Space, action_space: gym.Space,
          plan: contract.RunPlan | None = None) -> State:
-    """A fresh state (`plan`, the run's facts, is not needed by this agent)."""
-    obs_dim = common.check_flat_obs(NAME, observation_space)
-    action_dim = common.check_box_actions(NAME, action_space)
+    obs_dim, action_dim = common.flat_box_dims(NAME, observation_space, action_space)
     params = networks(cfg, action_dim).init(key, jnp.zeros((1, obs_dim)))
     return State(params, optimizer(cfg).init(params), jnp.zeros((), jnp.int32), action_dim)
 

@@ -155,6 +155,11 @@ def check_common(cfg: Any) -> None:
             raise ValueError(f"{field.name} must be > 0, got {getattr(cfg, field.name)!r}")
 
 
+def flat_box_dims(algo: str, observation_space: gym.Space, action_space: gym.Space) -> tuple[int, int]:
+    """(obs_dim, action_dim) for an MLP agent with continuous actions; raises CritixError for other spaces."""
+    return check_flat_obs(algo, observation_space), check_box_actions(algo, action_space)
+
+
 def check_discrete_actions(algo: str, action_space: gym.Space) -> int:
     """Discrete-action agents need a gymnasium Discrete space starting at 0; returns the number of actions."""
     if not isinstance(action_space, gym.spaces.Discrete):

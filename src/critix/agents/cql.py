@@ -76,13 +76,11 @@ class State(sac.State):
 
 
 def check_spaces(observation_space: gym.Space, action_space: gym.Space) -> None:
-    common.check_flat_obs(NAME, observation_space)
-    common.check_box_actions(NAME, action_space)
+    common.flat_box_dims(NAME, observation_space, action_space)
 
 
 def init(cfg: Config, key: jax.Array, observation_space: gym.Space, action_space: gym.Space,
          plan: contract.RunPlan | None = None) -> State:
-    """A fresh state (`plan`, the run's facts, is not needed by this agent)."""
     base = sac.init(cfg, key, observation_space, action_space)
     log_alpha_prime = jnp.zeros((), jnp.float32)  # alpha' = 1 at the start, as in the authors' code
     fields = {f.name: getattr(base, f.name) for f in dataclasses.fields(base)}

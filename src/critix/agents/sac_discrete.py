@@ -123,7 +123,6 @@ def check_spaces(observation_space: gym.Space, action_space: gym.Space) -> None:
 
 def init(cfg: Config, key: jax.Array, observation_space: gym.Space, action_space: gym.Space,
          plan: contract.RunPlan | None = None) -> State:
-    """A fresh state (`plan`, the run's facts, is not needed by this agent)."""
     obs_dim = common.check_flat_obs(NAME, observation_space)
     num_actions = common.check_discrete_actions(NAME, action_space)
     actor, critic = networks(cfg, num_actions)

@@ -130,15 +130,12 @@ def optimizers(cfg: Config) -> tuple[optax.GradientTransformation, optax.Gradien
 
 
 def check_spaces(observation_space: gym.Space, action_space: gym.Space) -> None:
-    common.check_flat_obs(NAME, observation_space)
-    common.check_box_actions(NAME, action_space)
+    common.flat_box_dims(NAME, observation_space, action_space)
 
 
 def init(cfg: Config, key: jax.Array, observation_space: gym.Space, action_space: gym.Space,
          plan: contract.RunPlan | None = None) -> State:
-    """A fresh state (`plan`, the run's facts, is not needed by this agent)."""
-    obs_dim = common.check_flat_obs(NAME, observation_space)
-    action_dim = common.check_box_actions(NAME, action_space)
+    obs_dim, action_dim = common.flat_box_dims(NAME, observation_space, action_space)
     actor, critic = networks(cfg, action_dim)
     actor_tx, critic_tx = optimizers(cfg)
     key, actor_key, critic_key = jax.random.split(key, 3)
