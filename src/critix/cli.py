@@ -260,7 +260,7 @@ def cmd_train(argv: list[str]) -> int:
         summary = train(saved_algo, agent_cfg, dataclasses.replace(run, progress=args.run.progress),
                         resume=Path(args.resume))
     elif not offline and args.init_from:
-        from critix.train.offline import finetune
+        from critix.train.finetune import finetune
 
         summary = finetune(Path(args.init_from), args.run)
     else:

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
+import jax
 import numpy as np
 
 from critix.types import CritixError, Transition
@@ -355,3 +356,34 @@ def read_dataset(root: str | Path) -> OfflineDataset:
     if not episodes:
         raise CritixError(f"{root}: the dataset has no episodes")
     return OfflineDataset(episodes, obs_space, act_space, metadata)
+
+
+@dataclasses.dataclass
+class OfflineData:
+    """The dataset as the run uses it: transitions on the device, normalisation statistics, references."""
+
+    dataset: OfflineDataset
+    transitions: Transition  # device arrays [N, ...]
+    obs_mean: np.ndarray
+    obs_std: np.ndarray
+    reward_scale: float
+
+
+def load_training_data(path: str | Path, normalize_obs: bool, normalize_reward: bool) -> OfflineData:
+    """A dataset as an offline run trains on it: transitions on the device, with observation statistics
+    (`normalize_obs`: TD3+BC's standardisation) and rewards scaled by 1000 / return spread (`normalize_reward`)."""
+    dataset = read_dataset(path)
+    data = dataset.transitions()
+    reward_scale = 1.0
+    if normalize_reward:
+        returns = dataset.returns()
+        spread = float(returns.max() - returns.min())
+        if spread <= 0:
+            raise CritixError("--normalize-reward needs episodes with different returns in the dataset")
+        reward_scale = 1000.0 / spread
+        data = data.replace(reward=data.reward * np.float32(reward_scale))
+    if normalize_obs:
+        mean, std = data.obs.mean(axis=0), data.obs.std(axis=0) + 1e-3  # TD3+BC reference code: std + 1e-3
+    else:
+        mean, std = np.zeros(data.obs.shape[1], np.float32), np.ones(data.obs.shape[1], np.float32)
+    return OfflineData(dataset, jax.device_put(data), mean.astype(np.float32), std.astype(np.float32), reward_scale)

@@ -6,13 +6,11 @@ Between chunks the lifecycle (`critix.train.run`) logs, evaluates (deterministic
 and checkpoints. NaN/Inf: the dataset's transitions are checked once at load; an update with non-finite losses or
 parameters stops the run, or under --on-nan skip is discarded and counted.
 
-Offline-to-online (`finetune`): an offline run's agents continue in their env with the off-policy host stepper,
-their replay buffers seeded with the dataset.
+Offline-to-online fine-tuning is `critix.train.finetune`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -22,44 +20,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from critix import agents
-from critix.data import replay
-from critix.data.datasets import OfflineDataset, dataset_normalized_score, read_dataset
+from critix.data.datasets import dataset_normalized_score, load_training_data
 from critix.envs.gym import make_vector_env
 from critix.train import checkpoint, guards
-from critix.train.config import OfflineRunConfig, RunConfig, eval_env_seed, load_run_config, resolve
+from critix.train.config import OfflineRunConfig, eval_env_seed
 from critix.train.evaluate import evaluate
-from critix.train.offpolicy import OffPolicy
 from critix.train.run import Chunk, execute
 from critix.types import CritixError, Transition
-
-
-@dataclasses.dataclass
-class OfflineData:
-    """The dataset as the run uses it: transitions on the device, normalisation statistics, references."""
-
-    dataset: OfflineDataset
-    transitions: Transition  # device arrays [N, ...]
-    obs_mean: np.ndarray
-    obs_std: np.ndarray
-    reward_scale: float
-
-
-def load_data(run: OfflineRunConfig) -> OfflineData:
-    dataset = read_dataset(run.dataset)
-    data = dataset.transitions()
-    reward_scale = 1.0
-    if run.normalize_reward:
-        returns = dataset.returns()
-        spread = float(returns.max() - returns.min())
-        if spread <= 0:
-            raise CritixError("--normalize-reward needs episodes with different returns in the dataset")
-        reward_scale = 1000.0 / spread
-        data = data.replace(reward=data.reward * np.float32(reward_scale))
-    if run.normalize_obs:
-        mean, std = data.obs.mean(axis=0), data.obs.std(axis=0) + 1e-3  # TD3+BC reference code: std + 1e-3
-    else:
-        mean, std = np.zeros(data.obs.shape[1], np.float32), np.ones(data.obs.shape[1], np.float32)
-    return OfflineData(dataset, jax.device_put(data), mean.astype(np.float32), std.astype(np.float32), reward_scale)
 
 
 class Offline:
@@ -75,7 +42,7 @@ class Offline:
             raise CritixError("offline training needs --dataset PATH (a Minari-format dataset folder)")
         self.algo, self.cfg, self.run = algo, agent_cfg, run
         self.module = agents.get(algo).module
-        self.data = load_data(run)
+        self.data = load_training_data(run.dataset, run.normalize_obs, run.normalize_reward)
         dataset = self.data.dataset
         env_id = run.env or dataset.env_id
         if env_id is None:
@@ -208,43 +175,3 @@ class Offline:
 def train(algo: str, agent_cfg: Any, run: OfflineRunConfig, resume: Path | None = None) -> dict[str, Any]:
     """Train (or resume) an offline run; returns the summary also written to summary.json."""
     return execute(algo, agent_cfg, run, lambda: Offline(algo, agent_cfg, run), resume)
-
-
-# ---- offline-to-online ---------------------------------------------------------------------------------------
-
-
-def finetune(init_from: Path, run: RunConfig) -> dict[str, Any]:
-    """Continue the agents of offline run `init_from` online in their env (`critix train ALGO --init-from DIR`).
-
-    Each seed's replay buffer starts with the whole dataset (capacity: dataset + `run.steps`), the agent states
-    come from the offline run's last checkpoint, and the off-policy host stepper (`critix.train.offpolicy`) does the rest.
-    """
-    init_from = Path(init_from)
-    algo, agent_cfg, offline_run = load_run_config(init_from)
-    if offline_run.normalize_obs or offline_run.normalize_reward:
-        raise CritixError(f"{init_from} was trained with --normalize-obs/--normalize-reward; offline-to-online "
-                          "needs the raw observation and reward scale (train offline without them)")
-    last = checkpoint.latest(init_from / "checkpoints")
-    if last is None:
-        raise CritixError(f"{init_from} has no complete checkpoint to continue from")
-    data = read_dataset(offline_run.dataset).transitions()
-    env = run.env if run.env != RunConfig().env else (offline_run.env or _env_of(offline_run.dataset))
-    S = offline_run.num_seeds
-    run = resolve(algo, dataclasses.replace(run, env=env, num_seeds=S))
-    capacity = int(data.reward.shape[0]) + run.steps
-    run = dataclasses.replace(run, buffer_size=max(run.buffer_size or 0, capacity))
-
-    def initial(stepper: OffPolicy) -> None:
-        arrays, _ = checkpoint.load(last, {"agent": stepper.agent, "key": stepper.key})
-        items = jax.tree.map(lambda x: jnp.broadcast_to(jnp.asarray(x), (S, *x.shape)), data)
-        stepper.agent = jax.device_put(arrays["agent"])
-        stepper.buffer = jax.jit(jax.vmap(replay.add))(stepper.buffer, items)
-
-    return execute(algo, agent_cfg, run, lambda: OffPolicy(algo, agent_cfg, run, capacity, initial))
-
-
-def _env_of(dataset: str) -> str:
-    env_id = read_dataset(dataset).env_id
-    if env_id is None:
-        raise CritixError(f"{dataset} records no env_spec; name the env with --env ENV")
-    return env_id
