@@ -370,8 +370,9 @@ def cmd_list(argv: list[str]) -> int:
         table.add_column("flag")
         table.add_column("default")
         table.add_column("meaning (source of the default)")
-        for flag, value, doc in _flags(spec.default_config):
-            table.add_row(flag, repr(value), expand(doc))
+        vmappable = {f"--{name.replace('_', '-')}" for name in getattr(type(spec.default_config), "VMAPPABLE", ())}
+        for flag, value, doc in _flags(spec.default_config):  # (grid): may vary inside one compiled run, --grid
+            table.add_row(flag + (" (grid)" if flag in vmappable else ""), repr(value), expand(doc))
         for setting, (value, meaning) in spec.run_defaults.items():  # run flags whose default is this algorithm's
             table.add_row(f"--{setting.replace('_', '-')} (run)", repr(value), expand(meaning))
         console.print(table)
