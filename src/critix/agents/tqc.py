@@ -1,4 +1,4 @@
-"""Truncated Quantile Critics: SAC's actor and temperature with N quantile critics whose pooled target drops its top atoms.
+"""Truncated Quantile Critics: SAC's actor and temperature, N quantile critics, a target without its top atoms.
 
 Kuznetsov et al. 2020, "Controlling Overestimation Bias with Truncated Mixture of Continuous Distributional Quantile
 Critics" (TQC; arXiv 2005.04269, not numbered in PAPERS.md), Sec. 3:
