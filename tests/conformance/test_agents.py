@@ -1,8 +1,8 @@
 """One harness every agent in `critix.agents.REGISTRY` passes (a new registry entry is tested automatically).
 
-Each agent runs with its default config shrunk by `dataclasses.replace` (hidden (32, 32), batch 16, buffer 64)
-on the shared tiny spaces (obs Box (3,), action Box (2,) in [-2, 2]; Discrete(3) for agents whose module sets
-`ACTIONS = "discrete"`). Compiled functions are built once per
+Each agent runs with its default config shrunk by `dataclasses.replace` (hidden (32, 32), for the critics too
+where they have their own sizes, batch 16, buffer 64) on the shared tiny spaces (obs Box (3,), action Box (2,) in
+[-2, 2]; Discrete(3) for agents whose module sets `ACTIONS = "discrete"`). Compiled functions are built once per
 agent (module-scoped fixture) so the whole harness compiles each agent's update only a handful of times.
 """
 
@@ -36,8 +36,8 @@ def small_config(name: str) -> Any:
     cfg = REGISTRY[name].default_config
     # Off-policy agents get a small buffer; on-policy agents (a rollout [T=B, ...] per update) small minibatches.
     # Periodic target networks move every step here, so the harness sees every parameter set change.
-    small = {"hidden_sizes": (32, 32), "batch_size": BATCH, "buffer_size": 64, "learning_starts": 0,
-             "minibatch_size": BATCH // 4, "num_epochs": 2, "target_update_period": 1}
+    small = {"hidden_sizes": (32, 32), "critic_hidden_sizes": (32, 32), "batch_size": BATCH, "buffer_size": 64,
+             "learning_starts": 0, "minibatch_size": BATCH // 4, "num_epochs": 2, "target_update_period": 1}
     fields = {f.name for f in dataclasses.fields(cfg)}  # offline-only agents (bc) have no replay fields
     return dataclasses.replace(cfg, **{k: v for k, v in small.items() if k in fields})
 

@@ -12,8 +12,11 @@ targets. The offline agents (TD3+BC, CQL, IQL, XQL, f-DVL) learn the same two pr
 actions written in the Minari format. Each probe was checked to fail on its bug: truncation treated as termination
 (in either online loop, in the n-step return, or in a dataset's transitions), and a discount applied twice.
 
-Discount 0.5 everywhere: values settle within a few hundred updates. SAC runs with a small fixed temperature, so
-its soft values stay within 0.01 of the plain ones.
+Discount 0.5 everywhere: values settle within a few hundred updates. SAC and TQC run with a small fixed temperature,
+so their soft values stay within 0.01 of the plain ones. TQC runs 3 critics of 10 quantiles and drops the top 2 per
+critic (6 of 30 pooled atoms; its defaults drop 10 of 125, and their pairwise loss costs 20 times as much per update):
+every probe's return is deterministic, so even the truncated target converges to the known value, and a TQC value is
+the mean of its critics' atoms.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import numpy as np
 import pytest
 
 from critix import agents
-from critix.agents import cql, dqn, iql, ppo, sac, sac_discrete
+from critix.agents import cql, dqn, iql, ppo, sac, sac_discrete, tqc
 from critix.train import collect
 from critix.data.datasets import write_dataset
 from critix.train import checkpoint, offline
@@ -65,6 +68,8 @@ class Variant:
 VARIANTS = {
     "td3": Variant("td3", dict(OFF_POLICY, target_tau=0.02), 1500),
     "sac": Variant("sac", dict(OFF_POLICY, autotune_alpha=False, init_alpha=1e-3), 1500),
+    "tqc": Variant("tqc", dict(OFF_POLICY, critic_hidden_sizes=(32, 32), autotune_alpha=False, init_alpha=1e-3,
+                               num_critics=3, num_quantiles=10), 1500),
     "dqn": Variant("dqn", DQN, 3000, discrete=True),
     "ppo": Variant("ppo", dict(ON_POLICY, rollout_length=64, minibatch_size=64, num_epochs=4), 8192, num_envs=4),
 }
@@ -106,7 +111,8 @@ class Trained:
     def values(self, obs: float) -> np.ndarray:
         """The learned value of `obs` under the agent's own greedy policy, per seed [S]: V(obs) for PPO/A2C,
         Q(obs, a*) with a* the greedy action for the Q learners (the value bootstrapping uses; a rarely taken
-        action is fitted on few samples and may lag), the minimum over a critic ensemble."""
+        action is fitted on few samples and may lag), the minimum over a critic ensemble (TQC: the mean over its
+        critics' atoms, which its actor maximises)."""
         module, cfg, obs_b = self.module, self.cfg, jnp.full((1, 1), obs, jnp.float32)
         greedy = jnp.asarray(self.greedy_actions(obs))
         if module is ppo:
@@ -124,11 +130,12 @@ class Trained:
             q = jax.vmap(q_of)(self.agent)
         else:
             networks = sac.networks if module is cql else module.networks  # CQL extends SAC's networks
+            over_critics = jnp.mean if module is tqc else jnp.min
 
             def q_at(s: Any, action: jax.Array) -> jax.Array:
                 _, critic = networks(cfg, s.action_dim)
                 out = critic.apply(s.critic_params, obs_b, action.reshape(1, 1))  # [E, 1, K]
-                return cfg.head.value(out).min(axis=0)[0]
+                return over_critics(cfg.head.value(out), axis=0)[0]
 
             return np.asarray(jax.vmap(q_at)(self.agent, greedy))
         return np.asarray(q[jnp.arange(SEEDS), greedy])

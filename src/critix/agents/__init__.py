@@ -9,7 +9,7 @@ import dataclasses
 from types import ModuleType
 from typing import Any
 
-from critix.agents import bc, cql, dqn, iql, ppo, sac, sac_discrete, td3
+from critix.agents import bc, cql, dqn, iql, ppo, sac, sac_discrete, td3, tqc
 from critix.types import CritixError
 from critix.values.heads import HeadConfig
 
@@ -34,6 +34,8 @@ REGISTRY: dict[str, AgentSpec] = {
     "sac": AgentSpec("sac", sac, sac.Config(), "Soft Actor-Critic, twin critics, automatic temperature (#50, #53)"),
     "td3": AgentSpec("td3", td3, td3.Config(), "Twin Delayed DDPG (#98)"),
     "ddpg": AgentSpec("ddpg", td3, td3.Config.ddpg(), "Deep Deterministic Policy Gradient (#81), a td3 config"),
+    "tqc": AgentSpec("tqc", tqc, tqc.Config(),
+                     "Truncated Quantile Critics (Kuznetsov et al. 2020, not numbered in PAPERS.md), SAC-based"),
     "dqn": AgentSpec("dqn", dqn, dqn.Config(), "DQN with double Q, dueling, n-step and any value head (--critic-head)"),
     "c51": AgentSpec("c51", dqn, dqn.Config(value_head=HeadConfig("c51", v_min=-10.0, v_max=10.0, num_bins=51)),
                      "C51 categorical DQN (#217), a dqn config"),

@@ -206,7 +206,7 @@ def actor_and_temperature_step(
     CQL (`critix.agents.cql`), whose actor and temperature are SAC's."""
     head = cfg.head
     actor, critic = networks(cfg, state.action_dim)
-    actor_tx, _, alpha_tx = optimizers(cfg)
+    actor_tx, _, _ = optimizers(cfg)
     alpha = jnp.exp(state.log_alpha)
     deterministic = cfg.critic_dropout <= 0.0
 
@@ -219,19 +219,7 @@ def actor_and_temperature_step(
     actor_params, actor_opt_state, actor_loss, log_prob = common.gradient_step(
         actor_loss_fn, state.actor_params, state.actor_opt_state, actor_tx
     )
-
-    target_entropy = -float(state.action_dim) if cfg.target_entropy is None else cfg.target_entropy
-
-    def alpha_loss_fn(log_alpha: jax.Array) -> tuple[jax.Array, None]:
-        return policy_losses.sac_temperature_loss(log_alpha, log_prob, target_entropy), None
-
-    if cfg.autotune_alpha:
-        log_alpha, alpha_opt_state, alpha_loss, _ = common.gradient_step(
-            alpha_loss_fn, state.log_alpha, state.alpha_opt_state, alpha_tx
-        )
-    else:
-        log_alpha, alpha_opt_state, alpha_loss = state.log_alpha, state.alpha_opt_state, jnp.zeros(())
-
+    log_alpha, alpha_opt_state, alpha_loss = temperature_step(cfg, state, log_prob)
     state = state.replace(actor_params=actor_params, actor_opt_state=actor_opt_state, log_alpha=log_alpha,
                           alpha_opt_state=alpha_opt_state)
     metrics = {
@@ -241,6 +229,25 @@ def actor_and_temperature_step(
         "alpha/loss": alpha_loss,
     }
     return state, metrics
+
+
+def temperature_step(cfg: Config, state: State, log_prob: jax.Array) -> tuple[jax.Array, optax.OptState, jax.Array]:
+    """The temperature step towards the target entropy, J(alpha) = E[-alpha (log pi(a~|s) + target_entropy)]
+    (#53 Eq. 18), from the actor's log pi(a~|s) [B]; returns (log_alpha, its optimiser state, loss). Reads only
+    `alpha_lr`, `autotune_alpha`, `target_entropy` and the state's `log_alpha`, `alpha_opt_state`, `action_dim`:
+    shared with TQC (`critix.agents.tqc`), whose temperature is SAC's."""
+    if not cfg.autotune_alpha:
+        return state.log_alpha, state.alpha_opt_state, jnp.zeros(())
+    target_entropy = -float(state.action_dim) if cfg.target_entropy is None else cfg.target_entropy
+
+    def alpha_loss_fn(log_alpha: jax.Array) -> tuple[jax.Array, None]:
+        return policy_losses.sac_temperature_loss(log_alpha, log_prob, target_entropy), None
+
+    alpha_tx = make_optimizer(OptimizerConfig(cfg.alpha_lr))
+    log_alpha, alpha_opt_state, alpha_loss, _ = common.gradient_step(
+        alpha_loss_fn, state.log_alpha, state.alpha_opt_state, alpha_tx
+    )
+    return log_alpha, alpha_opt_state, alpha_loss
 
 
 def update_many(cfg: Config, state: State, batches: Transition) -> tuple[State, common.Metrics]:

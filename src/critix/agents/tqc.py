@@ -1,0 +1,241 @@
+"""Truncated Quantile Critics: SAC's actor and temperature, N quantile critics, a target without its top atoms.
+
+Kuznetsov et al. 2020, "Controlling Overestimation Bias with Truncated Mixture of Continuous Distributional Quantile
+Critics" (TQC; arXiv 2005.04269, not numbered in PAPERS.md), Sec. 3:
+- critics: N networks Z_n(s, a), each M atoms theta_n^m(s, a) at the quantile midpoints tau_m = (2m - 1) / 2M;
+- target: the N*M atoms of the target critics at (s', a' ~ pi(.|s')) pooled into one set (Eq. 10), sorted,
+  z_(1) <= ... <= z_(NM) (Eq. 11), and only the kN smallest kept, k = M - d (d = `top_quantiles_to_drop_per_net`);
+  y_i = r + gamma (1 - terminated) (z_(i) - alpha log pi(a'|s')), i = 1..kN (Eq. 12);
+- critics' loss J_Z: the quantile Huber loss (kappa = 1) of each critic's M atoms against all kN target atoms y_i;
+- actor: J_pi = E[alpha log pi(a~|s) - 1/(NM) sum_{n,m} theta_n^m(s, a~)], the mean over every critic and atom
+  (not SAC's minimum: truncating the target already controls the overestimation);
+- temperature: SAC's, J(alpha) = E[-alpha (log pi(a~|s) + target_entropy)] (#53 Eq. 18), target entropy -dim(A).
+Like SAC here, the actor and temperature step after the critics, against the critics just updated.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from functools import partial
+
+import gymnasium as gym
+import jax
+import jax.numpy as jnp
+import optax
+
+from critix.agents import common, contract, sac
+from critix.nets.ensemble import QEnsemble
+from critix.nets.policies import TanhGaussianPolicy, tanh_gaussian_mode, tanh_gaussian_sample
+from critix.optim import OptimizerConfig, make_optimizer
+from critix.types import Transition
+from critix.values import heads, targets
+
+NAME = "tqc"
+KIND = "off-policy"
+RUN_DEFAULTS: dict[str, tuple[object, str]] = {
+    "buffer_size": (1_000_000, "Replay capacity per seed (authors' code: ReplayBuffer max_size 1e6)."),
+    "learning_starts": (256, "Env steps per seed before updates start (authors' code: updates from step batch_size "
+                             "on; its first steps act with the untrained policy, critix's with uniform random "
+                             "actions)."),
+    "utd_ratio": (1.0, "Gradient steps per env step per seed (authors' code: 1)."),
+}
+"""Run settings (`critix.train.RunConfig` fields) this agent starts from: name -> (value, meaning and source)."""
+
+
+@common.vmappable("actor_lr", "critic_lr", "alpha_lr", "gamma", "target_tau", "init_alpha")
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """TQC hyperparameters. Defaults: the authors' code (SamsungLabs/tqc_pytorch: main.py, tqc/structures.py,
+    tqc/trainer.py) for Kuznetsov et al. 2020, unless a field says otherwise."""
+
+    hidden_sizes: tuple[int, ...] = (256, 256)
+    """Hidden layer sizes of the actor (authors' code: Actor, 2 layers of 256)."""
+    critic_hidden_sizes: tuple[int, ...] = (512, 512, 512)
+    """Hidden layer sizes of each critic (authors' code: Critic, 3 layers of 512; small for a CPU, e.g. 256 256)."""
+    activation: str = "relu"
+    """Hidden activation of actor and critics (authors' code: ReLU)."""
+    num_critics: int = 5
+    """N, the number of quantile critics (authors' code: --n_nets 5)."""
+    num_quantiles: int = 25
+    """M, the atoms (quantiles) of each critic (authors' code: --n_quantiles 25)."""
+    top_quantiles_to_drop_per_net: int = 2
+    """d: the target drops the d*N largest of the N*M pooled atoms (authors' code: 2; the paper tunes it per env)."""
+    actor_lr: float = 3e-4
+    """Actor learning rate (authors' code: Adam 3e-4)."""
+    critic_lr: float = 3e-4
+    """Critic learning rate (authors' code: Adam 3e-4)."""
+    alpha_lr: float = 3e-4
+    """Temperature learning rate (authors' code: Adam 3e-4)."""
+    max_grad_norm: float = 0.0
+    """Global gradient-norm clip for actor and critics; 0 disables (the authors' code clips nothing)."""
+    gamma: float = 0.99
+    """Discount factor (authors' code: --discount 0.99)."""
+    target_tau: float = 0.005
+    """Polyak rate of the target critics (authors' code: --tau 0.005)."""
+    batch_size: int = 256
+    """Minibatch size (authors' code: --batch_size 256)."""
+    init_alpha: float = 1.0
+    """Initial temperature (authors' code: log_alpha starts at 0)."""
+    autotune_alpha: bool = True
+    """Learn the temperature against `target_entropy` (authors' code; SAC #53 Sec. 5)."""
+    target_entropy: float | None = None
+    """Entropy target; None means -dim(A) (authors' code: -prod(action shape))."""
+
+    def __post_init__(self) -> None:
+        common.check_common(self)
+        common.check_ranges(self, [
+            ("critic_hidden_sizes", len(self.critic_hidden_sizes) >= 1 and 1 <= min(self.critic_hidden_sizes)
+             <= max(self.critic_hidden_sizes) <= common.MAX_HIDDEN_SIZE,
+             f"non-empty, each in [1, {common.MAX_HIDDEN_SIZE}]"),
+            ("num_quantiles", self.num_quantiles >= 1, ">= 1"),
+            ("top_quantiles_to_drop_per_net", 0 <= self.top_quantiles_to_drop_per_net < self.num_quantiles,
+             f"in [0, num_quantiles) = [0, {self.num_quantiles}) so that each critic keeps an atom"),
+            ("init_alpha", self.init_alpha > 0, "> 0"),
+        ])
+
+    @property
+    def head(self) -> heads.QuantileHead:
+        """The critics' head: M quantile midpoints, quantile Huber loss with kappa = 1 (`critix.values.heads`)."""
+        return heads.QuantileHead(num_bins=self.num_quantiles, huber_kappa=1.0)
+
+    @property
+    def num_target_atoms(self) -> int:
+        """kN = (M - d) N, the atoms of the truncated target distribution."""
+        return (self.num_quantiles - self.top_quantiles_to_drop_per_net) * self.num_critics
+
+
+class State(sac.State):
+    """SAC's state (actor, critics and their targets, temperature, key, steps); the critics are N quantile critics."""
+
+
+def networks(cfg: Config, action_dim: int) -> tuple[TanhGaussianPolicy, QEnsemble]:
+    actor = TanhGaussianPolicy(cfg.hidden_sizes, action_dim, cfg.activation)
+    critic = QEnsemble(cfg.critic_hidden_sizes, cfg.num_critics, cfg.num_quantiles, cfg.activation)
+    return actor, critic
+
+
+def optimizers(cfg: Config) -> tuple[optax.GradientTransformation, ...]:
+    actor = make_optimizer(OptimizerConfig(cfg.actor_lr, max_grad_norm=cfg.max_grad_norm))
+    critic = make_optimizer(OptimizerConfig(cfg.critic_lr, max_grad_norm=cfg.max_grad_norm))
+    alpha = make_optimizer(OptimizerConfig(cfg.alpha_lr))
+    return actor, critic, alpha
+
+
+def check_spaces(observation_space: gym.Space, action_space: gym.Space) -> None:
+    common.flat_box_dims(NAME, observation_space, action_space)
+
+
+def init(cfg: Config, key: jax.Array, observation_space: gym.Space, action_space: gym.Space,
+         plan: contract.RunPlan | None = None) -> State:
+    obs_dim, action_dim = common.flat_box_dims(NAME, observation_space, action_space)
+    actor, critic = networks(cfg, action_dim)
+    actor_tx, critic_tx, alpha_tx = optimizers(cfg)
+    key, actor_key, critic_key = jax.random.split(key, 3)
+    obs, action = jnp.zeros((1, obs_dim)), jnp.zeros((1, action_dim))
+    actor_params = actor.init(actor_key, obs)
+    critic_params = critic.init(critic_key, obs, action)
+    log_alpha = jnp.log(jnp.asarray(cfg.init_alpha, jnp.float32))
+    return State(
+        actor_params=actor_params,
+        actor_opt_state=actor_tx.init(actor_params),
+        critic_params=critic_params,
+        critic_opt_state=critic_tx.init(critic_params),
+        target_critic_params=jax.tree.map(jnp.copy, critic_params),  # distinct buffers (donation)
+        log_alpha=log_alpha,
+        alpha_opt_state=alpha_tx.init(log_alpha),
+        key=key,
+        steps=jnp.zeros((), jnp.int32),
+        action_dim=action_dim,
+    )
+
+
+def act(cfg: Config, state: State, obs: jax.Array, key: jax.Array, deterministic: bool) -> jax.Array:
+    """obs [B, O] -> actions [B, A] in [-1, 1]: a tanh-Gaussian sample, or tanh(mean) when deterministic."""
+    actor, _ = networks(cfg, state.action_dim)
+    mean, log_std = actor.apply(state.actor_params, obs)
+    if deterministic:
+        return tanh_gaussian_mode(mean)
+    return tanh_gaussian_sample(key, mean, log_std)[0]
+
+
+def truncated_mixture(atoms: jax.Array, drop_per_net: int) -> jax.Array:
+    """The critics' atoms [N, ..., M] pooled per sample (Eq. 10), sorted ascending (Eq. 11), the largest
+    drop_per_net * N dropped: [..., (M - drop_per_net) N]."""
+    num_critics, num_quantiles = atoms.shape[0], atoms.shape[-1]
+    pooled = jnp.moveaxis(atoms, 0, -2).reshape(*atoms.shape[1:-1], num_critics * num_quantiles)
+    return jnp.sort(pooled, axis=-1)[..., : (num_quantiles - drop_per_net) * num_critics]
+
+
+def update(cfg: Config, state: State, batch: Transition) -> tuple[State, common.Metrics]:
+    """One gradient step of critics, actor and temperature on a batch [B, ...]."""
+    head = cfg.head
+    actor, critic = networks(cfg, state.action_dim)
+    _, critic_tx, _ = optimizers(cfg)
+    key, next_key, pi_key = jax.random.split(state.key, 3)
+    alpha = jnp.exp(state.log_alpha)
+
+    # Target atoms y_i (Eq. 10-12): the truncated mixture of the target critics at (s', a'), the entropy term
+    # folded into the reward as in SAC.
+    next_mean, next_log_std = actor.apply(state.actor_params, batch.next_obs)
+    next_action, next_log_prob = tanh_gaussian_sample(next_key, next_mean, next_log_std)
+    next_atoms = critic.apply(state.target_critic_params, batch.next_obs, next_action)  # [N, B, M]
+    kept = truncated_mixture(next_atoms, cfg.top_quantiles_to_drop_per_net)  # [B, kN]
+    discount_t = targets.discount(cfg.gamma, batch.terminated)
+    soft_reward = batch.reward - discount_t * alpha * next_log_prob
+    target = jax.lax.stop_gradient(head.target(soft_reward, discount_t, kept))  # [B, kN]
+
+    def critic_loss_fn(params: dict) -> tuple[jax.Array, jax.Array]:
+        # Each critic's M atoms against all kN target atoms: head.loss sums over atoms and averages over targets
+        # (QR-DQN's Eq. 10), a constant multiple of TQC's 1/(kNM) normalisation; summed over critics.
+        atoms = critic.apply(params, batch.obs, batch.action)  # [N, B, M]
+        return head.loss(atoms, target).mean(axis=-1).sum(), jnp.mean(atoms)
+
+    critic_params, critic_opt_state, critic_loss, q_mean = common.gradient_step(
+        critic_loss_fn, state.critic_params, state.critic_opt_state, critic_tx
+    )
+
+    state, actor_metrics = actor_and_temperature_step(cfg, state, batch.obs, critic_params, pi_key)
+    new_state = state.replace(
+        critic_params=critic_params,
+        critic_opt_state=critic_opt_state,
+        target_critic_params=common.polyak(critic_params, state.target_critic_params, cfg.target_tau),
+        key=key,
+        steps=state.steps + 1,
+    )
+    metrics = {"critic/loss": critic_loss, "critic/q_mean": q_mean, "critic/target_mean": jnp.mean(target)}
+    return new_state, {**metrics, **actor_metrics}
+
+
+def actor_and_temperature_step(
+    cfg: Config, state: State, obs: jax.Array, critic_params: dict, key: jax.Array
+) -> tuple[State, common.Metrics]:
+    """The actor step against `critic_params`, alpha log pi - the mean of Z(s, a~pi) over all N critics and M atoms
+    (TQC Sec. 3, J_pi), then SAC's temperature step (`sac.temperature_step`, #53 Eq. 18)."""
+    actor, critic = networks(cfg, state.action_dim)
+    actor_tx, _, _ = optimizers(cfg)
+    alpha = jnp.exp(state.log_alpha)
+
+    def actor_loss_fn(params: dict) -> tuple[jax.Array, jax.Array]:
+        mean, log_std = actor.apply(params, obs)
+        action, log_prob = tanh_gaussian_sample(key, mean, log_std)
+        q = jnp.mean(critic.apply(critic_params, obs, action), axis=(0, -1))  # [B]
+        return jnp.mean(alpha * log_prob - q), log_prob
+
+    actor_params, actor_opt_state, actor_loss, log_prob = common.gradient_step(
+        actor_loss_fn, state.actor_params, state.actor_opt_state, actor_tx
+    )
+    log_alpha, alpha_opt_state, alpha_loss = sac.temperature_step(cfg, state, log_prob)
+    state = state.replace(actor_params=actor_params, actor_opt_state=actor_opt_state, log_alpha=log_alpha,
+                          alpha_opt_state=alpha_opt_state)
+    metrics = {
+        "actor/loss": actor_loss,
+        "actor/entropy": -jnp.mean(log_prob),
+        "alpha/value": alpha,
+        "alpha/loss": alpha_loss,
+    }
+    return state, metrics
+
+
+def update_many(cfg: Config, state: State, batches: Transition) -> tuple[State, common.Metrics]:
+    """K gradient steps in one `lax.scan` over batches [K, B, ...]; metrics are [K]."""
+    return common.scan_updates(partial(update, cfg), state, batches)
