@@ -1,7 +1,7 @@
 """Truncated Quantile Critics: SAC's actor and temperature, N quantile critics, a target without its top atoms.
 
 Kuznetsov et al. 2020, "Controlling Overestimation Bias with Truncated Mixture of Continuous Distributional Quantile
-Critics" (TQC; arXiv 2005.04269, not numbered in PAPERS.md), Sec. 3:
+Critics" (TQC; arXiv 2005.04269; docs/references.md), Sec. 3:
 - critics: N networks Z_n(s, a), each M atoms theta_n^m(s, a) at the quantile midpoints tau_m = (2m - 1) / 2M;
 - target: the N*M atoms of the target critics at (s', a' ~ pi(.|s')) pooled into one set (Eq. 10), sorted,
   z_(1) <= ... <= z_(NM) (Eq. 11), and only the kN smallest kept, k = M - d (d = `top_quantiles_to_drop_per_net`);

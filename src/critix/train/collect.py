@@ -26,7 +26,7 @@ import numpy as np
 
 from critix import agents
 from critix.data.datasets import Episode, normalized_score, write_dataset
-from critix.envs.gym import final_observation, make_vector_env, scale_action, to_env_action
+from critix.envs.gym import final_observation, make_vector_env, scale_action
 from critix.train.config import RunConfig, resolve
 from critix.train.evaluate import evaluate
 from critix.train.offpolicy import OffPolicy
@@ -167,14 +167,15 @@ def train_behaviour(cfg: CollectConfig) -> Behaviour:
 
     def observe(lifecycle: Lifecycle, step: int, returns: np.ndarray | None) -> None:
         """Record the chunk's steps as episodes; at an evaluation, keep the policy with its return."""
-        staged = stepper.staged
+        k_steps, stage = stepper.staged, stepper.stage  # this chunk's steps: stage[:k_steps] (1 env)
         if not recorder:
-            recorder.append(EpisodeRecorder(staged[0][0]))
-        first = step - len(staged)
-        for k, (_, action, reward, final, terminated, truncated) in enumerate(staged):
-            next_obs = staged[k + 1][0] if k + 1 < len(staged) else stepper.obs
-            env_action = to_env_action(action, stepper.act_space, 1)
-            ended = recorder[0].step(env_action, reward, terminated, truncated, next_obs, final)
+            recorder.append(EpisodeRecorder(stage.obs[0].copy()))
+        first = step - k_steps
+        for k in range(k_steps):  # copies: the stage is overwritten by the next chunk
+            next_obs = stage.obs[k + 1] if k + 1 < k_steps else stepper.obs
+            ended = recorder[0].step(stepper.env_action(stage.action[k].copy()), stage.reward[k].copy(),
+                                     stage.terminated[k].copy(), stage.truncated[k].copy(), next_obs.copy(),
+                                     stage.next_obs[k].copy())
             played.extend((first + k + 1, e) for e in ended)
         if returns is not None:
             snapshots.append((step, float(returns.mean()), jax.device_get(stepper.agent)))

@@ -18,11 +18,35 @@ import jax
 import numpy as np
 
 from critix import agents
-from critix.envs.gym import RunningMeanStd, make_vector_env, normalize_obs
+from critix.envs.gym import RunningMeanStd, make_vector_env, normalize_obs, scale_action
 from critix.train.config import RunConfig, eval_env_seed, train_env_seed
 from critix.train.evaluate import evaluate
 from critix.train.resume import LoopState, restore_loop
-from critix.types import CritixError
+from critix.types import CritixError, Transition
+
+
+class Staging:
+    """Host arrays for up to `length` vector steps of `num` envs, allocated once: what a chunk or a rollout collects
+    before it goes to the device. Rewards are kept as the env returned them (float64) until `transitions`."""
+
+    def __init__(self, length: int, num: int, obs_shape: tuple[int, ...], obs_dtype: Any,
+                 action_shape: tuple[int, ...], action_dtype: Any) -> None:
+        self.obs = np.zeros((length, num, *obs_shape), obs_dtype)
+        self.next_obs = np.zeros_like(self.obs)
+        self.action = np.zeros((length, num, *action_shape), action_dtype)
+        self.reward = np.zeros((length, num), np.float64)
+        self.terminated = np.zeros((length, num), bool)
+        self.truncated = np.zeros((length, num), bool)
+
+    def put(self, t: int, obs: np.ndarray, action: np.ndarray, reward: np.ndarray, next_obs: np.ndarray,
+            terminated: np.ndarray, truncated: np.ndarray) -> None:
+        self.obs[t], self.action[t], self.reward[t], self.next_obs[t] = obs, action, reward, next_obs
+        self.terminated[t], self.truncated[t] = terminated, truncated
+
+    def transitions(self, length: int) -> Transition:
+        """The first `length` steps as a Transition [length, num, ...] (float32 rewards), views where possible."""
+        return Transition(self.obs[:length], self.action[:length], self.reward[:length].astype(np.float32),
+                          self.next_obs[:length], self.terminated[:length], self.truncated[:length])
 
 
 class HostStepper:
@@ -58,6 +82,7 @@ class HostStepper:
         self.action_shape: tuple[int, ...] = () if self.discrete else tuple(self.act_space.shape)
         self.action_dtype = np.int32 if self.discrete else np.float32
         self.policy, self.greedy = self._acting_functions()
+        self.env_action = self._env_action_function()
         self.agent: Any = None
         self.obs_rms = RunningMeanStd.create(self.num_seeds, self.obs_shape)
         self.vector_steps = self.episodes = 0
@@ -80,6 +105,15 @@ class HostStepper:
             return module.act(cfg, state, prepare(obs, mean, var), jax.random.PRNGKey(0), True)
 
         return jax.jit(jax.vmap(policy)), jax.jit(jax.vmap(greedy))
+
+    def _env_action_function(self) -> Any:
+        """Agent actions [S*N, ...] -> what the vector env steps with: indices (offset by a Discrete's start), or
+        [-1, 1] actions rescaled to a Box's bounds (`critix.envs.gym.scale_action`). Built once: it runs every step."""
+        if self.discrete:
+            start = int(self.act_space.start)
+            return (lambda action: action) if start == 0 else (lambda action: action.astype(np.int64) + start)
+        low, high = self.act_space.low, self.act_space.high
+        return lambda action: scale_action(action, low, high)
 
     def stats(self) -> tuple[np.ndarray, np.ndarray]:
         """The observation statistics the agent acts with now, (mean, var) [S, O] float32."""

@@ -22,10 +22,10 @@ import numpy as np
 from critix import validation
 from critix.agents import contract
 from critix.data import replay
-from critix.envs.gym import final_observation, random_actions, to_env_action
+from critix.envs.gym import final_observation, random_actions
 from critix.train import checkpoint, guards
 from critix.train.config import RunConfig, plan_of
-from critix.train.host import HostStepper
+from critix.train.host import HostStepper, Staging
 from critix.train.run import Chunk
 from critix.types import CritixError, Transition
 
@@ -74,6 +74,8 @@ class OffPolicy(HostStepper):
         self.total_vector_steps = math.ceil(run.steps / N)
         self.total_steps = self.total_vector_steps * N
         self.chunk = min(self.chunk_vector_steps(DEFAULT_CHUNK), self.total_vector_steps)
+        self.stage = Staging(self.chunk, self.num_seeds * N, self.obs_shape, self.obs_dtype, self.action_shape,
+                             self.action_dtype)
         self.compiled_variants: set[tuple[int, int]] = set()  # (env steps, gradient steps) of train_chunk calls
         self.policy_compiled = False
         self._build_functions()
@@ -174,9 +176,8 @@ class OffPolicy(HostStepper):
         k_steps = min(self.chunk, self.total_vector_steps - self.vector_steps)
         learning = self.vector_steps * N >= starts
         mean, var = self.stats()
-        used_policy = False
-        stage = []
-        for _ in range(k_steps):
+        used_policy, stage = False, self.stage
+        for k in range(k_steps):
             if self.vector_steps * N < starts:
                 action = random_actions(self.rng, self.act_space, S * N)
             else:
@@ -185,22 +186,20 @@ class OffPolicy(HostStepper):
                 action = np.asarray(action).reshape(S * N, *self.action_shape)
                 if run.on_nan == "skip" and action.dtype.kind == "f":  # a non-finite observation gives a
                     action = np.where(np.isfinite(action), action, np.float32(0.0))  # non-finite action: send 0
-            next_obs, reward, terminated, truncated, info = self.env.step(to_env_action(action, self.act_space, S * N))
+            next_obs, reward, terminated, truncated, info = self.env.step(self.env_action(action))
             next_obs = next_obs.astype(self.obs_dtype)
             done = terminated | truncated
-            final = final_observation(next_obs, done, info).astype(self.obs_dtype, copy=False)
-            stage.append((self.obs, action, reward, final, terminated, truncated))
+            stage.put(k, self.obs, action, reward, final_observation(next_obs, done, info), terminated, truncated)
             self.record(reward, done)
             self.obs = next_obs
             self.vector_steps += 1
 
-        def per_seed(*x: np.ndarray) -> np.ndarray:  # k x [S*N, ...] -> [S, k*N, ...]
-            y = np.stack(x).reshape(k_steps, S, N, *x[0].shape[1:]).swapaxes(0, 1)
-            return y.reshape(S, k_steps * N, *y.shape[3:])
+        def per_seed(x: np.ndarray) -> np.ndarray:  # [k, S*N, ...] -> [S, k*N, ...]
+            x = x.reshape(k_steps, S, N, *x.shape[2:]).swapaxes(0, 1)
+            return x.reshape(S, k_steps * N, *x.shape[3:])
 
-        self.staged = stage  # the chunk's host steps, for observers (`critix collect` records its episodes)
-        items = Transition(*(per_seed(*column) for column in zip(*stage)))
-        items = items.replace(reward=items.reward.astype(np.float32))
+        self.staged = k_steps  # the chunk's host steps are stage[:k_steps] (`critix collect` records them)
+        items = jax.tree.map(per_seed, stage.transitions(k_steps))
         if run.normalize_obs and (run.on_nan == "stop" or np.isfinite(items.obs).all()):
             self.obs_rms.update(items.obs)
         steps_now = self.vector_steps * N

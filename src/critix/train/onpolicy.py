@@ -21,10 +21,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from critix.agents import contract
-from critix.envs.gym import REWARD_CLIP, final_observation, to_env_action
+from critix.envs.gym import REWARD_CLIP, final_observation
 from critix.train import checkpoint, guards
 from critix.train.config import RunConfig, plan_of
-from critix.train.host import HostStepper
+from critix.train.host import HostStepper, Staging
 from critix.train.run import Chunk
 from critix.types import Rollout, Transition
 
@@ -47,6 +47,8 @@ class OnPolicy(HostStepper):
         self.total_steps = self.total_vector_steps * run.num_envs
         self.rollouts_per_chunk = max(1, math.ceil(run.chunk_size / (T * run.num_envs)))
         self.per_update = self.module.gradient_steps_per_update(self.cfg, T * run.num_envs)
+        self.stage = Staging(T, self.num_seeds * run.num_envs, self.obs_shape, np.float32, self.action_shape,
+                             self.action_dtype)
         self.compiled = False
         cfg, module, prepare, skip = self.cfg, self.module, self.prepare, run.on_nan == "skip"
 
@@ -116,17 +118,15 @@ class OnPolicy(HostStepper):
 
     def _rollout_and_update(self) -> np.ndarray:
         run, S, N, T = self.run, self.num_seeds, self.num_envs, self.rollout_length
-        mean, var = self.stats()
-        stage = []
-        for _ in range(T):
+        mean, var, stage = *self.stats(), self.stage
+        for t in range(T):
             action, self.key = self.policy(self.agent, self.key, self.obs.reshape(S, N, -1), mean, var)
             action = np.asarray(action).reshape(S * N, *self.action_shape)
             if run.on_nan == "skip" and action.dtype.kind == "f":  # a non-finite observation gives a non-finite
                 action = np.where(np.isfinite(action), action, np.float32(0.0))  # action: send 0 instead
-            next_obs, reward, terminated, truncated, info = self.env.step(to_env_action(action, self.act_space, S * N))
+            next_obs, reward, terminated, truncated, info = self.env.step(self.env_action(action))
             next_obs = next_obs.astype(np.float32)
             done = terminated | truncated
-            final = final_observation(next_obs, done, info).astype(np.float32, copy=False)
             self.record(reward, done)
             if run.normalize_reward:  # SB3 VecNormalize: scale by the std of the running discounted return
                 self.discounted_return = self.discounted_return * self.cfg.gamma + reward
@@ -134,14 +134,14 @@ class OnPolicy(HostStepper):
                 scale = np.sqrt(np.repeat(self.ret_rms.var, N) + 1e-8)
                 reward = np.clip(reward / scale, -REWARD_CLIP, REWARD_CLIP)
                 self.discounted_return[done] = 0.0
-            stage.append((self.obs, action, reward.astype(np.float32), final, terminated, truncated))
+            stage.put(t, self.obs, action, reward, final_observation(next_obs, done, info), terminated, truncated)
             self.obs = next_obs
             self.vector_steps += 1
 
-        def per_seed(*x: np.ndarray) -> np.ndarray:  # T x [S*N, ...] -> [S, T, N, ...]
-            return np.stack(x).reshape(T, S, N, *x[0].shape[1:]).swapaxes(0, 1)
+        def per_seed(x: np.ndarray) -> np.ndarray:  # [T, S*N, ...] -> [S, T, N, ...]
+            return x.reshape(T, S, N, *x.shape[2:]).swapaxes(0, 1)
 
-        rollout = Transition(*(per_seed(*column) for column in zip(*stage)))
+        rollout = jax.tree.map(per_seed, stage.transitions(T))
         self.agent, metrics, guard = self.train_rollout(self.agent, rollout, mean, var)
         self.train_metrics = metrics
         jax.block_until_ready(self.agent)  # so the chunk's time includes its update
