@@ -23,9 +23,7 @@ come from a separate stream), so a deterministic env gives the same run in both 
 
 from __future__ import annotations
 
-import dataclasses
 import math
-import time
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -42,8 +40,9 @@ from critix.data import replay
 from critix.envs.gym import REWARD_CLIP, Moments, normalize_obs
 from critix.envs.jax_envs import JaxEnv, make_jax_env
 from critix.train import checkpoint, guards
-from critix.train.config import RunConfig, config_to_json, plan_of
-from critix.train.grid import Grid, member_config, parse_grid
+from critix.train.config import RunConfig, plan_of
+from critix.train.grid import (Grid, combine_points, grid_outputs, member_config, parse_grid,
+                               write_point_configs)
 from critix.train.run import Chunk, Output, execute
 from critix.types import CritixError, Rollout, Transition
 
@@ -359,43 +358,15 @@ class Compiled:
         shapes = jax.eval_shape(lambda c: self._chunk(c, 1, True), self._example_carry(hparams))[1]
         return sorted(n for n in shapes if n not in ("episode/count", "guard/transitions", "guard/updates"))
 
-    # ---- grid points ------------------------------------------------------------------------------------------
+    # ---- grid points: a run folder each (critix.train.grid) ------------------------------------------------
     def outputs(self, run_dir: Path) -> list[Output]:
-        """The run folder itself without a grid; with one, a run folder per grid point under run_dir/grid/."""
-        S, grid = self.num_seeds, self.grid
-        if not grid.fields:
-            return [Output(run_dir, slice(0, S))]
-        return [Output(run_dir / "grid" / grid.dirname(g), slice(g * S, (g + 1) * S), grid.label(g),
-                       {"grid_point": grid.points[g]}) for g in range(grid.size)]
+        return grid_outputs(self.grid, self.num_seeds, run_dir)
 
     def write_output_configs(self, outputs: list[Output]) -> None:
-        """Each grid point's folder gets the concrete config it trains with (its checkpoints are the parent's)."""
-        if not self.grid.fields:
-            return
-        for g, out in enumerate(outputs):
-            out.run_dir.mkdir(parents=True, exist_ok=True)
-            cfg = dataclasses.replace(self.cfg, **self.grid.points[g])
-            run = dataclasses.replace(self.run, grid=(), run_dir=str(out.run_dir))
-            checkpoint.atomic_write_json(out.run_dir / "config.json", {
-                **config_to_json(self.algo, cfg, run), "grid_point": self.grid.points[g],
-                "note": "one grid point of the compiled run in ../..; its checkpoints are there: "
-                        "`critix eval` and `--resume` take that folder"})
+        write_point_configs(self.grid, self.algo, self.cfg, self.run, outputs)
 
     def combine(self, summary: dict[str, Any], points: list[dict[str, Any]], run_dir: Path) -> dict[str, Any]:
-        """The grid run's own summary (every member) with one entry per grid point, and its curves plot."""
-        from critix.stats.plots import plot_learning_curves
-        from critix.stats.runs import load_run
-
-        plot_learning_curves([load_run(Path(p["run_dir"])) for p in points], run_dir / "learning_curve.png",
-                             title=f"{self.algo} on {self.run.env}: grid points, IQM over {self.num_seeds} seeds, "
-                                   "95% bootstrap interval")
-        best = max(range(len(points)), key=lambda g: points[g]["final_return_mean"])
-        return {**summary,
-                "grid": [{"point": p["grid_point"], "final_return": p["final_return"],
-                          "final_return_mean": p["final_return_mean"], "final_return_std": p["final_return_std"],
-                          "run_dir": p["run_dir"]} for p in points],
-                "grid_best": best,
-                "final_return_note": "per member: grid point g, seed s is member g * num_seeds + s"}
+        return combine_points(summary, points, run_dir, f"{self.algo} on {self.run.env}", self.num_seeds)
 
     def close(self) -> None:
         pass

@@ -17,13 +17,16 @@ import difflib
 import itertools
 import math
 import re
+from pathlib import Path
 from typing import Any
 
 import jax
 import numpy as np
 
 from critix.stats.runs import point_label
-from critix.train.config import RunConfig
+from critix.files import atomic_write_json
+from critix.train.config import RunConfig, config_to_json
+from critix.train.run import Output
 from critix.types import CritixError
 
 RUN_FIELDS = {f.name for f in dataclasses.fields(RunConfig)}
@@ -117,3 +120,46 @@ def member_config(cfg: Any, values: dict[str, Any]) -> Any:
     leaves, treedef = jax.tree_util.tree_flatten(cfg)
     names = type(cfg).VMAPPABLE
     return jax.tree_util.tree_unflatten(treedef, [values.get(name, leaf) for name, leaf in zip(names, leaves)])
+
+
+# ---- run folders of a grid run (the compiled stepper's outputs) ----------------------------------------------------
+
+
+def grid_outputs(grid: Grid, num_seeds: int, run_dir: Path) -> list[Output]:
+    """The run folder itself without a grid; with one, a run folder per grid point under run_dir/grid/."""
+    S = num_seeds
+    if not grid.fields:
+        return [Output(run_dir, slice(0, S))]
+    return [Output(run_dir / "grid" / grid.dirname(g), slice(g * S, (g + 1) * S), grid.label(g),
+                   {"grid_point": grid.points[g]}) for g in range(grid.size)]
+
+
+def write_point_configs(grid: Grid, algo: str, cfg: Any, run: RunConfig, outputs: list[Output]) -> None:
+    """Each grid point's folder gets the concrete config it trains with (its checkpoints are the parent's)."""
+    if not grid.fields:
+        return
+    for g, out in enumerate(outputs):
+        out.run_dir.mkdir(parents=True, exist_ok=True)
+        point_run = dataclasses.replace(run, grid=(), run_dir=str(out.run_dir))
+        atomic_write_json(out.run_dir / "config.json", {
+            **config_to_json(algo, dataclasses.replace(cfg, **grid.points[g]), point_run),
+            "grid_point": grid.points[g],
+            "note": "one grid point of the compiled run in ../..; its checkpoints are there: "
+                    "`critix eval` and `--resume` take that folder"})
+
+
+def combine_points(summary: dict[str, Any], points: list[dict[str, Any]], run_dir: Path, title: str,
+                   num_seeds: int) -> dict[str, Any]:
+    """The grid run's own summary (every member) with one entry per grid point, and its curves plot."""
+    from critix.stats.plots import plot_learning_curves
+    from critix.stats.runs import load_run
+
+    plot_learning_curves([load_run(Path(p["run_dir"])) for p in points], run_dir / "learning_curve.png",
+                         title=f"{title}: grid points, IQM over {num_seeds} seeds, 95% bootstrap interval")
+    best = max(range(len(points)), key=lambda g: points[g]["final_return_mean"])
+    return {**summary,
+            "grid": [{"point": p["grid_point"], "final_return": p["final_return"],
+                      "final_return_mean": p["final_return_mean"], "final_return_std": p["final_return_std"],
+                      "run_dir": p["run_dir"]} for p in points],
+            "grid_best": best,
+            "final_return_note": "per member: grid point g, seed s is member g * num_seeds + s"}
