@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from dqn_speed import SB3_DQN, critix_dqn_config  # noqa: E402
 from sac_speed import cpu_model, git_commit  # noqa: E402
 
-from critix.agents import dqn  # noqa: E402
+from critix.agents import common, dqn  # noqa: E402
 from critix.envs.gym import final_observation, to_env_action  # noqa: E402
 from critix.train.config import RunConfig  # noqa: E402
 from critix.train.offpolicy import OffPolicy  # noqa: E402
@@ -62,8 +62,9 @@ def main() -> None:
     args = parser.parse_args()
     total = args.warmup + args.steps
     agent_fields, run_fields = critix_dqn_config(SB3_DQN, 100_000)
-    cfg = dqn.Config(**{**agent_fields, "learning_starts": 0})  # act with the policy from the first step
-    run = RunConfig(env="CartPole-v1", steps=total, eval_every=0, progress=False, tensorboard=False, **run_fields)
+    cfg = common.replace_fields(dqn.Config(), **agent_fields)
+    run = RunConfig(env="CartPole-v1", steps=total, eval_every=0, progress=False, tensorboard=False,
+                    **{**run_fields, "learning_starts": 0})  # act with the policy from the first step
     session = OffPolicy("dqn", cfg, run)
     session.fresh(session.capacity)
     runner = session  # the stepper holds the agents, buffers and keys
@@ -123,7 +124,7 @@ def main() -> None:
                            per_seed(stage_term), per_seed(stage_trunc))
         t1, c1 = clock(), cpu_clock()
         runner.agent, runner.buffer, runner.key, metrics, guard = session.train_chunk(
-            runner.agent, runner.buffer, runner.key, items, mean, var, max(1, round(cfg.utd_ratio * K * N)))
+            runner.agent, runner.buffer, runner.key, items, mean, var, max(1, round(run.utd_ratio * K * N)))
         int(np.sum(guard["transitions"])), int(np.sum(guard["updates"]))
         jax.block_until_ready(runner.agent)
         t2, c2 = clock(), cpu_clock()
@@ -144,7 +145,7 @@ def main() -> None:
             session.policy.lower(runner.agent, runner.key, obs3, mean, var).compile()),
         "act, greedy part only": kernel_count(greedy.lower(runner.agent, obs3).compile()),
         "update chunk (session.train_chunk, 1 gradient step)": kernel_count(session.train_chunk.lower(
-            runner.agent, runner.buffer, runner.key, items, mean, var, max(1, round(cfg.utd_ratio * K * N))).compile()),
+            runner.agent, runner.buffer, runner.key, items, mean, var, max(1, round(run.utd_ratio * K * N))).compile()),
     }
 
     # Floors: a jitted no-op round trip on a [1, 1, 4] observation, and the env step alone.

@@ -88,13 +88,14 @@ def critix_dqn_config(p: dict[str, Any], steps: int) -> tuple[dict[str, Any], di
         "double_q": False, "critic_head": "scalar", "scalar_loss": "huber", "q_lr": p["learning_rate"],
         "q_lr_decay_steps": 0, "max_grad_norm": p["max_grad_norm"], "gamma": p["gamma"], "n_step": 1,
         "target_tau": p["tau"], "target_update_period": round(p["target_update_interval"] * utd),
-        "batch_size": p["batch_size"], "buffer_size": p["buffer_size"], "learning_starts": p["learning_starts"],
-        "utd_ratio": utd, "epsilon_start": p["exploration_initial_eps"], "epsilon_end": p["exploration_final_eps"],
+        "batch_size": p["batch_size"], "epsilon_start": p["exploration_initial_eps"],
+        "epsilon_end": p["exploration_final_eps"],
         "exploration_steps": round(p["exploration_fraction"] * steps), "prioritized": False, "augmentation_pad": 0,
         # Inert for the scalar head; given so that the tuned CartPole value range does not show in config.json.
         "v_min": -100.0, "v_max": 100.0,
     }
-    run = {"chunk_size": p["train_freq"], "num_envs": 1, "num_seeds": 1, "normalize_obs": False}
+    run = {"chunk_size": p["train_freq"], "num_envs": 1, "num_seeds": 1, "normalize_obs": False,
+           "buffer_size": p["buffer_size"], "learning_starts": p["learning_starts"], "utd_ratio": utd}
     return agent, run
 
 
@@ -115,9 +116,13 @@ def verify_config(config: dict[str, Any], agent: dict[str, Any], run: dict[str, 
     """config.json must hold exactly the given values, dqn.Config defaults elsewhere, and no tuned value."""
     from critix.agents import dqn, tuned
 
-    defaults = dataclasses.asdict(dqn.Config())
+    def flat(values: dict[str, Any]) -> dict[str, Any]:  # value_head's fields beside the others, as flags are
+        return {k: v for name, value in values.items()
+                for k, v in (value.items() if isinstance(value, dict) else [(name, value)])}
+
+    defaults = flat(dataclasses.asdict(dqn.Config()))
     problems = []
-    for name, value in config["agent"].items():
+    for name, value in flat(config["agent"]).items():
         want = agent.get(name, defaults[name])
         have = tuple(value) if isinstance(value, list) else value
         if have != (tuple(want) if isinstance(want, list) else want):
@@ -127,8 +132,8 @@ def verify_config(config: dict[str, Any], agent: dict[str, Any], run: dict[str, 
             problems.append(f"run.{name} = {config['run'][name]!r}, expected {want!r}")
     entry = tuned.tuned("dqn", config["run"]["env"])
     if entry is not None:  # every tuned field must have been overridden by a flag
-        problems += [f"tuned agent field {k} not set by a flag" for k in entry.agent if k not in agent]
-        problems += [f"tuned run field {k} not set by a flag" for k in entry.run if k not in run]
+        problems += [f"tuned field {k} not set by a flag" for k in {**entry.agent, **entry.run}
+                     if k not in agent and k not in run]
     if problems:
         raise SystemExit("critix's config.json does not match the SB3 settings:\n  " + "\n  ".join(problems))
 

@@ -56,8 +56,9 @@ from critix.agents import sac
 from critix.train import RunConfig, train
 a = json.loads(sys.argv[1])
 run = RunConfig(env=a["env"], steps=a["steps"], num_seeds=a["num_seeds"], seed=a["seed"], eval_every=0,
-                eval_episodes=1, progress=False, tensorboard=False, run_dir=a["run_dir"])
-train("sac", sac.Config(learning_starts=a["learning_starts"]), run)
+                eval_episodes=1, progress=False, tensorboard=False, run_dir=a["run_dir"],
+                learning_starts=a["learning_starts"])
+train("sac", sac.Config(), run)
 """
 
 

@@ -84,10 +84,10 @@ def main() -> None:
     from critix.train import RunConfig, train
 
     run_dir = Path(args.run_dir or f"/tmp/critix-soak-{args.tag}")
-    cfg = sac.Config(hidden_sizes=tuple(args.hidden), batch_size=args.batch_size, buffer_size=args.buffer_size,
-                     utd_ratio=args.utd_ratio, learning_starts=5_000)
+    cfg = sac.Config(hidden_sizes=tuple(args.hidden), batch_size=args.batch_size)
     run = RunConfig(env=args.env, steps=args.steps, num_envs=args.num_envs, eval_every=args.eval_every,
-                    eval_episodes=5, log_every=args.log_every, progress=False, run_dir=str(run_dir))
+                    eval_episodes=5, log_every=args.log_every, progress=False, run_dir=str(run_dir),
+                    buffer_size=args.buffer_size, utd_ratio=args.utd_ratio, learning_starts=5_000)
     load_start = os.getloadavg()
     sampler = Sampler(args.sample_seconds)
     rss_before = rss_bytes()
@@ -129,7 +129,7 @@ def main() -> None:
         special = any(s0 < e <= s1 for e in eval_steps)
         intervals.append({"from_step": s0, "to_step": s1, "steps_per_second": (s1 - s0) / max(w1 - w0, 1e-9),
                           "has_eval_or_checkpoint": special})
-    learning = [i for i in intervals if i["from_step"] >= cfg.learning_starts and not i["has_eval_or_checkpoint"]]
+    learning = [i for i in intervals if i["from_step"] >= run.learning_starts and not i["has_eval_or_checkpoint"]]
     sps = [i["steps_per_second"] for i in learning]
     half = len(sps) // 2
     result: dict[str, Any] = {
