@@ -102,3 +102,22 @@ def test_every_mode_shows_the_progress_bar(mode: str, tmp_path: Path, capsys: py
     out = capsys.readouterr().out
     total = "64/64" if mode == "offline" else "256/256"
     assert total in out and "steps/s" in out and f"{algo} " in out
+
+
+def test_loop_settings_left_unset_take_the_algorithms_defaults(tmp_path: Path) -> None:
+    """A RunConfig built in Python leaves learning_starts & co. at None: every stepper, and config.json, hold the
+    algorithm's RUN_DEFAULTS (DQN: 100 and 0.25; A2C: rollouts of 5), not some generic value."""
+    from critix import agents
+    from critix.train.config import RunConfig
+    from critix.train.modes import make_stepper, train
+
+    stepper = make_stepper("dqn", agents.get("dqn").default_config, RunConfig(env="CartPole-v1", steps=1000))
+    try:
+        assert (stepper.plan.learning_starts, stepper.plan.utd_ratio) == (100, 0.25)
+    finally:
+        stepper.close()
+    run = RunConfig(env="CartPole-v1", steps=40, num_envs=2, eval_every=0, eval_episodes=1, progress=False,
+                    tensorboard=False, run_dir=str(tmp_path / "a2c"))
+    train("a2c", agents.get("a2c").default_config, run)
+    saved = json.loads((tmp_path / "a2c" / "config.json").read_text())["run"]
+    assert saved["rollout_length"] == 5 and saved["learning_starts"] is None

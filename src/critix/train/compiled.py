@@ -40,7 +40,7 @@ from critix.data import replay
 from critix.envs.gym import REWARD_CLIP, Moments, normalize_obs
 from critix.envs.jax_envs import JaxEnv, make_jax_env
 from critix.train import checkpoint, guards
-from critix.train.config import RunConfig, plan_of
+from critix.train.config import RunConfig, plan_of, resolve
 from critix.train.grid import (Grid, combine_points, grid_outputs, member_config, parse_grid,
                                write_point_configs)
 from critix.train.run import Chunk, Output, execute
@@ -73,6 +73,7 @@ class Compiled:
     unit = "env step"
 
     def __init__(self, algo: str, agent_cfg: Any, run: RunConfig) -> None:
+        run = resolve(algo, run)  # loop settings left at None: the algorithm's defaults
         self.algo, self.run, self.env_id = algo, run, run.env
         self.module = agents.get(algo).module
         self.on_policy = contract.kind(self.module) == "on-policy"

@@ -19,7 +19,7 @@ import numpy as np
 
 from critix import agents
 from critix.envs.gym import RunningMeanStd, make_vector_env, normalize_obs, scale_action
-from critix.train.config import RunConfig, eval_env_seed, train_env_seed
+from critix.train.config import RunConfig, eval_env_seed, resolve, train_env_seed
 from critix.train.evaluate import evaluate
 from critix.train.resume import LoopState, restore_loop
 from critix.types import CritixError, Transition
@@ -61,6 +61,7 @@ class HostStepper:
     obs_dtype: Any = np.float32
 
     def __init__(self, algo: str, agent_cfg: Any, run: RunConfig) -> None:
+        run = resolve(algo, run)  # loop settings left at None: the algorithm's defaults
         self.algo, self.cfg, self.run = algo, agent_cfg, run
         self.module = agents.get(algo).module
         self.env_id = run.env

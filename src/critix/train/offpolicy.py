@@ -43,7 +43,7 @@ class OffPolicy(HostStepper):
         super().__init__(algo, agent_cfg, run)
         self.initial, self.random_stream = initial, random_stream
         try:
-            self._setup(agent_cfg, run, capacity)
+            self._setup(agent_cfg, self.run, capacity)
         except CritixError:
             self.close()
             raise

@@ -36,6 +36,7 @@ class OnPolicy(HostStepper):
 
     def __init__(self, algo: str, agent_cfg: Any, run: RunConfig) -> None:
         super().__init__(algo, agent_cfg, run)
+        run = self.run  # resolved: loop settings left at None hold the algorithm's defaults
         self.plan = plan_of(run)
         try:
             contract.check_plan(self.module, agent_cfg, self.plan)
