@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 from functools import partial
+from typing import Any
 
 import gymnasium as gym
 import jax
@@ -127,7 +128,13 @@ def check_spaces(observation_space: gym.Space, action_space: gym.Space) -> None:
 def init(cfg: Config, key: jax.Array, observation_space: gym.Space, action_space: gym.Space,
          plan: contract.RunPlan | None = None) -> State:
     obs_dim, action_dim = common.flat_box_dims(NAME, observation_space, action_space)
-    actor, critic = networks(cfg, action_dim)
+    return init_state(cfg, key, *networks(cfg, action_dim), obs_dim, action_dim)
+
+
+def init_state(cfg: Any, key: jax.Array, actor: TanhGaussianPolicy, critic: QEnsemble, obs_dim: int,
+               action_dim: int) -> State:
+    """A fresh SAC state for these networks: actor, critics and target copies, temperature `init_alpha`, their
+    optimisers (`optimizers`); shared with TQC (`critix.agents.tqc`), whose critics are quantile critics."""
     actor_tx, critic_tx, alpha_tx = optimizers(cfg)
     key, actor_key, critic_key = jax.random.split(key, 3)
     obs, action = jnp.zeros((1, obs_dim)), jnp.zeros((1, action_dim))
@@ -150,7 +157,12 @@ def init(cfg: Config, key: jax.Array, observation_space: gym.Space, action_space
 
 def act(cfg: Config, state: State, obs: jax.Array, key: jax.Array, deterministic: bool) -> jax.Array:
     """obs [B, O] -> actions [B, A] in [-1, 1]: a tanh-Gaussian sample, or tanh(mean) when deterministic."""
-    actor, _ = networks(cfg, state.action_dim)
+    return policy_action(networks(cfg, state.action_dim)[0], state, obs, key, deterministic)
+
+
+def policy_action(actor: TanhGaussianPolicy, state: State, obs: jax.Array, key: jax.Array,
+                  deterministic: bool) -> jax.Array:
+    """The tanh-Gaussian actor's action (`act`); shared with TQC, whose actor is SAC's."""
     mean, log_std = actor.apply(state.actor_params, obs)
     if deterministic:
         return tanh_gaussian_mode(mean)

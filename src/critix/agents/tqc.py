@@ -21,12 +21,10 @@ from functools import partial
 import gymnasium as gym
 import jax
 import jax.numpy as jnp
-import optax
 
 from critix.agents import common, contract, sac
 from critix.nets.ensemble import QEnsemble
-from critix.nets.policies import TanhGaussianPolicy, tanh_gaussian_mode, tanh_gaussian_sample
-from critix.optim import OptimizerConfig, make_optimizer
+from critix.nets.policies import TanhGaussianPolicy, tanh_gaussian_sample
 from critix.types import Transition
 from critix.values import heads, targets
 
@@ -104,8 +102,8 @@ class Config:
         return (self.num_quantiles - self.top_quantiles_to_drop_per_net) * self.num_critics
 
 
-class State(sac.State):
-    """SAC's state (actor, critics and their targets, temperature, key, steps); the critics are N quantile critics."""
+State = sac.State
+"""SAC's state (actor, critics and their targets, temperature, key, steps); here the critics are N quantile critics."""
 
 
 def networks(cfg: Config, action_dim: int) -> tuple[TanhGaussianPolicy, QEnsemble]:
@@ -114,11 +112,8 @@ def networks(cfg: Config, action_dim: int) -> tuple[TanhGaussianPolicy, QEnsembl
     return actor, critic
 
 
-def optimizers(cfg: Config) -> tuple[optax.GradientTransformation, ...]:
-    actor = make_optimizer(OptimizerConfig(cfg.actor_lr, max_grad_norm=cfg.max_grad_norm))
-    critic = make_optimizer(OptimizerConfig(cfg.critic_lr, max_grad_norm=cfg.max_grad_norm))
-    alpha = make_optimizer(OptimizerConfig(cfg.alpha_lr))
-    return actor, critic, alpha
+optimizers = sac.optimizers
+"""SAC's: Adam for actor and critics (with `max_grad_norm`) and for the temperature."""
 
 
 def check_spaces(observation_space: gym.Space, action_space: gym.Space) -> None:
@@ -128,34 +123,12 @@ def check_spaces(observation_space: gym.Space, action_space: gym.Space) -> None:
 def init(cfg: Config, key: jax.Array, observation_space: gym.Space, action_space: gym.Space,
          plan: contract.RunPlan | None = None) -> State:
     obs_dim, action_dim = common.flat_box_dims(NAME, observation_space, action_space)
-    actor, critic = networks(cfg, action_dim)
-    actor_tx, critic_tx, alpha_tx = optimizers(cfg)
-    key, actor_key, critic_key = jax.random.split(key, 3)
-    obs, action = jnp.zeros((1, obs_dim)), jnp.zeros((1, action_dim))
-    actor_params = actor.init(actor_key, obs)
-    critic_params = critic.init(critic_key, obs, action)
-    log_alpha = jnp.log(jnp.asarray(cfg.init_alpha, jnp.float32))
-    return State(
-        actor_params=actor_params,
-        actor_opt_state=actor_tx.init(actor_params),
-        critic_params=critic_params,
-        critic_opt_state=critic_tx.init(critic_params),
-        target_critic_params=jax.tree.map(jnp.copy, critic_params),  # distinct buffers (donation)
-        log_alpha=log_alpha,
-        alpha_opt_state=alpha_tx.init(log_alpha),
-        key=key,
-        steps=jnp.zeros((), jnp.int32),
-        action_dim=action_dim,
-    )
+    return sac.init_state(cfg, key, *networks(cfg, action_dim), obs_dim, action_dim)
 
 
 def act(cfg: Config, state: State, obs: jax.Array, key: jax.Array, deterministic: bool) -> jax.Array:
     """obs [B, O] -> actions [B, A] in [-1, 1]: a tanh-Gaussian sample, or tanh(mean) when deterministic."""
-    actor, _ = networks(cfg, state.action_dim)
-    mean, log_std = actor.apply(state.actor_params, obs)
-    if deterministic:
-        return tanh_gaussian_mode(mean)
-    return tanh_gaussian_sample(key, mean, log_std)[0]
+    return sac.policy_action(networks(cfg, state.action_dim)[0], state, obs, key, deterministic)
 
 
 def truncated_mixture(atoms: jax.Array, drop_per_net: int) -> jax.Array:
