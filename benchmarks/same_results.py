@@ -38,6 +38,9 @@ CASES: dict[str, list[str]] = {
                  "64", *COMMON],
     "ppo-host": ["train", "ppo", "--env", "CartPole-v1", "--steps", "8192", "--num-envs", "4", "--rollout-length", "256",
                  "--eval-every", "4096", "--eval-episodes", "3", "--log-every", "1024", *COMMON],
+    "ppo-host-normalized": ["train", "ppo", "--env", "Pendulum-v1", "--steps", "8192", "--num-envs", "4",
+                            "--normalize-obs", "--normalize-reward", "--eval-every", "4096", "--eval-episodes", "3",
+                            "--log-every", "2048", *COMMON],
     "dqn-per-host": ["train", "dqn", "--env", "CartPole-v1", "--steps", "6000", "--prioritized", "--n-step", "1",
                      "--learning-starts", "500", "--target-update-period", "100", "--eval-every", "3000",
                      "--eval-episodes", "3", "--log-every", "500", *COMMON],
@@ -48,6 +51,12 @@ CASES: dict[str, list[str]] = {
                     "--eval-every", "1500", "--eval-episodes", "3", "--hidden-sizes", "64", "64", *COMMON],
     "ppo-compiled": ["train", "ppo", "--env", "gymnax:CartPole-v1", "--steps", "40960", "--num-envs", "4",
                      "--eval-every", "20480", "--eval-episodes", "3", "--log-every", "4096", *COMMON],
+    "ppo-compiled-normalized": ["train", "ppo", "--env", "gymnax:Pendulum-v1", "--steps", "16384", "--num-envs", "4",
+                                "--normalize-obs", "--normalize-reward", "--eval-every", "8192", "--eval-episodes",
+                                "3", "--log-every", "2048", *COMMON],
+    "sac-compiled": ["train", "sac", "--env", "gymnax:Pendulum-v1", "--steps", "3000", "--learning-starts", "1000",
+                     "--normalize-obs", "--eval-every", "1500", "--eval-episodes", "3", "--log-every", "500",
+                     "--hidden-sizes", "64", "64", *COMMON],
 }
 
 

@@ -34,6 +34,14 @@ class ReplayBuffer:
         return self.data.reward.shape[-1]
 
 
+def check_capacity(capacity: int, batch_size: int) -> None:
+    """Raise CritixError if a buffer of `capacity` (the smaller of buffer_size and the run's steps) cannot fill one
+    batch."""
+    if capacity < batch_size:
+        raise CritixError(f"the replay buffer holds {capacity} transitions (min of buffer_size and steps), fewer than "
+                          f"batch_size={batch_size}; raise --buffer-size or --steps, or lower --batch-size")
+
+
 def init(capacity: int, example: Transition) -> ReplayBuffer:
     """An empty buffer of `capacity` items shaped like the unbatched `example` transition."""
     if capacity <= 0:

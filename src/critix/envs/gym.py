@@ -132,6 +132,20 @@ class Moments(struct.PyTreeNode):
         return Moments(mean, var, count)
 
 
+def scale_reward(ret_rms: Moments, discounted: jax.Array, transition: Any, gamma: Any) -> tuple[Moments, jax.Array,
+                                                                                          jax.Array]:
+    """SB3 VecNormalize's reward scaling in JAX: divide by the running std of the discounted return, clip to
+    [-REWARD_CLIP, REWARD_CLIP]; the discounted return restarts at each episode's end.
+
+    Returns (updated statistics, discounted returns [N], scaled rewards [N]).
+    """
+    discounted = discounted * gamma + transition.reward
+    ret_rms = ret_rms.update(discounted)
+    reward = jnp.clip(transition.reward / jnp.sqrt(ret_rms.var + 1e-8), -REWARD_CLIP, REWARD_CLIP)
+    done = jnp.logical_or(transition.terminated, transition.truncated)
+    return ret_rms, jnp.where(done, 0.0, discounted), reward
+
+
 def normalize_obs(obs: jax.Array, mean: jax.Array, var: jax.Array, clip: float = 10.0) -> jax.Array:
     """(obs - mean) / sqrt(var + 1e-8), clipped to [-clip, clip] (SB3 VecNormalize's defaults)."""
     return jnp.clip((obs - mean) / jnp.sqrt(var + 1e-8), -clip, clip)

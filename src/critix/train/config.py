@@ -175,9 +175,12 @@ class OfflineRunConfig(RunSettings):
 
 
 def resolve(algo: str, run: RunSettings) -> RunSettings:
-    """`run` with every loop setting left at None set to the algorithm's default (`AgentSpec.run_defaults`)."""
+    """`run` with every loop setting left at None set to the algorithm's default (`AgentSpec.run_defaults`); raises
+    CritixError for a setting the algorithm cannot take."""
     if not isinstance(run, RunConfig):
         return run
+    if run.normalize_reward and contract.kind(agents.get(algo).module) != "on-policy":
+        raise CritixError(f"--normalize-reward scales on-policy returns (PPO, A2C); {algo} is off-policy: drop the flag")
     defaults = {name: value for name, (value, _) in agents.get(algo).run_defaults.items()}
     missing = {name: defaults[name] for name in LOOP_SETTINGS if getattr(run, name) is None and name in defaults}
     return dataclasses.replace(run, **missing) if missing else run

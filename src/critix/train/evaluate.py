@@ -1,13 +1,17 @@
-"""Deterministic evaluation on separate eval envs: one episode per eval env, M envs per seed."""
+"""Deterministic evaluation on separate eval envs: one episode per eval env, M envs per seed, on Gymnasium envs
+(`evaluate`, host steppers) or inside a compiled program on a JAX env (`evaluate_jax`)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 import gymnasium as gym
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from critix.envs.gym import to_env_action
+from critix.envs.jax_envs import JaxEnv
 
 MAX_EVAL_STEPS = 1_000_000
 
@@ -42,3 +46,27 @@ def evaluate(
         if finished.all():
             return returns.reshape(num_seeds, per_seed), lengths.reshape(num_seeds, per_seed)
     raise RuntimeError(f"evaluation did not finish an episode in {MAX_EVAL_STEPS} steps; give the env a TimeLimit")
+
+
+def evaluate_jax(env: JaxEnv, act: Callable[[jax.Array], jax.Array], key: jax.Array, episodes: int) -> jax.Array:
+    """Returns [M] of one episode in each of M = `episodes` copies of `env`, traced (no host round trip).
+
+    act: observations [M, O] -> actions [M, ...]. The scan runs `env.max_episode_steps` steps; an env's return stops
+    counting at its episode's end.
+    """
+    key, reset_key = jax.random.split(key)
+    obs, env_state = jax.vmap(env.reset)(jax.random.split(reset_key, episodes))
+
+    def step(c: tuple, _: None) -> tuple[tuple, None]:
+        obs, env_state, returns, alive, key = c
+        action = act(obs)
+        key, step_key = jax.random.split(key)
+        obs, env_state, reward, terminated, truncated, _ = jax.vmap(env.step)(
+            jax.random.split(step_key, episodes), env_state, action)
+        returns = returns + jnp.where(alive, reward, 0.0)
+        alive = jnp.logical_and(alive, jnp.logical_not(jnp.logical_or(terminated, truncated)))
+        return (obs, env_state, returns, alive, key), None
+
+    init = (obs, env_state, jnp.zeros(episodes), jnp.ones(episodes, bool), key)
+    (_, _, returns, _, _), _ = jax.lax.scan(step, init, None, length=env.max_episode_steps)
+    return returns

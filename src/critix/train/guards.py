@@ -13,12 +13,16 @@ Two policies (`RunConfig.on_nan`):
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
 
-from critix.types import Transition
+from critix.data import replay
+from critix.types import Rollout, Transition
+
+if TYPE_CHECKING:
+    from critix.agents.contract import DataPath
 
 Metrics = dict[str, jax.Array]
 GUARD_METRICS = ("guard/skipped_transitions", "guard/skipped_updates")
@@ -52,6 +56,21 @@ def nonfinite_steps(metrics: Metrics) -> jax.Array:
     return jnp.any(jnp.stack(bad), axis=0).sum() if bad else jnp.zeros((), jnp.int32)
 
 
+def add_items(buffer: Any, items: Transition, skip: bool) -> tuple[Any, jax.Array]:
+    """Write `items` [M] into a replay buffer; with `skip`, non-finite ones are left out. Returns the buffer and the
+    number of non-finite items."""
+    valid = finite_items(items)
+    buffer = replay.add_masked(buffer, items, valid) if skip else replay.add(buffer, items)
+    return buffer, (~valid).sum()
+
+
+def bad_updates(state: Any, metrics: Metrics) -> jax.Array:
+    """For "stop": the number of the K updates (metrics [K]) with an infinite metric, at least 1 if the state after
+    them is non-finite."""
+    bad = nonfinite_steps(metrics)
+    return jnp.where(all_finite(state), bad, jnp.maximum(bad, 1))
+
+
 def skip_nonfinite_updates(
     update: Callable[[Any, Transition], tuple[Any, Metrics]], state: Any, batches: Transition
 ) -> tuple[Any, Metrics, jax.Array]:
@@ -68,3 +87,31 @@ def skip_nonfinite_updates(
 
     state, (metrics, skipped) = jax.lax.scan(step, state, batches)
     return state, metrics, skipped
+
+
+def update_from_buffer(path: DataPath, update: Callable[[Any, Transition], tuple[Any, Metrics]], state: Any,
+                       buffer: Any, key: jax.Array, num_updates: int, num_envs: int,
+                       prepare: Callable[[Transition], Transition], skip: bool) -> tuple[Any, Metrics, jax.Array]:
+    """`num_updates` gradient steps on replay data through the agent's data path (`critix.agents.contract`),
+    guarded: with `skip` each bad update is discarded (`update` is the agent's single step), else bad ones are
+    counted. Returns (state, metrics [K], bad updates)."""
+    if skip:
+        batches = prepare(path.sample(buffer, key, num_updates, num_envs))
+        state, metrics, skipped = skip_nonfinite_updates(update, state, batches)
+        return state, metrics, skipped.sum()
+    state, metrics = path.update(state, buffer, key, num_updates, num_envs, prepare)
+    return state, metrics, bad_updates(state, metrics)
+
+
+def update_on_rollout(update: Callable[[Any, Rollout], tuple[Any, Metrics]], state: Any, rollout: Transition,
+                      prepare: Callable[[Transition], Transition], skip: bool
+                      ) -> tuple[Any, Metrics, jax.Array, jax.Array]:
+    """An on-policy update on a rollout [T, N, ...], guarded: with `skip` the state before a rollout with non-finite
+    data or a non-finite update is kept. Returns (state, metrics, bad transitions, bad update (0 or 1))."""
+    bad_items = (~finite_items(jax.tree.map(lambda x: x.reshape(-1, *x.shape[2:]), rollout))).sum()
+    new_state, metrics = update(state, Rollout(prepare(rollout)))
+    bad_update = ~(metrics_ok(metrics) & all_finite(new_state))
+    if skip:
+        keep = (bad_items > 0) | bad_update
+        new_state = jax.tree.map(lambda new, old: jnp.where(keep, old, new), new_state, state)
+    return new_state, metrics, bad_items, bad_update.astype(jnp.int32)

@@ -18,7 +18,7 @@ import jax
 import numpy as np
 
 from critix import agents
-from critix.envs.gym import RunningMeanStd, make_vector_env, normalize_obs, scale_action
+from critix.envs.gym import RunningMeanStd, final_observation, make_vector_env, normalize_obs, scale_action
 from critix.train.config import RunConfig, eval_env_seed, resolve, train_env_seed
 from critix.train.evaluate import evaluate
 from critix.train.resume import LoopState, restore_loop
@@ -47,6 +47,13 @@ class Staging:
         """The first `length` steps as a Transition [length, num, ...] (float32 rewards), views where possible."""
         return Transition(self.obs[:length], self.action[:length], self.reward[:length].astype(np.float32),
                           self.next_obs[:length], self.terminated[:length], self.truncated[:length])
+
+    def by_seed(self, length: int, num_seeds: int) -> Transition:
+        """The first `length` steps per seed, [S, length, N, ...] for the seed-major envs (N per seed)."""
+        def per_seed(x: np.ndarray) -> np.ndarray:
+            return x.reshape(length, num_seeds, -1, *x.shape[2:]).swapaxes(0, 1)
+
+        return jax.tree.map(per_seed, self.transitions(length))
 
 
 class HostStepper:
@@ -115,6 +122,31 @@ class HostStepper:
             return (lambda action: action) if start == 0 else (lambda action: action.astype(np.int64) + start)
         low, high = self.act_space.low, self.act_space.high
         return lambda action: scale_action(action, low, high)
+
+    def explore(self, mean: np.ndarray, var: np.ndarray) -> np.ndarray:
+        """The agents' exploring actions [S*N, ...] for the current observations; advances the acting keys."""
+        S, N = self.num_seeds, self.num_envs
+        action, self.key = self.policy(self.agent, self.key, self.obs.reshape(S, N, *self.obs_shape), mean, var)
+        action = np.asarray(action).reshape(S * N, *self.action_shape)
+        if self.run.on_nan == "skip" and action.dtype.kind == "f":  # a non-finite observation gives a non-finite
+            action = np.where(np.isfinite(action), action, np.float32(0.0))  # action: send 0 instead
+        return action
+
+    def step_envs(self, t: int, action: np.ndarray) -> None:
+        """One vector step with `action` [S*N, ...]: the episode bookkeeping, and the transition into `stage[t]`
+        (its reward as `stored_reward` gives it)."""
+        next_obs, reward, terminated, truncated, info = self.env.step(self.env_action(action))
+        next_obs = next_obs.astype(self.obs_dtype)
+        done = terminated | truncated
+        self.record(reward, done)
+        self.stage.put(t, self.obs, action, self.stored_reward(reward, done), final_observation(next_obs, done, info),
+                       terminated, truncated)
+        self.obs = next_obs
+        self.vector_steps += 1
+
+    def stored_reward(self, reward: np.ndarray, done: np.ndarray) -> np.ndarray:
+        """The reward a transition is trained on: as the env gave it (on-policy reward scaling overrides this)."""
+        return reward
 
     def stats(self) -> tuple[np.ndarray, np.ndarray]:
         """The observation statistics the agent acts with now, (mean, var) [S, O] float32."""

@@ -22,7 +22,7 @@ import numpy as np
 from critix import validation
 from critix.agents import contract
 from critix.data import replay
-from critix.envs.gym import final_observation, random_actions
+from critix.envs.gym import random_actions
 from critix.train import checkpoint, guards
 from critix.train.config import RunConfig, plan_of
 from critix.train.host import HostStepper, Staging
@@ -51,20 +51,13 @@ class OffPolicy(HostStepper):
     def _setup(self, agent_cfg: Any, run: RunConfig, capacity: int | None) -> None:
         # Images (uint8 or bool Box spaces, e.g. Atari, MinAtar) are stored compactly as uint8; the rest as float32.
         self.obs_dtype = np.uint8 if np.dtype(self.obs_space.dtype) in (np.uint8, np.bool_) else np.float32
-        if run.normalize_reward:
-            raise CritixError(f"--normalize-reward scales on-policy returns (PPO, A2C); {self.algo} is off-policy: "
-                              "drop the flag")
         if run.normalize_obs and self.obs_dtype == np.uint8:
             raise CritixError("--normalize-obs is for vector observations; image observations are scaled by the encoder")
         self.data_path = contract.data_path(self.module, agent_cfg)
         self.plan = plan_of(run)
         contract.check_plan(self.module, agent_cfg, self.plan)
         self.capacity = capacity or min(self.plan.buffer_size, run.steps)
-        if self.capacity < agent_cfg.batch_size:
-            raise CritixError(
-                f"the replay buffer holds {self.capacity} transitions (min of buffer_size and steps), fewer than "
-                f"batch_size={agent_cfg.batch_size}; raise --buffer-size or --steps, or lower --batch-size"
-            )
+        replay.check_capacity(self.capacity, agent_cfg.batch_size)
         item_bytes = sum(np.asarray(x).nbytes for x in jax.tree.leaves(self.example()))
         validation.check_buffer_memory(self.capacity, item_bytes, run.num_seeds)
         if run.on_nan == "skip" and not self.data_path.drops_items:
@@ -86,9 +79,8 @@ class OffPolicy(HostStepper):
 
         def train_chunk(state, buffer, key, items, mean, var, num_updates):  # type: ignore[no-untyped-def]
             # guard: counts of non-finite transitions and updates in this chunk (see critix.train.guards)
-            valid = guards.finite_items(items)
-            guard = {"transitions": (~valid).sum(), "updates": jnp.zeros((), jnp.int32)}
-            buffer = replay.add_masked(buffer, items, valid) if skip else replay.add(buffer, items)
+            buffer, bad_items = guards.add_items(buffer, items, skip)
+            guard = {"transitions": bad_items, "updates": jnp.zeros((), jnp.int32)}
             state = path.after_add(state, buffer, items.reward.shape[0])
             if num_updates == 0:
                 return state, buffer, key, {}, guard
@@ -97,14 +89,9 @@ class OffPolicy(HostStepper):
             def prepare_batch(b: Transition) -> Transition:
                 return b.replace(obs=prepare(b.obs, mean, var), next_obs=prepare(b.next_obs, mean, var))
 
-            if skip:
-                batches = prepare_batch(path.sample(buffer, sample_key, num_updates, self.num_envs))
-                state, metrics, skipped = guards.skip_nonfinite_updates(partial(module.update, cfg), state, batches)
-                guard["updates"] = skipped.sum()
-            else:
-                state, metrics = path.update(state, buffer, sample_key, num_updates, self.num_envs, prepare_batch)
-                bad = guards.nonfinite_steps(metrics)
-                guard["updates"] = jnp.where(guards.all_finite(state), bad, jnp.maximum(bad, 1))
+            state, metrics, guard["updates"] = guards.update_from_buffer(
+                path, partial(module.update, cfg), state, buffer, sample_key, num_updates, self.num_envs,
+                prepare_batch, skip)
             return state, buffer, key, jax.tree.map(jnp.nanmean, metrics), guard
 
         self.train_chunk = jax.jit(
@@ -176,30 +163,16 @@ class OffPolicy(HostStepper):
         k_steps = min(self.chunk, self.total_vector_steps - self.vector_steps)
         learning = self.vector_steps * N >= starts
         mean, var = self.stats()
-        used_policy, stage = False, self.stage
+        used_policy = False
         for k in range(k_steps):
             if self.vector_steps * N < starts:
                 action = random_actions(self.rng, self.act_space, S * N)
             else:
-                used_policy = True
-                action, self.key = self.policy(self.agent, self.key, self.obs.reshape(S, N, *self.obs_shape), mean, var)
-                action = np.asarray(action).reshape(S * N, *self.action_shape)
-                if run.on_nan == "skip" and action.dtype.kind == "f":  # a non-finite observation gives a
-                    action = np.where(np.isfinite(action), action, np.float32(0.0))  # non-finite action: send 0
-            next_obs, reward, terminated, truncated, info = self.env.step(self.env_action(action))
-            next_obs = next_obs.astype(self.obs_dtype)
-            done = terminated | truncated
-            stage.put(k, self.obs, action, reward, final_observation(next_obs, done, info), terminated, truncated)
-            self.record(reward, done)
-            self.obs = next_obs
-            self.vector_steps += 1
-
-        def per_seed(x: np.ndarray) -> np.ndarray:  # [k, S*N, ...] -> [S, k*N, ...]
-            x = x.reshape(k_steps, S, N, *x.shape[2:]).swapaxes(0, 1)
-            return x.reshape(S, k_steps * N, *x.shape[3:])
-
+                used_policy, action = True, self.explore(mean, var)
+            self.step_envs(k, action)
         self.staged = k_steps  # the chunk's host steps are stage[:k_steps] (`critix collect` records them)
-        items = jax.tree.map(per_seed, stage.transitions(k_steps))
+        # per seed, [S, k * N, ...]: the order of the replay buffer (time-major, N envs a step)
+        items = jax.tree.map(lambda x: x.reshape(S, k_steps * N, *x.shape[3:]), self.stage.by_seed(k_steps, S))
         if run.normalize_obs and (run.on_nan == "stop" or np.isfinite(items.obs).all()):
             self.obs_rms.update(items.obs)
         steps_now = self.vector_steps * N

@@ -13,15 +13,15 @@ non-finite, is counted; under --on-nan skip that rollout's update is discarded (
 from __future__ import annotations
 
 import math
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from critix.agents import contract
-from critix.envs.gym import REWARD_CLIP, final_observation
+from critix.envs.gym import REWARD_CLIP
 from critix.train import checkpoint, guards
 from critix.train.config import RunConfig, plan_of
 from critix.train.host import HostStepper, Staging
@@ -54,14 +54,12 @@ class OnPolicy(HostStepper):
         cfg, module, prepare, skip = self.cfg, self.module, self.prepare, run.on_nan == "skip"
 
         def train_rollout(state: Any, rollout: Transition, mean: jax.Array, var: jax.Array) -> Any:
-            bad_items = (~guards.finite_items(jax.tree.map(lambda x: x.reshape(-1, *x.shape[2:]), rollout))).sum()
-            prepared = rollout.replace(obs=prepare(rollout.obs, mean, var), next_obs=prepare(rollout.next_obs, mean, var))
-            new_state, metrics = module.update(cfg, state, Rollout(prepared))
-            bad_update = ~(guards.metrics_ok(metrics) & guards.all_finite(new_state))
-            if skip:  # keep the state before a rollout with bad data or an update that went non-finite
-                keep = (bad_items > 0) | bad_update
-                new_state = jax.tree.map(lambda new, old: jnp.where(keep, old, new), new_state, state)
-            return new_state, metrics, {"transitions": bad_items, "updates": bad_update.astype(jnp.int32)}
+            def prepared(r: Transition) -> Transition:
+                return r.replace(obs=prepare(r.obs, mean, var), next_obs=prepare(r.next_obs, mean, var))
+
+            state, metrics, bad_items, bad_update = guards.update_on_rollout(partial(module.update, cfg), state,
+                                                                             rollout, prepared, skip)
+            return state, metrics, {"transitions": bad_items, "updates": bad_update}
 
         self.train_rollout = jax.jit(jax.vmap(train_rollout), donate_argnums=(0,))
 
@@ -117,32 +115,23 @@ class OnPolicy(HostStepper):
         self.compiled = True
         return Chunk(self.vector_steps * self.num_envs, compiling, True, int(bad[0]), int(bad[1]) * self.per_update)
 
+    def stored_reward(self, reward: np.ndarray, done: np.ndarray) -> np.ndarray:
+        """With --normalize-reward, SB3 VecNormalize's scaling by the std of the running discounted return."""
+        if not self.run.normalize_reward:
+            return reward
+        S, N = self.num_seeds, self.num_envs
+        self.discounted_return = self.discounted_return * self.cfg.gamma + reward
+        self.ret_rms.update(self.discounted_return.reshape(S, N))
+        scaled = np.clip(reward / np.sqrt(np.repeat(self.ret_rms.var, N) + 1e-8), -REWARD_CLIP, REWARD_CLIP)
+        self.discounted_return[done] = 0.0
+        return scaled
+
     def _rollout_and_update(self) -> np.ndarray:
         run, S, N, T = self.run, self.num_seeds, self.num_envs, self.rollout_length
-        mean, var, stage = *self.stats(), self.stage
+        mean, var = self.stats()
         for t in range(T):
-            action, self.key = self.policy(self.agent, self.key, self.obs.reshape(S, N, -1), mean, var)
-            action = np.asarray(action).reshape(S * N, *self.action_shape)
-            if run.on_nan == "skip" and action.dtype.kind == "f":  # a non-finite observation gives a non-finite
-                action = np.where(np.isfinite(action), action, np.float32(0.0))  # action: send 0 instead
-            next_obs, reward, terminated, truncated, info = self.env.step(self.env_action(action))
-            next_obs = next_obs.astype(np.float32)
-            done = terminated | truncated
-            self.record(reward, done)
-            if run.normalize_reward:  # SB3 VecNormalize: scale by the std of the running discounted return
-                self.discounted_return = self.discounted_return * self.cfg.gamma + reward
-                self.ret_rms.update(self.discounted_return.reshape(S, N))
-                scale = np.sqrt(np.repeat(self.ret_rms.var, N) + 1e-8)
-                reward = np.clip(reward / scale, -REWARD_CLIP, REWARD_CLIP)
-                self.discounted_return[done] = 0.0
-            stage.put(t, self.obs, action, reward, final_observation(next_obs, done, info), terminated, truncated)
-            self.obs = next_obs
-            self.vector_steps += 1
-
-        def per_seed(x: np.ndarray) -> np.ndarray:  # [T, S*N, ...] -> [S, T, N, ...]
-            return x.reshape(T, S, N, *x.shape[2:]).swapaxes(0, 1)
-
-        rollout = jax.tree.map(per_seed, stage.transitions(T))
+            self.step_envs(t, self.explore(mean, var))
+        rollout = self.stage.by_seed(T, S)
         self.agent, metrics, guard = self.train_rollout(self.agent, rollout, mean, var)
         self.train_metrics = metrics
         jax.block_until_ready(self.agent)  # so the chunk's time includes its update
