@@ -88,8 +88,7 @@ class Offline:
                 bad = skipped.sum()
             else:
                 state, metrics = jax.lax.scan(lambda s, k: module.update(cfg, s, sample(k)), state, step_keys)
-                bad = guards.nonfinite_steps(metrics)
-                bad = jnp.where(guards.all_finite(state), bad, jnp.maximum(bad, 1))
+                bad = guards.bad_updates(state, metrics)
             return state, key, jax.tree.map(jnp.nanmean, metrics), bad
 
         def greedy(state: Any, obs: jax.Array) -> jax.Array:
