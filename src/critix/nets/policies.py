@@ -19,8 +19,8 @@ LOG_STD_MAX = 2.0
 
 
 class ContinuousPolicy(nn.Module):
-    """What the policies acting in [-1, 1]^A from an MLP torso share: the torso's hidden layers, activation and
-    LayerNorm, and the action dimension A. Subclasses define `__call__`."""
+    """What the policies acting in [-1, 1]^A from an MLP torso share: the torso's hidden layers, activation
+    and LayerNorm, and the action dimension A. Subclasses define `__call__`."""
 
     hidden_sizes: Sequence[int]
     action_dim: int
@@ -28,7 +28,8 @@ class ContinuousPolicy(nn.Module):
     layer_norm: bool = False
 
     def mlp(self, output_size: int | None) -> MLP:
-        """The torso, ending in `output_size` linear units (None: in the last hidden layer); from `__call__` only."""
+        """The torso, ending in `output_size` linear units (None: in the last hidden layer). Call it from
+        `__call__` only: its parameters are named as if `__call__` built the MLP itself (MLP_0)."""
         return MLP(self.hidden_sizes, output_size, self.activation, self.layer_norm)
 
 

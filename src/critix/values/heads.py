@@ -85,9 +85,9 @@ def cross_entropy(logits: jax.Array, target_probs: jax.Array) -> jax.Array:
 
 @dataclasses.dataclass(frozen=True)
 class _SupportHead:
-    """K logits of a categorical distribution over K fixed values (the `support`) in [v_min, v_max]: the value is
-    the expected support value, the loss the cross-entropy to a target distribution on the same support. The
-    common part of the C51, HL-Gauss and two-hot heads, which differ in their support and target."""
+    """K logits of a categorical distribution over K fixed values (the `support`) in [v_min, v_max]: the value
+    is the expected support value, the loss the cross-entropy to a target distribution on the same support.
+    The common part of the C51, HL-Gauss and two-hot heads, which differ in their support and target."""
 
     v_min: float = -10.0
     v_max: float = 10.0
@@ -121,7 +121,8 @@ class _SupportHead:
 
 @dataclasses.dataclass(frozen=True)
 class _AtomHead(_SupportHead):
-    """A support of K equally spaced atoms z_k = linspace(v_min, v_max, K), both ends included (C51, two-hot)."""
+    """A support of K equally spaced atoms z_k = linspace(v_min, v_max, K), both ends included (C51,
+    two-hot)."""
 
     @property
     def atoms(self) -> jax.Array:
@@ -138,9 +139,9 @@ class _AtomHead(_SupportHead):
 
 
 class _HistogramTarget:
-    """The target of the classification heads (#7 Sec. 3.1): the scalar TD target y = r + discount * V(s'), turned
-    into a distribution on the support by the head's `histogram` (y [...] -> probabilities [..., K]). Mixed into
-    a `_SupportHead` subclass, after it, so that `value` is the support head's."""
+    """The target of the classification heads (#7 Sec. 3.1): the scalar TD target y = r + discount * V(s'),
+    turned into a distribution on the support by the head's `histogram` (y [...] -> probabilities [..., K]).
+    Mixed into a `_SupportHead` subclass, after it, so that `value` is the support head's."""
 
     def target(self, r_t: jax.Array, discount_t: jax.Array, out_t: jax.Array) -> jax.Array:
         y = targets.td_target(r_t, discount_t, self.value(out_t))  # type: ignore[attr-defined]
