@@ -15,6 +15,7 @@ from critix.nets.mlp import MLP, activation, flatten_concat
 from critix.nets.policies import (
     LOG_STD_MAX,
     LOG_STD_MIN,
+    BoundedGaussianPolicy,
     DeterministicPolicy,
     TanhGaussianPolicy,
     tanh_gaussian_mode,
@@ -196,6 +197,31 @@ def test_deterministic_policy_shapes_and_bounds():
     action = np.asarray(policy.apply(params, obs))
     assert action.shape == (8, 2)
     assert np.all(np.abs(action) <= 1.0)
+
+
+def _param_shapes(variables: dict, prefix: str = "") -> dict[str, tuple[int, ...]]:
+    """Parameter path (without `prefix`) -> shape."""
+    leaves = jax.tree_util.tree_leaves_with_path(variables["params"])
+    return {jax.tree_util.keystr(path).removeprefix(prefix): x.shape for path, x in leaves}
+
+
+def test_parameter_names_and_shapes_stay_what_checkpoints_hold():
+    """Checkpoints store parameters by these names: a refactor of the networks must keep them."""
+    obs, action = _x(dim=5), _x(dim=3, seed=2)
+    torso = {"['MLP_0']['Dense_0']['kernel']": (5, 32), "['MLP_0']['Dense_0']['bias']": (32,),
+             "['MLP_0']['Dense_1']['kernel']": (32, 32), "['MLP_0']['Dense_1']['bias']": (32,)}
+    out = {"['MLP_0']['Dense_2']['kernel']": (32, 3), "['MLP_0']['Dense_2']['bias']": (3,)}
+    gaussian = {"['Dense_0']['kernel']": (32, 3), "['Dense_0']['bias']": (3,),
+                "['Dense_1']['kernel']": (32, 3), "['Dense_1']['bias']": (3,)}
+    assert _param_shapes(TanhGaussianPolicy(HIDDEN, 3).init(KEY, obs)) == {**torso, **gaussian}
+    assert _param_shapes(DeterministicPolicy(HIDDEN, 3).init(KEY, obs)) == {**torso, **out}
+    assert _param_shapes(BoundedGaussianPolicy(HIDDEN, 3).init(KEY, obs)) == {**torso, **out, "['log_std']": (3,)}
+    critics = QEnsemble(HIDDEN, 2, 4).init(KEY, obs, action)
+    assert list(critics["params"]) == ["VmapQNetwork_0"]
+    assert _param_shapes(critics, "['VmapQNetwork_0']") == {
+        "['MLP_0']['Dense_0']['kernel']": (2, 8, 32), "['MLP_0']['Dense_0']['bias']": (2, 32),
+        "['MLP_0']['Dense_1']['kernel']": (2, 32, 32), "['MLP_0']['Dense_1']['bias']": (2, 32),
+        "['MLP_0']['Dense_2']['kernel']": (2, 32, 4), "['MLP_0']['Dense_2']['bias']": (2, 4)}
 
 
 def _moderate_mean_log_std(seed: int, batch: int = 8, dim: int = 2) -> tuple[jax.Array, jax.Array]:

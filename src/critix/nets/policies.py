@@ -18,33 +18,38 @@ LOG_STD_MIN = -20.0  # SAC reference implementation (Haarnoja et al. 2018) clips
 LOG_STD_MAX = 2.0
 
 
-class TanhGaussianPolicy(nn.Module):
-    """obs [B, O] -> (mean [B, A], log_std [B, A]) of the Gaussian before the tanh squashing."""
+class ContinuousPolicy(nn.Module):
+    """What the policies acting in [-1, 1]^A from an MLP torso share: the torso's hidden layers, activation
+    and LayerNorm, and the action dimension A. Subclasses define `__call__`."""
 
     hidden_sizes: Sequence[int]
     action_dim: int
     activation: str = "relu"
     layer_norm: bool = False
 
+    def mlp(self, output_size: int | None) -> MLP:
+        """The torso, ending in `output_size` linear units (None: in the last hidden layer). Call it from
+        `__call__` only: its parameters are named as if `__call__` built the MLP itself (MLP_0)."""
+        return MLP(self.hidden_sizes, output_size, self.activation, self.layer_norm)
+
+
+class TanhGaussianPolicy(ContinuousPolicy):
+    """obs [B, O] -> (mean [B, A], log_std [B, A]) of the Gaussian before the tanh squashing."""
+
     @nn.compact
     def __call__(self, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
-        x = MLP(self.hidden_sizes, None, self.activation, self.layer_norm)(obs)
+        x = self.mlp(None)(obs)
         mean = nn.Dense(self.action_dim)(x)
         log_std = jnp.clip(nn.Dense(self.action_dim)(x), LOG_STD_MIN, LOG_STD_MAX)
         return mean, log_std
 
 
-class DeterministicPolicy(nn.Module):
+class DeterministicPolicy(ContinuousPolicy):
     """obs [B, O] -> tanh(MLP(obs)) in [-1, 1]^A."""
-
-    hidden_sizes: Sequence[int]
-    action_dim: int
-    activation: str = "relu"
-    layer_norm: bool = False
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> jax.Array:
-        return jnp.tanh(MLP(self.hidden_sizes, self.action_dim, self.activation, self.layer_norm)(obs))
+        return jnp.tanh(self.mlp(self.action_dim)(obs))
 
 
 def tanh_gaussian_sample(
@@ -67,20 +72,15 @@ def tanh_gaussian_mode(mean: jax.Array) -> jax.Array:
     return jnp.tanh(mean)
 
 
-class BoundedGaussianPolicy(nn.Module):
+class BoundedGaussianPolicy(ContinuousPolicy):
     """obs [B, O] -> (mean [B, A] = tanh(MLP(obs)), log_std [A]): a Gaussian whose mean lies in [-1, 1] and whose
     log-std is a state-independent parameter, as in IQL's reference actor (Kostrikov et al. 2022, appendix;
     `tanh_squash_distribution=False`). Dataset actions at the bounds keep a finite likelihood, unlike under a
     tanh-squashed density, which suits advantage-weighted and behaviour-cloning regression."""
 
-    hidden_sizes: Sequence[int]
-    action_dim: int
-    activation: str = "relu"
-    layer_norm: bool = False
-
     @nn.compact
     def __call__(self, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
-        mean = jnp.tanh(MLP(self.hidden_sizes, self.action_dim, self.activation, self.layer_norm)(obs))
+        mean = jnp.tanh(self.mlp(self.action_dim)(obs))
         log_std = self.param("log_std", nn.initializers.zeros, (self.action_dim,))
         return mean, jnp.clip(log_std, -5.0, 2.0)  # IQL reference bounds on the log-std
 

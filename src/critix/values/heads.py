@@ -15,7 +15,7 @@ The interface, for a critic output `out` of shape [..., K]:
 from __future__ import annotations
 
 import dataclasses
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 import jax
 import jax.numpy as jnp
@@ -78,20 +78,78 @@ def expected_value(logits: jax.Array, support: jax.Array) -> jax.Array:
     return jnp.sum(jax.nn.softmax(logits, axis=-1) * support, axis=-1)
 
 
-def _check_support(name: str, v_min: float, v_max: float, num_bins: int) -> None:
-    if not v_min < v_max:
-        raise ValueError(f"{name}: v_min ({v_min}) must be < v_max ({v_max}); set --v-min/--v-max to the range of returns")
-    if num_bins < 2:
-        raise ValueError(f"{name}: num_bins must be >= 2, got {num_bins}")
-
-
 def cross_entropy(logits: jax.Array, target_probs: jax.Array) -> jax.Array:
     """-sum_k p_k log softmax(logits)_k over the last axis: the classification value loss (#7 Eq. 1, #217 Eq. 7)."""
     return -jnp.sum(target_probs * jax.nn.log_softmax(logits, axis=-1), axis=-1)
 
 
 @dataclasses.dataclass(frozen=True)
-class CategoricalHead:
+class _SupportHead:
+    """K logits of a categorical distribution over K fixed values (the `support`) in [v_min, v_max]: the value
+    is the expected support value, the loss the cross-entropy to a target distribution on the same support.
+    The common part of the C51, HL-Gauss and two-hot heads, which differ in their support and target."""
+
+    v_min: float = -10.0
+    v_max: float = 10.0
+    num_bins: int = 51  # C51's 51 atoms (#217 Sec. 5)
+
+    cli_name: ClassVar[str]
+    """The head's name in `HEADS` (`--critic-head`), which error messages name."""
+
+    def __post_init__(self) -> None:
+        if not self.v_min < self.v_max:
+            raise ValueError(f"{self.cli_name}: v_min ({self.v_min}) must be < v_max ({self.v_max}); "
+                             "set --v-min/--v-max to the range of returns")
+        if self.num_bins < 2:
+            raise ValueError(f"{self.cli_name}: num_bins must be >= 2, got {self.num_bins}")
+
+    @property
+    def num_outputs(self) -> int:
+        return self.num_bins
+
+    @property
+    def support(self) -> jax.Array:
+        """The K values the logits put probability on."""
+        raise NotImplementedError
+
+    def value(self, out: jax.Array) -> jax.Array:
+        return expected_value(out, self.support)
+
+    def loss(self, out_tm1: jax.Array, target: jax.Array) -> jax.Array:
+        return cross_entropy(out_tm1, target)
+
+
+@dataclasses.dataclass(frozen=True)
+class _AtomHead(_SupportHead):
+    """A support of K equally spaced atoms z_k = linspace(v_min, v_max, K), both ends included (C51,
+    two-hot)."""
+
+    @property
+    def atoms(self) -> jax.Array:
+        return jnp.linspace(self.v_min, self.v_max, self.num_bins)
+
+    @property
+    def atom_spacing(self) -> float:
+        """The distance between neighbouring atoms."""
+        return (self.v_max - self.v_min) / (self.num_bins - 1)
+
+    @property
+    def support(self) -> jax.Array:
+        return self.atoms
+
+
+class _HistogramTarget:
+    """The target of the classification heads (#7 Sec. 3.1): the scalar TD target y = r + discount * V(s'),
+    turned into a distribution on the support by the head's `histogram` (y [...] -> probabilities [..., K]).
+    Mixed into a `_SupportHead` subclass, after it, so that `value` is the support head's."""
+
+    def target(self, r_t: jax.Array, discount_t: jax.Array, out_t: jax.Array) -> jax.Array:
+        y = targets.td_target(r_t, discount_t, self.value(out_t))  # type: ignore[attr-defined]
+        return jax.lax.stop_gradient(self.histogram(y))  # type: ignore[attr-defined]
+
+
+@dataclasses.dataclass(frozen=True)
+class CategoricalHead(_AtomHead):
     """C51 (Bellemare et al. 2017, #217): K logits of a distribution on fixed atoms z_k = linspace(v_min, v_max, K).
 
     The target is the distributional Bellman update r + discount * Z projected back onto the atoms (#217 Alg. 1;
@@ -99,28 +157,12 @@ class CategoricalHead:
     handles a Tz_j that lands exactly on an atom); the loss is the cross-entropy to it (#217 Eq. 7).
     """
 
-    v_min: float = -10.0
-    v_max: float = 10.0
-    num_bins: int = 51  # #217 Sec. 5: 51 atoms
-
-    def __post_init__(self) -> None:
-        _check_support("c51", self.v_min, self.v_max, self.num_bins)
-
-    @property
-    def num_outputs(self) -> int:
-        return self.num_bins
-
-    @property
-    def atoms(self) -> jax.Array:
-        return jnp.linspace(self.v_min, self.v_max, self.num_bins)
-
-    def value(self, out: jax.Array) -> jax.Array:
-        return expected_value(out, self.atoms)
+    cli_name: ClassVar[str] = "c51"
 
     def project(self, r_t: jax.Array, discount_t: jax.Array, probs_t: jax.Array) -> jax.Array:
         """Project the atoms r_t + discount_t * z with probabilities probs_t [..., K] onto z: [..., K]."""
         atoms = self.atoms
-        delta = (self.v_max - self.v_min) / (self.num_bins - 1)
+        delta = self.atom_spacing
         tz = jnp.clip(r_t[..., None] + discount_t[..., None] * atoms, self.v_min, self.v_max)  # [..., K(j)]
         weight = jnp.clip(1.0 - jnp.abs(tz[..., None, :] - atoms[:, None]) / delta, 0.0, 1.0)  # [..., K(i), K(j)]
         return jnp.sum(weight * probs_t[..., None, :], axis=-1)
@@ -128,9 +170,6 @@ class CategoricalHead:
     def target(self, r_t: jax.Array, discount_t: jax.Array, out_t: jax.Array) -> jax.Array:
         probs_t = jax.lax.stop_gradient(jax.nn.softmax(out_t, axis=-1))
         return self.project(jnp.asarray(r_t, jnp.float32), jnp.asarray(discount_t, jnp.float32), probs_t)
-
-    def loss(self, out_tm1: jax.Array, target: jax.Array) -> jax.Array:
-        return cross_entropy(out_tm1, target)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -173,26 +212,21 @@ class QuantileHead:
 
 
 @dataclasses.dataclass(frozen=True)
-class HLGaussHead:
+class HLGaussHead(_SupportHead, _HistogramTarget):
     """HL-Gauss (Farebrother et al. 2024, "Stop Regressing", #7 Sec. 3.1): K logits over equal bins of
     [v_min, v_max]; the scalar TD target y = r + discount * V(s') becomes the histogram of N(y, sigma^2) on the
     bins (probability of bin [e_i, e_{i+1}] via the normal CDF, renormalised to the range), trained with
     cross-entropy. sigma = sigma_ratio * bin width (#7 Sec. 4.1 recommends sigma / width = 0.75).
     """
 
-    v_min: float = -10.0
-    v_max: float = 10.0
-    num_bins: int = 51
     sigma_ratio: float = 0.75
 
+    cli_name: ClassVar[str] = "hl-gauss"
+
     def __post_init__(self) -> None:
-        _check_support("hl-gauss", self.v_min, self.v_max, self.num_bins)
+        super().__post_init__()
         if not self.sigma_ratio > 0:
             raise ValueError(f"hl-gauss: sigma ratio must be > 0, got {self.sigma_ratio}")
-
-    @property
-    def num_outputs(self) -> int:
-        return self.num_bins
 
     @property
     def bin_width(self) -> float:
@@ -202,8 +236,9 @@ class HLGaussHead:
     def centers(self) -> jax.Array:
         return self.v_min + (jnp.arange(self.num_bins, dtype=jnp.float32) + 0.5) * self.bin_width
 
-    def value(self, out: jax.Array) -> jax.Array:
-        return expected_value(out, self.centers)
+    @property
+    def support(self) -> jax.Array:
+        return self.centers
 
     def histogram(self, y: jax.Array) -> jax.Array:
         """y [...] -> bin probabilities [..., K] of N(clip(y), sigma^2) restricted to [v_min, v_max]."""
@@ -213,49 +248,21 @@ class HLGaussHead:
         cdf = jax.scipy.special.erf((edges - y[..., None]) / (jnp.sqrt(2.0) * sigma))
         return (cdf[..., 1:] - cdf[..., :-1]) / (cdf[..., -1:] - cdf[..., :1])
 
-    def target(self, r_t: jax.Array, discount_t: jax.Array, out_t: jax.Array) -> jax.Array:
-        return jax.lax.stop_gradient(self.histogram(targets.td_target(r_t, discount_t, self.value(out_t))))
-
-    def loss(self, out_tm1: jax.Array, target: jax.Array) -> jax.Array:
-        return cross_entropy(out_tm1, target)
-
 
 @dataclasses.dataclass(frozen=True)
-class TwoHotHead:
+class TwoHotHead(_AtomHead, _HistogramTarget):
     """Two-hot classification (#7 Sec. 3.1; Schrittwieser et al. 2020): K logits on atoms
     z_k = linspace(v_min, v_max, K); the target y is split between its two neighbouring atoms so that the
     expected atom is exactly clip(y, v_min, v_max); cross-entropy loss.
     """
 
-    v_min: float = -10.0
-    v_max: float = 10.0
-    num_bins: int = 51
-
-    def __post_init__(self) -> None:
-        _check_support("two-hot", self.v_min, self.v_max, self.num_bins)
-
-    @property
-    def num_outputs(self) -> int:
-        return self.num_bins
-
-    @property
-    def atoms(self) -> jax.Array:
-        return jnp.linspace(self.v_min, self.v_max, self.num_bins)
-
-    def value(self, out: jax.Array) -> jax.Array:
-        return expected_value(out, self.atoms)
+    cli_name: ClassVar[str] = "two-hot"
 
     def histogram(self, y: jax.Array) -> jax.Array:
         """y [...] -> two-hot probabilities [..., K] whose mean atom is clip(y)."""
-        delta = (self.v_max - self.v_min) / (self.num_bins - 1)
+        delta = self.atom_spacing
         y = jnp.clip(y, self.v_min, self.v_max)
         return jnp.clip(1.0 - jnp.abs(y[..., None] - self.atoms) / delta, 0.0, 1.0)
-
-    def target(self, r_t: jax.Array, discount_t: jax.Array, out_t: jax.Array) -> jax.Array:
-        return jax.lax.stop_gradient(self.histogram(targets.td_target(r_t, discount_t, self.value(out_t))))
-
-    def loss(self, out_tm1: jax.Array, target: jax.Array) -> jax.Array:
-        return cross_entropy(out_tm1, target)
 
 
 HEADS = {
