@@ -1,7 +1,8 @@
 """Input checks shared by every config: field types, finite numbers, and resources a run would need.
 
 Configs call `check_types` first in `__post_init__`, so a wrong type (a string for `gamma`, `True` for
-`batch_size`, NaN for a learning rate) gets one message naming the field, before any range check compares it.
+`batch_size`, NaN for a learning rate) gets one message naming the field, before any range check compares it;
+`check_range` then checks numeric fields against a range written as the message shows it ('in (0, 1]', '>= 1').
 """
 
 from __future__ import annotations
@@ -72,6 +73,30 @@ def check_types(cfg: Any) -> None:
         if not _matches(value, hints[field.name]):
             raise ValueError(f"{field.name} must be {_describe(hints[field.name])}, got {value!r} "
                              f"({type(value).__name__})")
+
+
+def within(value: float, valid: str) -> bool:
+    """Whether `value` lies in the range `valid` names: '>= a', '> a', or an interval 'in [a, b]' (closed),
+    'in (a, b]', 'in [a, b)', 'in (a, b)'. A note after the range ('>= 0 (0: whole rollout)') is for the
+    message only."""
+    bounds = valid.removeprefix("in ").split(" (")[0]
+    if bounds.startswith(">="):
+        return value >= float(bounds[2:])
+    if bounds.startswith(">"):
+        return value > float(bounds[1:])
+    low, high = (float(bound) for bound in bounds[1:-1].split(","))
+    above = value >= low if bounds[0] == "[" else value > low
+    below = value <= high if bounds[-1] == "]" else value < high
+    return above and below
+
+
+def check_range(cfg: Any, valid: str, *names: str) -> None:
+    """Each field `names` of `cfg` lies in the range `valid` (see `within`); raises ValueError naming the first
+    that does not, its valid range and its value."""
+    for name in names:
+        value = getattr(cfg, name)
+        if not within(value, valid):
+            raise ValueError(f"{name} must be {valid}, got {value!r}")
 
 
 def physical_memory_bytes() -> int | None:

@@ -18,7 +18,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from critix.agents import REGISTRY, contract
+from critix import cli
+from critix.agents import REGISTRY, configs, contract
 from critix.train import checkpoint
 from critix.types import CritixError, Rollout, Transition
 
@@ -161,13 +162,22 @@ def _lr_fields(cfg: Any) -> list[str]:
 @pytest.mark.parametrize(
     "field,value",
     [("gamma", 1.5), ("gamma", -0.1), ("target_tau", 0.0), ("target_tau", 1.5), ("batch_size", 0),
-     ("hidden_sizes", ()), ("hidden_sizes", (32, 0))],
+     ("hidden_sizes", ()), ("hidden_sizes", (32, 0)), ("hidden_sizes", (1 << 17,)), ("activation", "swish"),
+     ("num_critics", 0), ("max_grad_norm", -1.0), ("gamma", "0.99")],
 )
 def test_invalid_config_raises(h, field, value):
     if field not in {f.name for f in dataclasses.fields(h.cfg)}:
         pytest.skip(f"{h.name} has no {field} (e.g. on-policy agents keep no replay buffer)")
     with pytest.raises(ValueError, match=field):
         dataclasses.replace(h.cfg, **{field: value})
+
+
+def test_config_is_an_agent_config_with_every_flag_documented(h):
+    """Every Config runs the shared checks (`configs.AgentConfig`), and every flag, inherited ones included,
+    has the docstring `critix list` and --help show."""
+    assert isinstance(h.cfg, configs.AgentConfig)
+    undocumented = [flag for flag, _, doc in cli._flags(h.cfg) if not doc]
+    assert not undocumented, f"{h.name}: flags without a docstring: {undocumented}"
 
 
 def test_negative_learning_rates_raise(h):

@@ -1,7 +1,8 @@
-"""Pieces every off-policy agent shares: Polyak averaging, gradient steps, scanned updates, space checks."""
+"""Pieces the agents share: Polyak averaging, gradient steps, scanned updates, space checks, config checks."""
 
 from __future__ import annotations
 
+import re
 from functools import partial
 
 import gymnasium as gym
@@ -10,8 +11,8 @@ import numpy as np
 import optax
 import pytest
 
-from critix import agents
-from critix.agents import common
+from critix import agents, cli, validation
+from critix.agents import bc, common, cql, dqn, ppo, sac, sac_discrete, tqc
 from critix.types import CritixError
 
 
@@ -107,3 +108,83 @@ def test_ddpg_is_a_td3_config():
     assert (ddpg.num_critics, ddpg.policy_delay, ddpg.target_noise) == (1, 1, 0.0)
     assert agents.REGISTRY["ddpg"].module is agents.REGISTRY["td3"].module
     assert agents.td3.Config.ddpg(gamma=0.9).gamma == 0.9
+
+
+@pytest.mark.parametrize(
+    "value,valid,ok",
+    [(0.0, "in [0, 1]", True), (1.0, "in [0, 1]", True), (1.5, "in [0, 1]", False), (0.0, "in (0, 1]", False),
+     (1.0, "in (0, 1]", True), (1.0, "in [0, 1)", False), (0.5, "in (0, 1)", True), (0, ">= 0", True),
+     (-1, ">= 0", False), (0.0, "> 0", False), (1e-9, "> 0", True), (0, ">= 1", False),
+     (0, ">= 0 (0: whole rollout)", True), (1.0, "in [0, 1) (0: no clipping)", False),
+     (float("nan"), "> 0", False)],
+)
+def test_within_reads_a_range_as_its_message_writes_it(value, valid, ok):
+    assert validation.within(value, valid) is ok
+
+
+def test_check_range_names_the_first_field_out_of_range():
+    cfg = sac.Config()
+    validation.check_range(cfg, "in [0, 1]", "gamma", "target_tau")
+    with pytest.raises(ValueError, match=r"^target_tau must be > 0.01, got 0.005$"):
+        validation.check_range(cfg, "> 0.01", "gamma", "target_tau")
+
+
+@pytest.mark.parametrize(
+    "make,field,message",
+    [(lambda: dqn.Config(target_tau=0.0), "target_tau", "in (0, 1]"),  # dqn declares target_tau itself
+     (lambda: ppo.Config(gamma=1.5), "gamma", "in [0, 1]"),
+     (lambda: bc.Config(batch_size=0), "batch_size", ">= 1"),
+     (lambda: ppo.Config(max_grad_norm=-0.5), "max_grad_norm", ">= 0"),
+     (lambda: dqn.Config(q_lr=0.0), "q_lr", "> 0"),
+     (lambda: sac_discrete.Config(init_alpha=0.0), "init_alpha", "> 0"),
+     (lambda: tqc.Config(critic_hidden_sizes=()), "critic_hidden_sizes", "non-empty"),
+     (lambda: ppo.Config(activation="swish"), "activation", "one of")],
+)
+def test_shared_checks_apply_wherever_a_field_is_declared(make, field, message):
+    with pytest.raises(ValueError, match=re.escape(f"{field} must be {message}")):
+        make()
+
+
+def test_inherited_fields_keep_defaults_and_redeclared_ones_their_own_source():
+    """An agent inherits the shared fields and redeclares one only where its default or source differs; the
+    docs `critix list` shows come from the class that declares the field."""
+    assert [m.Config().batch_size for m in (sac, sac_discrete, dqn)] == [256, 64, 32]
+    assert tqc.Config().num_critics == 5 and cql.Config().actor_lr == 1e-4
+    docs = cli._field_docs(sac_discrete.Config)
+    assert "#55 Table 1: 64" in docs["batch_size"] and docs["gamma"] == "Discount factor."
+    assert "authors' code" in cli._field_docs(tqc.Config)["hidden_sizes"]
+
+
+def test_with_new_critics_moves_the_target_critics_and_counts_the_step():
+    state = sac_discrete.State(
+        actor_params={"w": jnp.array(0.0)}, actor_opt_state=(), critic_params={"w": jnp.array(1.0)},
+        critic_opt_state=(), target_critic_params={"w": jnp.array(0.0)}, log_alpha=jnp.array(0.0),
+        alpha_opt_state=(), steps=jnp.array(3), num_actions=2,
+    )
+    new = common.with_new_critics(state, {"w": jnp.array(2.0)}, ("opt",), 0.25, log_alpha=jnp.array(-1.0))
+    np.testing.assert_allclose(new.target_critic_params["w"], 0.5)  # 0.25 * 2 + 0.75 * 0
+    assert (float(new.critic_params["w"]), new.critic_opt_state, int(new.steps)) == (2.0, ("opt",), 4)
+    assert float(new.log_alpha) == -1.0
+    assert new.actor_params is state.actor_params
+
+
+def test_fresh_actor_critic_copies_the_critics_into_distinct_target_buffers():
+    tx = optax.sgd(0.1)
+    critic = {"w": jnp.ones(2)}
+    fields = common.fresh_actor_critic({"a": jnp.zeros(1)}, tx, critic, tx)
+    assert set(fields) == {"actor_params", "actor_opt_state", "critic_params", "critic_opt_state",
+                           "target_critic_params"}
+    np.testing.assert_array_equal(fields["target_critic_params"]["w"], critic["w"])
+    assert fields["target_critic_params"]["w"] is not critic["w"]
+
+
+@pytest.mark.parametrize(
+    "check,space,match",
+    [(common.check_box_actions, gym.spaces.Discrete(3), "sac needs a continuous \\(Box\\) action space.*dqn"),
+     (common.check_discrete_actions, gym.spaces.Box(-1.0, 1.0, (2,), np.float32),
+      "sac needs a discrete action space.*continuous-control algorithm"),
+     (common.check_discrete_actions, gym.spaces.Discrete(3, start=1), "starting at 0, got start=1")],
+)
+def test_action_space_checks_name_the_way_out(check, space, match):
+    with pytest.raises(CritixError, match=match):
+        check("sac", space)

@@ -16,8 +16,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from critix import validation
-from critix.agents import common, contract
+from critix.agents import common, configs, contract
 from critix.nets.policies import BoundedGaussianPolicy, gaussian_log_prob, gaussian_sample
 from critix.optim import OptimizerConfig, make_optimizer
 from critix.types import Transition
@@ -30,30 +29,14 @@ USES_REWARDS = False
 
 @common.vmappable("actor_lr")
 @dataclasses.dataclass(frozen=True)
-class Config:
-    """BC hyperparameters (d3rlpy 2.8 BC defaults for the learning rate; network and batch as the other agents)."""
+class Config(configs.GradientClip):
+    """BC hyperparameters (d3rlpy 2.8 BC defaults for the learning rate; network (IQL's actor) and batch as the
+    other agents)."""
 
-    hidden_sizes: tuple[int, ...] = (256, 256)
-    """Hidden layers of the policy (as IQL's actor)."""
-    activation: str = "relu"
-    """Hidden activation."""
     actor_lr: float = 1e-3
     """Policy learning rate (d3rlpy BCConfig: 1e-3)."""
     batch_size: int = 256
     """Minibatch size."""
-    max_grad_norm: float = 0.0
-    """Global gradient-norm clip; 0 disables."""
-
-    def __post_init__(self) -> None:
-        validation.check_types(self)  # field types first, so the range checks below compare numbers
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
-        if len(self.hidden_sizes) < 1 or min(self.hidden_sizes) < 1:
-            raise ValueError(f"hidden_sizes must be non-empty, positive, got {self.hidden_sizes!r}")
-        if not self.actor_lr > 0:
-            raise ValueError(f"actor_lr must be > 0, got {self.actor_lr}")
-        if self.max_grad_norm < 0:
-            raise ValueError(f"max_grad_norm must be >= 0, got {self.max_grad_norm}")
 
 
 class State(struct.PyTreeNode):

@@ -1,4 +1,4 @@
-"""Pieces every off-policy agent shares: config checks, Polyak averaging, gradient steps, `update_many`."""
+"""Pieces the agents share: config pytrees, Polyak averaging, gradient steps, `update_many`, space checks."""
 
 from __future__ import annotations
 
@@ -8,11 +8,10 @@ from typing import Any, TypeVar
 
 import gymnasium as gym
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 
-from critix import validation
-from critix.nets.mlp import ACTIVATIONS
 from critix.types import CritixError, Transition
 
 StateT = TypeVar("StateT")
@@ -84,6 +83,33 @@ def polyak(params: Any, target_params: Any, target_tau: float) -> Any:
     return optax.incremental_update(params, target_params, target_tau)
 
 
+def fresh_actor_critic(actor_params: Any, actor_tx: optax.GradientTransformation, critic_params: Any,
+                       critic_tx: optax.GradientTransformation) -> dict[str, Any]:
+    """The State fields of a fresh actor-critic: actor and critic parameters, their optimiser states, and the
+    target critics as copies (distinct buffers, so donating one never frees the other)."""
+    return dict(
+        actor_params=actor_params,
+        actor_opt_state=actor_tx.init(actor_params),
+        critic_params=critic_params,
+        critic_opt_state=critic_tx.init(critic_params),
+        target_critic_params=jax.tree.map(jnp.copy, critic_params),
+    )
+
+
+def with_new_critics(state: Any, critic_params: Any, critic_opt_state: optax.OptState, target_tau: float,
+                     **fields: Any) -> Any:
+    """The state after one gradient step of an agent with Polyak-averaged target critics: the new critics and
+    their optimiser state, the target critics moved towards them by `target_tau` (`polyak`), one more step in
+    `steps`, and the other `fields` (actor, temperature, key ...) replaced."""
+    return state.replace(
+        critic_params=critic_params,
+        critic_opt_state=critic_opt_state,
+        target_critic_params=polyak(critic_params, state.target_critic_params, target_tau),
+        steps=state.steps + 1,
+        **fields,
+    )
+
+
 def gradient_step(
     loss_fn: Callable[[Any], tuple[jax.Array, Any]],
     params: Any,
@@ -103,13 +129,24 @@ def scan_updates(
     return jax.lax.scan(update, state, batches)
 
 
+ACTION_KINDS: dict[type[gym.Space], tuple[str, str, str]] = {
+    gym.spaces.Box: ("a continuous (Box)", "a discrete-action algorithm (e.g. dqn)", "continuous-control"),
+    gym.spaces.Discrete: ("a discrete", "a continuous-control algorithm (sac, td3)", "discrete-action"),
+}
+"""Action space type -> (what an agent needing it is said to need, what to use instead, the env to pick)."""
+
+
+def check_action_kind(algo: str, action_space: gym.Space, kind: type[gym.Space]) -> None:
+    """Raise CritixError, naming the way out, unless the env's actions are of `kind` (Box or Discrete)."""
+    if not isinstance(action_space, kind):
+        needs, instead, env = ACTION_KINDS[kind]
+        raise CritixError(f"{algo} needs {needs} action space, but the env has {action_space}. Use {instead} for "
+                          f"this env, or pick a {env} env.")
+
+
 def check_box_actions(algo: str, action_space: gym.Space) -> int:
     """Continuous-control agents need a bounded Box action space; returns the action dimension."""
-    if not isinstance(action_space, gym.spaces.Box):
-        raise CritixError(
-            f"{algo} needs a continuous (Box) action space, but the env has {action_space}. "
-            "Use a discrete-action algorithm (e.g. dqn) for this env, or pick a continuous-control env."
-        )
+    check_action_kind(algo, action_space, gym.spaces.Box)
     if len(action_space.shape) != 1:
         raise CritixError(f"{algo} needs a flat action vector, got action shape {action_space.shape}.")
     if not (np.all(np.isfinite(action_space.low)) and np.all(np.isfinite(action_space.high))):
@@ -130,31 +167,6 @@ def check_flat_obs(algo: str, observation_space: gym.Space) -> int:
     return int(observation_space.shape[0])
 
 
-MAX_HIDDEN_SIZE = 1 << 16
-MAX_UTD_RATIO = 1_000.0
-
-
-def check_common(cfg: Any) -> None:
-    """Types and ranges shared by the off-policy configs; raises ValueError naming the field and the valid range."""
-    validation.check_types(cfg)
-    checks = [
-        ("gamma", 0.0 <= cfg.gamma <= 1.0, "in [0, 1]"),
-        ("target_tau", 0.0 < cfg.target_tau <= 1.0, "in (0, 1]"),
-        ("batch_size", cfg.batch_size >= 1, ">= 1"),
-        ("num_critics", cfg.num_critics >= 1, ">= 1"),
-        ("hidden_sizes", len(cfg.hidden_sizes) >= 1 and 1 <= min(cfg.hidden_sizes) <= max(cfg.hidden_sizes)
-         <= MAX_HIDDEN_SIZE, f"non-empty, each in [1, {MAX_HIDDEN_SIZE}]"),
-    ]
-    if getattr(cfg, "activation", "relu") not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {cfg.activation!r}")
-    for name, ok, valid in checks:
-        if not ok:
-            raise ValueError(f"{name} must be {valid}, got {getattr(cfg, name)!r}")
-    for field in dataclasses.fields(cfg):
-        if field.name.endswith("_lr") and not getattr(cfg, field.name) > 0:
-            raise ValueError(f"{field.name} must be > 0, got {getattr(cfg, field.name)!r}")
-
-
 def flat_box_dims(algo: str, observation_space: gym.Space, action_space: gym.Space) -> tuple[int, int]:
     """(obs_dim, action_dim) for an MLP agent with continuous actions; raises CritixError for other spaces."""
     return check_flat_obs(algo, observation_space), check_box_actions(algo, action_space)
@@ -162,18 +174,7 @@ def flat_box_dims(algo: str, observation_space: gym.Space, action_space: gym.Spa
 
 def check_discrete_actions(algo: str, action_space: gym.Space) -> int:
     """Discrete-action agents need a gymnasium Discrete space starting at 0; returns the number of actions."""
-    if not isinstance(action_space, gym.spaces.Discrete):
-        raise CritixError(
-            f"{algo} needs a discrete action space, but the env has {action_space}. "
-            "Use a continuous-control algorithm (sac, td3) for this env, or pick a discrete-action env."
-        )
+    check_action_kind(algo, action_space, gym.spaces.Discrete)
     if int(action_space.start) != 0:
         raise CritixError(f"{algo} needs Discrete actions starting at 0, got start={action_space.start}.")
     return int(action_space.n)
-
-
-def check_ranges(cfg: Any, checks: list[tuple[str, bool, str]]) -> None:
-    """Raise ValueError naming the first field whose check failed and its valid range."""
-    for name, ok, valid in checks:
-        if not ok:
-            raise ValueError(f"{name} must be {valid}, got {getattr(cfg, name)!r}")

@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from critix import policy_losses
+from critix import policy_losses, validation
 from critix.agents import common, contract, sac
 from critix.nets.policies import tanh_gaussian_sample
 from critix.optim import OptimizerConfig, make_optimizer
@@ -59,10 +59,8 @@ class Config(sac.Config):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.cql_weight < 0:
-            raise ValueError(f"cql_weight must be >= 0, got {self.cql_weight}")
-        if self.num_sampled_actions < 1:
-            raise ValueError(f"num_sampled_actions must be >= 1, got {self.num_sampled_actions}")
+        validation.check_range(self, ">= 0", "cql_weight")
+        validation.check_range(self, ">= 1", "num_sampled_actions")
         if self.value_head.critic_head != "scalar":
             raise ValueError(f"critic_head must be 'scalar' for CQL's log-sum-exp penalty, got "
                              f"{self.value_head.critic_head!r}")
@@ -156,15 +154,8 @@ def update(cfg: Config, state: State, batch: Transition) -> tuple[State, common.
 
     # Actor and temperature: SAC's (#53 Eq. 7, 18), against the updated critics.
     state, actor_metrics = sac.actor_and_temperature_step(cfg, state, batch.obs, critic_params, pi_key, {})
-    new_state = state.replace(
-        critic_params=critic_params,
-        critic_opt_state=critic_opt_state,
-        target_critic_params=common.polyak(critic_params, state.target_critic_params, cfg.target_tau),
-        log_alpha_prime=log_alpha_prime,
-        alpha_prime_opt_state=alpha_prime_opt_state,
-        key=key,
-        steps=state.steps + 1,
-    )
+    new_state = common.with_new_critics(state, critic_params, critic_opt_state, cfg.target_tau, key=key,
+                                        log_alpha_prime=log_alpha_prime, alpha_prime_opt_state=alpha_prime_opt_state)
     metrics = {
         "critic/loss": critic_loss,
         "critic/q_mean": q_mean,

@@ -33,7 +33,7 @@ from flax import struct
 from typing import Any
 
 from critix import policy_losses, validation
-from critix.agents import common, contract
+from critix.agents import common, configs, contract
 from critix.data import prioritized as per
 from critix.data.replay import ReplayBuffer
 from critix.nets.encoders import ENCODERS, random_shift
@@ -58,14 +58,12 @@ ACTIONS = "discrete"
 @common.vmappable("q_lr", "gamma", "target_tau", "epsilon_start", "epsilon_end", "priority_alpha",
                    "priority_beta", "priority_eps")
 @dataclasses.dataclass(frozen=True)
-class Config:
+class Config(configs.CriticHead):
     """DQN hyperparameters. Defaults: Stable-Baselines3 2.x DQN (itself after Mnih et al. 2015) unless a field says
     otherwise; `critix.agents.tuned` holds tuned values per classic env (after RL Zoo's hyperparameter files)."""
 
     hidden_sizes: tuple[int, ...] = (64, 64)
     """Hidden layer sizes of the Q network (SB3 DQN MlpPolicy: [64, 64])."""
-    activation: str = "relu"
-    """Hidden activation (SB3, Mnih et al. 2015: ReLU)."""
     dueling: bool = False
     """Dueling value/advantage streams (#221); off in DQN."""
     double_q: bool = True
@@ -110,34 +108,18 @@ class Config:
     """Added to |TD error| so no item's priority is zero."""
 
     def __post_init__(self) -> None:
-        validation.check_types(self)  # field types first, so the range checks below compare numbers
-        common.check_ranges(self, [
-            ("gamma", 0.0 <= self.gamma <= 1.0, "in [0, 1]"),
-            ("target_tau", 0.0 < self.target_tau <= 1.0, "in (0, 1]"),
-            ("target_update_period", self.target_update_period >= 1, ">= 1"),
-            ("batch_size", self.batch_size >= 1, ">= 1"),
-            ("hidden_sizes", len(self.hidden_sizes) >= 1 and min(self.hidden_sizes) >= 1, "non-empty, positive"),
-            ("q_lr", self.q_lr > 0, "> 0"),
-            ("q_lr_decay_steps", self.q_lr_decay_steps >= 0, ">= 0"),
-            ("max_grad_norm", self.max_grad_norm >= 0, ">= 0"),
-            ("n_step", self.n_step >= 1, ">= 1"),
-            ("epsilon_start", 0.0 <= self.epsilon_start <= 1.0, "in [0, 1]"),
-            ("epsilon_end", 0.0 <= self.epsilon_end <= 1.0, "in [0, 1]"),
-            ("exploration_steps", self.exploration_steps >= 0, ">= 0"),
-            ("priority_alpha", self.priority_alpha >= 0, ">= 0"),
-            ("priority_beta", 0.0 <= self.priority_beta <= 1.0, "in [0, 1]"),
-            ("priority_eps", self.priority_eps > 0, "> 0"),
-            ("encoder", self.encoder == "mlp" or self.encoder in ENCODERS, f"'mlp' or one of {sorted(ENCODERS)}"),
-            ("augmentation_pad", self.augmentation_pad >= 0, ">= 0"),
-        ])
+        super().__post_init__()
+        validation.check_range(self, ">= 1", "target_update_period", "n_step")
+        validation.check_range(self, ">= 0", "q_lr_decay_steps", "exploration_steps", "augmentation_pad",
+                               "priority_alpha")
+        validation.check_range(self, "in [0, 1]", "epsilon_start", "epsilon_end", "priority_beta")
+        validation.check_range(self, "> 0", "priority_eps")
+        if not (self.encoder == "mlp" or self.encoder in ENCODERS):
+            raise ValueError(f"encoder must be 'mlp' or one of {sorted(ENCODERS)}, got {self.encoder!r}")
         if self.augmentation_pad and self.encoder == "mlp":
             raise ValueError("augmentation_pad needs image observations: set --encoder nature or drq")
         if self.prioritized and self.n_step > 1:
             raise ValueError("prioritized replay works with n_step 1 only; set --n-step 1 or --no-prioritized")
-
-    @property
-    def head(self) -> heads.ValueHead:
-        return heads.from_config(self)
 
 
 class State(struct.PyTreeNode):

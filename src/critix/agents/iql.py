@@ -25,8 +25,8 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from critix import policy_losses
-from critix.agents import common, contract
+from critix import policy_losses, validation
+from critix.agents import common, configs, contract
 from critix.nets.ensemble import QEnsemble
 from critix.nets.mlp import MLP
 from critix.nets.policies import BoundedGaussianPolicy, gaussian_log_prob, gaussian_sample
@@ -50,29 +50,15 @@ VALUE_LOSSES = ("expectile", "gumbel", "chi_square", "total_variation")
 @common.vmappable("actor_lr", "critic_lr", "value_lr", "gamma", "target_tau", "expectile",
                    "value_temperature", "gumbel_max_clip", "awr_temperature", "max_weight")
 @dataclasses.dataclass(frozen=True)
-class Config:
-    """IQL / XQL / f-DVL hyperparameters (IQL defaults: Kostrikov et al. 2022, MuJoCo locomotion)."""
+class Config(configs.ActorCritic):
+    """IQL / XQL / f-DVL hyperparameters. Defaults: IQL's (Kostrikov et al. 2022, MuJoCo locomotion; the value
+    network has the same hidden layers, and value and actor read the minimum of the target critics) unless a field
+    says otherwise."""
 
-    hidden_sizes: tuple[int, ...] = (256, 256)
-    """Hidden layers of actor, critics and value network (IQL: 2 x 256)."""
-    activation: str = "relu"
-    """Hidden activation (IQL: ReLU)."""
-    num_critics: int = 2
-    """Critic ensemble; value and actor read the minimum of the target critics (IQL: 2)."""
-    actor_lr: float = 3e-4
-    """Actor learning rate (IQL: 3e-4)."""
-    critic_lr: float = 3e-4
-    """Critic learning rate (IQL: 3e-4)."""
     value_lr: float = 3e-4
     """Value learning rate (IQL: 3e-4)."""
     actor_lr_decay_steps: int = 0
     """Cosine-decay the actor learning rate to 0 over this many steps (IQL decays over its 1M steps); 0 = constant."""
-    gamma: float = 0.99
-    """Discount factor (IQL: 0.99)."""
-    target_tau: float = 0.005
-    """Polyak rate of the target critics (IQL: 0.005)."""
-    batch_size: int = 256
-    """Minibatch size (IQL: 256)."""
     value_loss: str = "expectile"
     """'expectile' (IQL), 'gumbel' (XQL) or 'chi_square' / 'total_variation' (f-DVL, #0)."""
     expectile: float = 0.7
@@ -87,20 +73,14 @@ class Config:
     """Clip of the advantage weights (IQL reference code: 100)."""
 
     def __post_init__(self) -> None:
-        common.check_common(self)
+        super().__post_init__()
         if self.value_loss not in VALUE_LOSSES:
             raise ValueError(f"value_loss must be one of {VALUE_LOSSES}, got {self.value_loss!r}")
-        if not 0.0 < self.expectile < 1.0:
-            raise ValueError(f"expectile must be in (0, 1), got {self.expectile}")
-        if not self.value_temperature > 0:
-            raise ValueError(f"value_temperature must be > 0, got {self.value_temperature}")
+        validation.check_range(self, "in (0, 1)", "expectile")
+        validation.check_range(self, "> 0", "value_temperature", "gumbel_max_clip", "awr_temperature", "max_weight")
         if self.value_loss in ("chi_square", "total_variation") and self.value_temperature > 1:
             raise ValueError(f"value_temperature (f-DVL's lambda) must be in (0, 1], got {self.value_temperature}")
-        for name in ("gumbel_max_clip", "awr_temperature", "max_weight"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
-        if self.actor_lr_decay_steps < 0:
-            raise ValueError(f"actor_lr_decay_steps must be >= 0, got {self.actor_lr_decay_steps}")
+        validation.check_range(self, ">= 0", "actor_lr_decay_steps")
 
     @classmethod
     def xql(cls, **overrides: object) -> Config:
@@ -161,21 +141,11 @@ def init(cfg: Config, key: jax.Array, observation_space: gym.Space, action_space
     actor_tx, critic_tx, value_tx = optimizers(cfg)
     key, actor_key, critic_key, value_key = jax.random.split(key, 4)
     obs, action = jnp.zeros((1, obs_dim)), jnp.zeros((1, action_dim))
-    actor_params = actor.init(actor_key, obs)
-    critic_params = critic.init(critic_key, obs, action)
+    actor_critic = common.fresh_actor_critic(actor.init(actor_key, obs), actor_tx,
+                                             critic.init(critic_key, obs, action), critic_tx)
     value_params = value.init(value_key, obs)
-    return State(
-        actor_params=actor_params,
-        actor_opt_state=actor_tx.init(actor_params),
-        critic_params=critic_params,
-        critic_opt_state=critic_tx.init(critic_params),
-        target_critic_params=jax.tree.map(jnp.copy, critic_params),
-        value_params=value_params,
-        value_opt_state=value_tx.init(value_params),
-        key=key,
-        steps=jnp.zeros((), jnp.int32),
-        action_dim=action_dim,
-    )
+    return State(**actor_critic, value_params=value_params, value_opt_state=value_tx.init(value_params), key=key,
+                 steps=jnp.zeros((), jnp.int32), action_dim=action_dim)
 
 
 def act(cfg: Config, state: State, obs: jax.Array, key: jax.Array, deterministic: bool) -> jax.Array:
@@ -221,16 +191,9 @@ def update(cfg: Config, state: State, batch: Transition) -> tuple[State, common.
     critic_params, critic_opt_state, critic_loss, q_mean = common.gradient_step(
         critic_loss_fn, state.critic_params, state.critic_opt_state, critic_tx
     )
-    new_state = state.replace(
-        actor_params=actor_params,
-        actor_opt_state=actor_opt_state,
-        critic_params=critic_params,
-        critic_opt_state=critic_opt_state,
-        target_critic_params=common.polyak(critic_params, state.target_critic_params, cfg.target_tau),
-        value_params=value_params,
-        value_opt_state=value_opt_state,
-        steps=state.steps + 1,
-    )
+    new_state = common.with_new_critics(state, critic_params, critic_opt_state, cfg.target_tau,
+                                        actor_params=actor_params, actor_opt_state=actor_opt_state,
+                                        value_params=value_params, value_opt_state=value_opt_state)
     metrics = {
         "critic/loss": critic_loss,
         "critic/q_mean": q_mean,

@@ -32,8 +32,8 @@ import optax
 from flax import struct
 
 from critix import policy_losses, validation
-from critix.agents import common, contract
-from critix.nets.mlp import ACTIVATIONS, MLP
+from critix.agents import common, configs, contract
+from critix.nets.mlp import MLP
 from critix.nets.policies import (
     CategoricalPolicy,
     GaussianPolicy,
@@ -62,7 +62,7 @@ ACTIONS_IN_BOUNDS = False
 @common.vmappable("learning_rate", "adam_eps", "gamma", "gae_lambda", "entropy_coef", "value_coef",
                    "init_log_std")
 @dataclasses.dataclass(frozen=True)
-class Config:
+class Config(configs.AgentConfig):
     """PPO hyperparameters. Defaults: Stable-Baselines3 2.x PPO defaults (which reach 500 on CartPole-v1 in 100k
     steps), which follow Schulman et al. 2017 (Table 3, MuJoCo) unless a field says otherwise."""
 
@@ -104,26 +104,14 @@ class Config:
     """Initial log standard deviation of the Gaussian policy (SB3 log_std_init: 0.0)."""
 
     def __post_init__(self) -> None:
-        validation.check_types(self)  # field types first, so the range checks below compare numbers
-        checks = [
-            ("hidden_sizes", len(self.hidden_sizes) >= 1 and min(self.hidden_sizes) >= 1, "non-empty, positive"),
-            ("activation", self.activation in ACTIVATIONS, f"one of {sorted(ACTIVATIONS)}"),
-            ("learning_rate", self.learning_rate > 0, "> 0"),
-            ("anneal_steps", self.anneal_steps >= 0, ">= 0"),
-            ("adam_eps", self.adam_eps > 0, "> 0"),
-            ("max_grad_norm", self.max_grad_norm >= 0, ">= 0"),
-            ("minibatch_size", self.minibatch_size >= 0, ">= 0 (0: whole rollout)"),
-            ("num_epochs", self.num_epochs >= 1, ">= 1"),
-            ("gamma", 0.0 <= self.gamma <= 1.0, "in [0, 1]"),
-            ("gae_lambda", 0.0 <= self.gae_lambda <= 1.0, "in [0, 1]"),
-            ("clip_ratio", 0.0 <= self.clip_ratio < 1.0, "in [0, 1) (0: no clipping)"),
-            ("value_clip_ratio", self.value_clip_ratio >= 0, ">= 0 (0: no clipping)"),
-            ("entropy_coef", self.entropy_coef >= 0, ">= 0"),
-            ("value_coef", self.value_coef > 0, "> 0"),
-        ]
-        for name, ok, valid in checks:
-            if not ok:
-                raise ValueError(f"{name} must be {valid}, got {getattr(self, name)!r}")
+        super().__post_init__()
+        validation.check_range(self, "> 0", "learning_rate", "adam_eps", "value_coef")
+        validation.check_range(self, ">= 0", "anneal_steps", "entropy_coef")
+        validation.check_range(self, ">= 0 (0: whole rollout)", "minibatch_size")
+        validation.check_range(self, ">= 1", "num_epochs")
+        validation.check_range(self, "in [0, 1]", "gae_lambda")
+        validation.check_range(self, "in [0, 1) (0: no clipping)", "clip_ratio")
+        validation.check_range(self, ">= 0 (0: no clipping)", "value_clip_ratio")
 
     @classmethod
     def a2c(cls) -> Config:
@@ -153,9 +141,7 @@ def check_spaces(observation_space: gym.Space, action_space: gym.Space) -> tuple
     """Flat Box observations; Discrete or bounded Box actions. Returns (obs_dim, discrete, action_dim)."""
     obs_dim = common.check_flat_obs(NAME, observation_space)
     if isinstance(action_space, gym.spaces.Discrete):
-        if int(action_space.start) != 0:
-            raise CritixError(f"{NAME} needs Discrete actions starting at 0, got start={action_space.start}")
-        return obs_dim, True, int(action_space.n)
+        return obs_dim, True, common.check_discrete_actions(NAME, action_space)
     if isinstance(action_space, gym.spaces.Box):
         return obs_dim, False, common.check_box_actions(NAME, action_space)
     raise CritixError(f"{NAME} supports Discrete and Box action spaces, got {action_space}")

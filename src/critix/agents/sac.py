@@ -12,6 +12,7 @@ The critic head is pluggable (`critix.values.heads`); the entropy term is folded
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -21,8 +22,8 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from critix import policy_losses
-from critix.agents import common, contract
+from critix import policy_losses, validation
+from critix.agents import common, configs, contract
 from critix.nets.ensemble import QEnsemble
 from critix.nets.policies import TanhGaussianPolicy, tanh_gaussian_mode, tanh_gaussian_sample
 from critix.optim import OptimizerConfig, make_optimizer
@@ -42,56 +43,24 @@ RUN_DEFAULTS: dict[str, tuple[object, str]] = {
 
 @common.vmappable("actor_lr", "critic_lr", "alpha_lr", "gamma", "target_tau", "init_alpha")
 @dataclasses.dataclass(frozen=True)
-class Config:
+class Config(configs.Temperature, configs.CriticHead, configs.GradientClip, configs.ActorCritic):
     """SAC hyperparameters. Defaults: Haarnoja et al. 2018b (#53), Table 1, unless a field says otherwise."""
 
-    hidden_sizes: tuple[int, ...] = (256, 256)
-    """Hidden layer sizes of actor and critics (#53 Table 1: 2 layers of 256)."""
-    activation: str = "relu"
-    """Hidden activation (#53 Table 1: ReLU)."""
-    num_critics: int = 2
-    """Critic ensemble size; the target uses the minimum over critics (#53 Sec. 5, clipped double-Q)."""
-    value_head: heads.HeadConfig = heads.HeadConfig()
-    """The critics' value head (`critix.values.heads.HeadConfig`; #7 Sec. 4: 101 bins, sigma 0.75 bin widths)."""
     critic_layer_norm: bool = False
     """LayerNorm in critic hidden layers (DroQ, Hiraoka et al. 2022; off in SAC)."""
     critic_dropout: float = 0.0
     """Dropout rate in critic hidden layers (DroQ uses 0.01 with UTD 20; off in SAC)."""
-    actor_lr: float = 3e-4
-    """Actor learning rate (#53 Table 1)."""
-    critic_lr: float = 3e-4
-    """Critic learning rate (#53 Table 1)."""
-    alpha_lr: float = 3e-4
-    """Temperature learning rate (#53 Table 1)."""
-    max_grad_norm: float = 0.0
-    """Global gradient-norm clip for actor and critic; 0 disables (SAC clips nothing)."""
-    gamma: float = 0.99
-    """Discount factor (#53 Table 1)."""
-    target_tau: float = 0.005
-    """Polyak rate of the target critics (#53 Table 1)."""
-    batch_size: int = 256
-    """Minibatch size (#53 Table 1)."""
-    init_alpha: float = 1.0
-    """Initial temperature (SB3 and CleanRL start at 1.0)."""
-    autotune_alpha: bool = True
-    """Learn the temperature against `target_entropy` (#53 Sec. 5); False keeps `init_alpha` fixed (#50)."""
     target_entropy: float | None = None
     """Entropy target; None means -dim(A) (#53 Sec. 5)."""
 
     def __post_init__(self) -> None:
-        common.check_common(self)
-        if not 0.0 <= self.critic_dropout < 1.0:
-            raise ValueError(f"critic_dropout must be in [0, 1), got {self.critic_dropout}")
-        if not self.init_alpha > 0:
-            raise ValueError(f"init_alpha must be > 0, got {self.init_alpha}")
-
-    @property
-    def head(self) -> heads.ValueHead:
-        return heads.from_config(self)
+        super().__post_init__()
+        validation.check_range(self, "in [0, 1)", "critic_dropout")
 
 
-class State(struct.PyTreeNode):
-    """Everything SAC learns or consumes, as arrays (leading seed axis S when vmapped)."""
+class Learned(struct.PyTreeNode):
+    """What a SAC agent learns: actor, critics, target critics and temperature, with their optimiser states;
+    shared with discrete SAC (`critix.agents.sac_discrete`)."""
 
     actor_params: dict
     actor_opt_state: optax.OptState
@@ -100,6 +69,11 @@ class State(struct.PyTreeNode):
     target_critic_params: dict
     log_alpha: jax.Array
     alpha_opt_state: optax.OptState
+
+
+class State(Learned):
+    """Everything SAC learns or consumes, as arrays (leading seed axis S when vmapped)."""
+
     key: jax.Array
     steps: jax.Array  # gradient steps taken
     action_dim: int = struct.field(pytree_node=False)
@@ -135,24 +109,19 @@ def init_state(cfg: Any, key: jax.Array, actor: TanhGaussianPolicy, critic: QEns
                action_dim: int) -> State:
     """A fresh SAC state for these networks: actor, critics and target copies, temperature `init_alpha`, their
     optimisers (`optimizers`); shared with TQC (`critix.agents.tqc`), whose critics are quantile critics."""
-    actor_tx, critic_tx, alpha_tx = optimizers(cfg)
     key, actor_key, critic_key = jax.random.split(key, 3)
     obs, action = jnp.zeros((1, obs_dim)), jnp.zeros((1, action_dim))
-    actor_params = actor.init(actor_key, obs)
-    critic_params = critic.init(critic_key, obs, action)
+    learned = fresh_learned(cfg, actor.init(actor_key, obs), critic.init(critic_key, obs, action))
+    return State(**learned, key=key, steps=jnp.zeros((), jnp.int32), action_dim=action_dim)
+
+
+def fresh_learned(cfg: Any, actor_params: dict, critic_params: dict) -> dict[str, Any]:
+    """The `Learned` fields of a fresh agent with these parameters: target critics as copies, temperature
+    `init_alpha`, fresh optimiser states (`optimizers`); shared with discrete SAC."""
+    actor_tx, critic_tx, alpha_tx = optimizers(cfg)
     log_alpha = jnp.log(jnp.asarray(cfg.init_alpha, jnp.float32))
-    return State(
-        actor_params=actor_params,
-        actor_opt_state=actor_tx.init(actor_params),
-        critic_params=critic_params,
-        critic_opt_state=critic_tx.init(critic_params),
-        target_critic_params=jax.tree.map(jnp.copy, critic_params),  # distinct buffers (donation)
-        log_alpha=log_alpha,
-        alpha_opt_state=alpha_tx.init(log_alpha),
-        key=key,
-        steps=jnp.zeros((), jnp.int32),
-        action_dim=action_dim,
-    )
+    return dict(**common.fresh_actor_critic(actor_params, actor_tx, critic_params, critic_tx), log_alpha=log_alpha,
+                alpha_opt_state=alpha_tx.init(log_alpha))
 
 
 def act(cfg: Config, state: State, obs: jax.Array, key: jax.Array, deterministic: bool) -> jax.Array:
@@ -200,13 +169,7 @@ def update(cfg: Config, state: State, batch: Transition) -> tuple[State, common.
 
     # Actor and temperature: against the freshly updated critics (as in the SAC reference code).
     state, actor_metrics = actor_and_temperature_step(cfg, state, batch.obs, critic_params, pi_key, critic_rngs)
-    new_state = state.replace(
-        critic_params=critic_params,
-        critic_opt_state=critic_opt_state,
-        target_critic_params=common.polyak(critic_params, state.target_critic_params, cfg.target_tau),
-        key=key,
-        steps=state.steps + 1,
-    )
+    new_state = common.with_new_critics(state, critic_params, critic_opt_state, cfg.target_tau, key=key)
     return new_state, {"critic/loss": critic_loss, "critic/q_mean": q_mean, **actor_metrics}
 
 
@@ -218,7 +181,6 @@ def actor_and_temperature_step(
     CQL (`critix.agents.cql`), whose actor and temperature are SAC's."""
     head = cfg.head
     actor, critic = networks(cfg, state.action_dim)
-    actor_tx, _, _ = optimizers(cfg)
     alpha = jnp.exp(state.log_alpha)
     deterministic = cfg.critic_dropout <= 0.0
 
@@ -228,10 +190,24 @@ def actor_and_temperature_step(
         out = critic.apply(critic_params, obs, action, deterministic, rngs=critic_rngs)
         return policy_losses.sac_actor_loss(log_prob, head.value(out), alpha), log_prob
 
+    return actor_and_temperature_update(cfg, state, actor_loss_fn)
+
+
+def actor_and_temperature_update(
+    cfg: Any, state: State, actor_loss_fn: Callable[[dict], tuple[jax.Array, jax.Array]]
+) -> tuple[State, common.Metrics]:
+    """One actor step on `actor_loss_fn(actor_params) -> (loss, log pi(a~|s) [B])`, then the temperature step on
+    those log-probabilities, J(alpha) = E[-alpha (log pi(a~|s) + target_entropy)] (#53 Eq. 18) with
+    target_entropy -dim(A) unless set. Returns the state with new actor and temperature, and their metrics; shared
+    with TQC (`critix.agents.tqc`), whose actor loss averages over its quantile critics."""
+    actor_tx, _, _ = optimizers(cfg)
+    alpha = jnp.exp(state.log_alpha)  # the temperature the actor loss used
     actor_params, actor_opt_state, actor_loss, log_prob = common.gradient_step(
         actor_loss_fn, state.actor_params, state.actor_opt_state, actor_tx
     )
-    log_alpha, alpha_opt_state, alpha_loss = temperature_step(cfg, state, log_prob)
+    target_entropy = -float(state.action_dim) if cfg.target_entropy is None else cfg.target_entropy
+    log_alpha, alpha_opt_state, alpha_loss = temperature_step(cfg, state, policy_losses.sac_temperature_loss,
+                                                              log_prob, target_entropy)
     state = state.replace(actor_params=actor_params, actor_opt_state=actor_opt_state, log_alpha=log_alpha,
                           alpha_opt_state=alpha_opt_state)
     metrics = {
@@ -243,17 +219,18 @@ def actor_and_temperature_step(
     return state, metrics
 
 
-def temperature_step(cfg: Config, state: State, log_prob: jax.Array) -> tuple[jax.Array, optax.OptState, jax.Array]:
-    """The temperature step towards the target entropy, J(alpha) = E[-alpha (log pi(a~|s) + target_entropy)]
-    (#53 Eq. 18), from the actor's log pi(a~|s) [B]; returns (log_alpha, its optimiser state, loss). Reads only
-    `alpha_lr`, `autotune_alpha`, `target_entropy` and the state's `log_alpha`, `alpha_opt_state`, `action_dim`:
-    shared with TQC (`critix.agents.tqc`), whose temperature is SAC's."""
+def temperature_step(
+    cfg: Any, state: Learned, loss: Callable[[jax.Array, jax.Array, float], jax.Array], log_prob: jax.Array,
+    target_entropy: float,
+) -> tuple[jax.Array, optax.OptState, jax.Array]:
+    """One step of log alpha towards the target entropy on `loss(log_alpha, log_prob, target_entropy)` (SAC's
+    `policy_losses.sac_temperature_loss`, #53 Eq. 18; discrete SAC's, #55 Eq. 11), with Adam at `alpha_lr`; without
+    `autotune_alpha` the temperature stays (loss 0). Returns (log_alpha, its optimiser state, loss)."""
     if not cfg.autotune_alpha:
         return state.log_alpha, state.alpha_opt_state, jnp.zeros(())
-    target_entropy = -float(state.action_dim) if cfg.target_entropy is None else cfg.target_entropy
 
     def alpha_loss_fn(log_alpha: jax.Array) -> tuple[jax.Array, None]:
-        return policy_losses.sac_temperature_loss(log_alpha, log_prob, target_entropy), None
+        return loss(log_alpha, log_prob, target_entropy), None
 
     alpha_tx = make_optimizer(OptimizerConfig(cfg.alpha_lr))
     log_alpha, alpha_opt_state, alpha_loss, _ = common.gradient_step(

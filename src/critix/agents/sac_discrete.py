@@ -20,15 +20,13 @@ import gymnasium as gym
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from flax import struct
 
-from critix import policy_losses
-from critix.agents import common, contract
+from critix import policy_losses, validation
+from critix.agents import common, configs, contract, sac
 from critix.nets.discrete import CategoricalPolicy, DiscreteQEnsemble
-from critix.optim import OptimizerConfig, make_optimizer
 from critix.types import Transition
-from critix.values import heads, targets
+from critix.values import targets
 
 NAME = "sac-discrete"
 KIND = "off-policy"
@@ -46,59 +44,27 @@ ACTIONS = "discrete"
 @common.vmappable("actor_lr", "critic_lr", "alpha_lr", "gamma", "target_tau", "init_alpha",
                    "target_entropy_ratio")
 @dataclasses.dataclass(frozen=True)
-class Config:
-    """Discrete SAC hyperparameters. Defaults: #55 Table 1 (Atari) unless a field says otherwise."""
+class Config(configs.Temperature, configs.CriticHead, configs.GradientClip, configs.ActorCritic):
+    """Discrete SAC hyperparameters. Defaults: #55 Table 1 (Atari; critics regressed with the MSE of Eq. 10)
+    unless a field says otherwise; the hidden layers and target_tau are SAC's (#53 Table 1: 2 x 256 for vector
+    observations, tau 0.005; #55 copies the target every 8,000 steps on Atari)."""
 
-    hidden_sizes: tuple[int, ...] = (256, 256)
-    """Hidden layer sizes of actor and critics (SAC, #53 Table 1: 2 x 256, for vector observations)."""
-    activation: str = "relu"
-    """Hidden activation."""
-    num_critics: int = 2
-    """Critic ensemble size; targets and actor use the minimum over critics (#55 Sec. 4, clipped double-Q)."""
-    value_head: heads.HeadConfig = heads.HeadConfig()
-    """The critics' value head (`critix.values.heads.HeadConfig`; scalar with the MSE loss of #55 Eq. 10; #7 Sec. 4:
-    101 bins for the distributional heads)."""
-    actor_lr: float = 3e-4
-    """Actor learning rate (#55 Table 1: 3e-4)."""
-    critic_lr: float = 3e-4
-    """Critic learning rate (#55 Table 1: 3e-4)."""
-    alpha_lr: float = 3e-4
-    """Temperature learning rate (#55 Table 1: 3e-4)."""
-    max_grad_norm: float = 0.0
-    """Global gradient-norm clip for actor and critics; 0 disables (#55 clips nothing)."""
-    gamma: float = 0.99
-    """Discount factor (#55 Table 1: 0.99)."""
-    target_tau: float = 0.005
-    """Polyak rate of the target critics (SAC #53 Table 1: 0.005; #55 copies every 8,000 steps on Atari)."""
     batch_size: int = 64
     """Minibatch size (#55 Table 1: 64)."""
-    init_alpha: float = 1.0
-    """Initial temperature (SB3 and CleanRL start at 1.0)."""
     autotune_alpha: bool = True
     """Learn the temperature against the entropy target (#55 Eq. 11); False keeps `init_alpha` fixed."""
     target_entropy_ratio: float = 0.98
     """Entropy target as a fraction of the maximum entropy log |A| (#55 Sec. 4: 0.98)."""
 
     def __post_init__(self) -> None:
-        common.check_common(self)
-        if not self.init_alpha > 0:
-            raise ValueError(f"init_alpha must be > 0, got {self.init_alpha}")
-        if not 0.0 < self.target_entropy_ratio <= 1.0:
-            raise ValueError(f"target_entropy_ratio must be in (0, 1], got {self.target_entropy_ratio}")
-
-    @property
-    def head(self) -> heads.ValueHead:
-        return heads.from_config(self)
+        super().__post_init__()
+        validation.check_range(self, "in (0, 1]", "target_entropy_ratio")
 
 
-class State(struct.PyTreeNode):
-    actor_params: dict
-    actor_opt_state: optax.OptState
-    critic_params: dict
-    critic_opt_state: optax.OptState
-    target_critic_params: dict
-    log_alpha: jax.Array
-    alpha_opt_state: optax.OptState
+class State(sac.Learned):
+    """SAC's learned parts (`sac.Learned`: actor, critics, target critics, temperature), the step count and the
+    number of actions."""
+
     steps: jax.Array  # gradient steps taken
     num_actions: int = struct.field(pytree_node=False)
 
@@ -109,11 +75,8 @@ def networks(cfg: Config, num_actions: int) -> tuple[CategoricalPolicy, Discrete
     return actor, critic
 
 
-def optimizers(cfg: Config) -> tuple[optax.GradientTransformation, ...]:
-    actor = make_optimizer(OptimizerConfig(cfg.actor_lr, max_grad_norm=cfg.max_grad_norm))
-    critic = make_optimizer(OptimizerConfig(cfg.critic_lr, max_grad_norm=cfg.max_grad_norm))
-    alpha = make_optimizer(OptimizerConfig(cfg.alpha_lr))
-    return actor, critic, alpha
+optimizers = sac.optimizers
+"""SAC's: Adam for actor and critics (with `max_grad_norm`) and for the temperature."""
 
 
 def check_spaces(observation_space: gym.Space, action_space: gym.Space) -> None:
@@ -126,22 +89,10 @@ def init(cfg: Config, key: jax.Array, observation_space: gym.Space, action_space
     obs_dim = common.check_flat_obs(NAME, observation_space)
     num_actions = common.check_discrete_actions(NAME, action_space)
     actor, critic = networks(cfg, num_actions)
-    actor_tx, critic_tx, alpha_tx = optimizers(cfg)
     actor_key, critic_key = jax.random.split(key)
     obs = jnp.zeros((1, obs_dim))
-    actor_params, critic_params = actor.init(actor_key, obs), critic.init(critic_key, obs)
-    log_alpha = jnp.log(jnp.asarray(cfg.init_alpha, jnp.float32))
-    return State(
-        actor_params=actor_params,
-        actor_opt_state=actor_tx.init(actor_params),
-        critic_params=critic_params,
-        critic_opt_state=critic_tx.init(critic_params),
-        target_critic_params=jax.tree.map(jnp.copy, critic_params),
-        log_alpha=log_alpha,
-        alpha_opt_state=alpha_tx.init(log_alpha),
-        steps=jnp.zeros((), jnp.int32),
-        num_actions=num_actions,
-    )
+    learned = sac.fresh_learned(cfg, actor.init(actor_key, obs), critic.init(critic_key, obs))
+    return State(**learned, steps=jnp.zeros((), jnp.int32), num_actions=num_actions)
 
 
 def soft_state_value(log_pi: jax.Array, q: jax.Array, alpha: jax.Array) -> jax.Array:
@@ -165,7 +116,7 @@ def update(cfg: Config, state: State, batch: Transition) -> tuple[State, common.
     """One gradient step of critics, actor and temperature on a batch [B, ...]."""
     head = cfg.head
     actor, critic = networks(cfg, state.num_actions)
-    actor_tx, critic_tx, alpha_tx = optimizers(cfg)
+    actor_tx, critic_tx, _ = optimizers(cfg)
     alpha = jnp.exp(state.log_alpha)
     action = batch.action.astype(jnp.int32)
 
@@ -199,27 +150,13 @@ def update(cfg: Config, state: State, batch: Transition) -> tuple[State, common.
     # Temperature (#55 Eq. 11): the policy's expected log-probability against the entropy target.
     entropy = -jnp.sum(jnp.exp(log_pi) * log_pi, axis=-1)  # [B]
     target_entropy = cfg.target_entropy_ratio * float(np.log(state.num_actions))
-
-    def alpha_loss_fn(log_alpha: jax.Array) -> tuple[jax.Array, None]:
-        return policy_losses.sac_discrete_temperature_loss(log_alpha, log_pi, target_entropy), None
-
-    if cfg.autotune_alpha:
-        log_alpha, alpha_opt_state, alpha_loss, _ = common.gradient_step(
-            alpha_loss_fn, state.log_alpha, state.alpha_opt_state, alpha_tx
-        )
-    else:
-        log_alpha, alpha_opt_state, alpha_loss = state.log_alpha, state.alpha_opt_state, jnp.zeros(())
-
-    new_state = state.replace(
-        actor_params=actor_params,
-        actor_opt_state=actor_opt_state,
-        critic_params=critic_params,
-        critic_opt_state=critic_opt_state,
-        target_critic_params=common.polyak(critic_params, state.target_critic_params, cfg.target_tau),
-        log_alpha=log_alpha,
-        alpha_opt_state=alpha_opt_state,
-        steps=state.steps + 1,
+    log_alpha, alpha_opt_state, alpha_loss = sac.temperature_step(
+        cfg, state, policy_losses.sac_discrete_temperature_loss, log_pi, target_entropy
     )
+
+    new_state = common.with_new_critics(state, critic_params, critic_opt_state, cfg.target_tau,
+                                        actor_params=actor_params, actor_opt_state=actor_opt_state,
+                                        log_alpha=log_alpha, alpha_opt_state=alpha_opt_state)
     metrics = {
         "critic/loss": critic_loss,
         "critic/q_mean": q_mean,

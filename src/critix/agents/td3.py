@@ -23,8 +23,8 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from critix import policy_losses
-from critix.agents import common, contract
+from critix import policy_losses, validation
+from critix.agents import common, configs, contract
 from critix.nets.ensemble import QEnsemble
 from critix.nets.policies import DeterministicPolicy
 from critix.optim import OptimizerConfig, make_optimizer
@@ -44,31 +44,11 @@ RUN_DEFAULTS: dict[str, tuple[object, str]] = {
 
 @common.vmappable("actor_lr", "critic_lr", "gamma", "target_tau", "target_noise", "target_noise_clip")
 @dataclasses.dataclass(frozen=True)
-class Config:
+class Config(configs.CriticHead, configs.GradientClip, configs.ActorCritic):
     """TD3 hyperparameters. Defaults: Fujimoto et al. 2018 (#98) and the authors' code, unless a field says otherwise."""
 
-    hidden_sizes: tuple[int, ...] = (256, 256)
-    """Hidden layer sizes of actor and critics (TD3 author code: 256, 256)."""
-    activation: str = "relu"
-    """Hidden activation (#98 Sec. 6.1: ReLU)."""
-    num_critics: int = 2
-    """Critic ensemble size: 2 gives clipped double-Q (#98 Eq. 10); DDPG uses 1."""
-    value_head: heads.HeadConfig = heads.HeadConfig()
-    """The critics' value head (`critix.values.heads.HeadConfig`; #7 Sec. 4: 101 bins, sigma 0.75 bin widths)."""
     critic_layer_norm: bool = False
     """LayerNorm in critic hidden layers (off in TD3)."""
-    actor_lr: float = 3e-4
-    """Actor learning rate (TD3 author code: 3e-4)."""
-    critic_lr: float = 3e-4
-    """Critic learning rate (TD3 author code: 3e-4)."""
-    max_grad_norm: float = 0.0
-    """Global gradient-norm clip; 0 disables (TD3 clips nothing)."""
-    gamma: float = 0.99
-    """Discount factor (#98 Table 3)."""
-    target_tau: float = 0.005
-    """Polyak rate of target actor and critics (#98 Table 3)."""
-    batch_size: int = 256
-    """Minibatch size (TD3 author code: 256)."""
     policy_delay: int = 2
     """Critic steps per actor and target update (#98 Sec. 5.2: d = 2)."""
     target_noise: float = 0.2
@@ -82,16 +62,9 @@ class Config:
     lambda = alpha / mean|Q|, for offline data; 0 disables the behaviour-cloning term (plain TD3)."""
 
     def __post_init__(self) -> None:
-        common.check_common(self)
-        if self.policy_delay < 1:
-            raise ValueError(f"policy_delay must be >= 1, got {self.policy_delay}")
-        for name in ("target_noise", "target_noise_clip", "exploration_noise", "bc_alpha"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-
-    @property
-    def head(self) -> heads.ValueHead:
-        return heads.from_config(self)
+        super().__post_init__()
+        validation.check_range(self, ">= 1", "policy_delay")
+        validation.check_range(self, ">= 0", "target_noise", "target_noise_clip", "exploration_noise", "bc_alpha")
 
     @classmethod
     def ddpg(cls, **overrides: object) -> Config:
@@ -141,18 +114,9 @@ def init(cfg: Config, key: jax.Array, observation_space: gym.Space, action_space
     key, actor_key, critic_key = jax.random.split(key, 3)
     obs, action = jnp.zeros((1, obs_dim)), jnp.zeros((1, action_dim))
     actor_params = actor.init(actor_key, obs)
-    critic_params = critic.init(critic_key, obs, action)
-    return State(
-        actor_params=actor_params,
-        actor_opt_state=actor_tx.init(actor_params),
-        target_actor_params=jax.tree.map(jnp.copy, actor_params),
-        critic_params=critic_params,
-        critic_opt_state=critic_tx.init(critic_params),
-        target_critic_params=jax.tree.map(jnp.copy, critic_params),
-        key=key,
-        steps=jnp.zeros((), jnp.int32),
-        action_dim=action_dim,
-    )
+    actor_critic = common.fresh_actor_critic(actor_params, actor_tx, critic.init(critic_key, obs, action), critic_tx)
+    return State(**actor_critic, target_actor_params=jax.tree.map(jnp.copy, actor_params), key=key,
+                 steps=jnp.zeros((), jnp.int32), action_dim=action_dim)
 
 
 def act(cfg: Config, state: State, obs: jax.Array, key: jax.Array, deterministic: bool) -> jax.Array:

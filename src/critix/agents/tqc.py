@@ -22,7 +22,8 @@ import gymnasium as gym
 import jax
 import jax.numpy as jnp
 
-from critix.agents import common, contract, sac
+from critix import validation
+from critix.agents import common, configs, contract, sac
 from critix.nets.ensemble import QEnsemble
 from critix.nets.policies import TanhGaussianPolicy, tanh_gaussian_sample
 from critix.types import Transition
@@ -42,54 +43,29 @@ RUN_DEFAULTS: dict[str, tuple[object, str]] = {
 
 @common.vmappable("actor_lr", "critic_lr", "alpha_lr", "gamma", "target_tau", "init_alpha")
 @dataclasses.dataclass(frozen=True)
-class Config:
+class Config(configs.Temperature, configs.GradientClip, configs.ActorCritic):
     """TQC hyperparameters. Defaults: the authors' code (SamsungLabs/tqc_pytorch: main.py, tqc/structures.py,
     tqc/trainer.py) for Kuznetsov et al. 2020, unless a field says otherwise."""
 
     hidden_sizes: tuple[int, ...] = (256, 256)
     """Hidden layer sizes of the actor (authors' code: Actor, 2 layers of 256)."""
-    critic_hidden_sizes: tuple[int, ...] = (512, 512, 512)
-    """Hidden layer sizes of each critic (authors' code: Critic, 3 layers of 512; small for a CPU, e.g. 256 256)."""
-    activation: str = "relu"
-    """Hidden activation of actor and critics (authors' code: ReLU)."""
     num_critics: int = 5
     """N, the number of quantile critics (authors' code: --n_nets 5)."""
+    critic_hidden_sizes: tuple[int, ...] = (512, 512, 512)
+    """Hidden layer sizes of each critic (authors' code: Critic, 3 layers of 512; small for a CPU, e.g. 256 256)."""
     num_quantiles: int = 25
     """M, the atoms (quantiles) of each critic (authors' code: --n_quantiles 25)."""
     top_quantiles_to_drop_per_net: int = 2
     """d: the target drops the d*N largest of the N*M pooled atoms (authors' code: 2; the paper tunes it per env)."""
-    actor_lr: float = 3e-4
-    """Actor learning rate (authors' code: Adam 3e-4)."""
-    critic_lr: float = 3e-4
-    """Critic learning rate (authors' code: Adam 3e-4)."""
-    alpha_lr: float = 3e-4
-    """Temperature learning rate (authors' code: Adam 3e-4)."""
-    max_grad_norm: float = 0.0
-    """Global gradient-norm clip for actor and critics; 0 disables (the authors' code clips nothing)."""
-    gamma: float = 0.99
-    """Discount factor (authors' code: --discount 0.99)."""
-    target_tau: float = 0.005
-    """Polyak rate of the target critics (authors' code: --tau 0.005)."""
-    batch_size: int = 256
-    """Minibatch size (authors' code: --batch_size 256)."""
-    init_alpha: float = 1.0
-    """Initial temperature (authors' code: log_alpha starts at 0)."""
-    autotune_alpha: bool = True
-    """Learn the temperature against `target_entropy` (authors' code; SAC #53 Sec. 5)."""
     target_entropy: float | None = None
     """Entropy target; None means -dim(A) (authors' code: -prod(action shape))."""
 
     def __post_init__(self) -> None:
-        common.check_common(self)
-        common.check_ranges(self, [
-            ("critic_hidden_sizes", len(self.critic_hidden_sizes) >= 1 and 1 <= min(self.critic_hidden_sizes)
-             <= max(self.critic_hidden_sizes) <= common.MAX_HIDDEN_SIZE,
-             f"non-empty, each in [1, {common.MAX_HIDDEN_SIZE}]"),
-            ("num_quantiles", self.num_quantiles >= 1, ">= 1"),
-            ("top_quantiles_to_drop_per_net", 0 <= self.top_quantiles_to_drop_per_net < self.num_quantiles,
-             f"in [0, num_quantiles) = [0, {self.num_quantiles}) so that each critic keeps an atom"),
-            ("init_alpha", self.init_alpha > 0, "> 0"),
-        ])
+        super().__post_init__()
+        configs.check_layer_sizes(self, "critic_hidden_sizes")
+        validation.check_range(self, ">= 1", "num_quantiles")
+        validation.check_range(self, f"in [0, {self.num_quantiles}) (below num_quantiles: each critic keeps an atom)",
+                               "top_quantiles_to_drop_per_net")
 
     @property
     def head(self) -> heads.QuantileHead:
@@ -168,13 +144,7 @@ def update(cfg: Config, state: State, batch: Transition) -> tuple[State, common.
     )
 
     state, actor_metrics = actor_and_temperature_step(cfg, state, batch.obs, critic_params, pi_key)
-    new_state = state.replace(
-        critic_params=critic_params,
-        critic_opt_state=critic_opt_state,
-        target_critic_params=common.polyak(critic_params, state.target_critic_params, cfg.target_tau),
-        key=key,
-        steps=state.steps + 1,
-    )
+    new_state = common.with_new_critics(state, critic_params, critic_opt_state, cfg.target_tau, key=key)
     metrics = {"critic/loss": critic_loss, "critic/q_mean": q_mean, "critic/target_mean": jnp.mean(target)}
     return new_state, {**metrics, **actor_metrics}
 
@@ -183,9 +153,8 @@ def actor_and_temperature_step(
     cfg: Config, state: State, obs: jax.Array, critic_params: dict, key: jax.Array
 ) -> tuple[State, common.Metrics]:
     """The actor step against `critic_params`, alpha log pi - the mean of Z(s, a~pi) over all N critics and M atoms
-    (TQC Sec. 3, J_pi), then SAC's temperature step (`sac.temperature_step`, #53 Eq. 18)."""
+    (TQC Sec. 3, J_pi), then SAC's temperature step (`sac.actor_and_temperature_update`, #53 Eq. 18)."""
     actor, critic = networks(cfg, state.action_dim)
-    actor_tx, _, _ = optimizers(cfg)
     alpha = jnp.exp(state.log_alpha)
 
     def actor_loss_fn(params: dict) -> tuple[jax.Array, jax.Array]:
@@ -194,19 +163,7 @@ def actor_and_temperature_step(
         q = jnp.mean(critic.apply(critic_params, obs, action), axis=(0, -1))  # [B]
         return jnp.mean(alpha * log_prob - q), log_prob
 
-    actor_params, actor_opt_state, actor_loss, log_prob = common.gradient_step(
-        actor_loss_fn, state.actor_params, state.actor_opt_state, actor_tx
-    )
-    log_alpha, alpha_opt_state, alpha_loss = sac.temperature_step(cfg, state, log_prob)
-    state = state.replace(actor_params=actor_params, actor_opt_state=actor_opt_state, log_alpha=log_alpha,
-                          alpha_opt_state=alpha_opt_state)
-    metrics = {
-        "actor/loss": actor_loss,
-        "actor/entropy": -jnp.mean(log_prob),
-        "alpha/value": alpha,
-        "alpha/loss": alpha_loss,
-    }
-    return state, metrics
+    return sac.actor_and_temperature_update(cfg, state, actor_loss_fn)
 
 
 def update_many(cfg: Config, state: State, batches: Transition) -> tuple[State, common.Metrics]:
