@@ -118,7 +118,7 @@ def _obs_act(batch: int = 8, seed: int = 2) -> tuple[jax.Array, jax.Array]:
 @pytest.mark.parametrize("num_critics,num_outputs", [(1, 1), (3, 1), (2, 5)])
 def test_q_ensemble_output_shape_and_param_axis(num_critics, num_outputs):
     obs, action = _obs_act()
-    critic = QEnsemble(HIDDEN, num_critics, num_outputs)
+    critic = QEnsemble(HIDDEN, num_outputs, num_critics=num_critics)
     params = critic.init(KEY, obs, action)
     out = critic.apply(params, obs, action)
     assert out.shape == (num_critics, 8, num_outputs)  # [E, B, K]
@@ -128,7 +128,7 @@ def test_q_ensemble_output_shape_and_param_axis(num_critics, num_outputs):
 
 def test_q_ensemble_members_differ():
     obs, action = _obs_act()
-    critic = QEnsemble(HIDDEN, 3)
+    critic = QEnsemble(HIDDEN, num_critics=3)
     params = critic.init(KEY, obs, action)
     out = np.asarray(critic.apply(params, obs, action))
     (inner,) = params["params"].values()  # the vmapped QNetwork
@@ -144,7 +144,7 @@ def test_q_ensemble_member_equals_single_q_network():
     from critix.nets.ensemble import QNetwork
 
     obs, action = _obs_act()
-    critic = QEnsemble(HIDDEN, 2, layer_norm=True)
+    critic = QEnsemble(HIDDEN, num_critics=2, layer_norm=True)
     params = critic.init(KEY, obs, action)
     out = critic.apply(params, obs, action)
     (inner,) = params["params"].values()
@@ -156,14 +156,14 @@ def test_q_ensemble_member_equals_single_q_network():
 
 def test_q_ensemble_under_jit_and_vmap(jit_vmap_check):
     obs, action = _obs_act()
-    critic = QEnsemble(HIDDEN, 2)
+    critic = QEnsemble(HIDDEN, num_critics=2)
     params = critic.init(KEY, obs, action)
     jit_vmap_check(partial(critic.apply, params), [_obs_act(seed=s) for s in range(3)], rtol=1e-5, atol=1e-5)
 
 
 def test_q_ensemble_dropout_members_use_different_masks():
     obs, action = _obs_act()
-    critic = QEnsemble(HIDDEN, 2, dropout_rate=0.5)
+    critic = QEnsemble(HIDDEN, num_critics=2, dropout_rate=0.5)
     params = critic.init(KEY, obs, action)
     plain = critic.apply(params, obs, action)
     d1 = critic.apply(params, obs, action, False, rngs={"dropout": jax.random.PRNGKey(1)})
@@ -216,7 +216,7 @@ def test_parameter_names_and_shapes_stay_what_checkpoints_hold():
     assert _param_shapes(TanhGaussianPolicy(HIDDEN, 3).init(KEY, obs)) == {**torso, **gaussian}
     assert _param_shapes(DeterministicPolicy(HIDDEN, 3).init(KEY, obs)) == {**torso, **out}
     assert _param_shapes(BoundedGaussianPolicy(HIDDEN, 3).init(KEY, obs)) == {**torso, **out, "['log_std']": (3,)}
-    critics = QEnsemble(HIDDEN, 2, 4).init(KEY, obs, action)
+    critics = QEnsemble(HIDDEN, 4, num_critics=2).init(KEY, obs, action)
     assert list(critics["params"]) == ["VmapQNetwork_0"]
     assert _param_shapes(critics, "['VmapQNetwork_0']") == {
         "['MLP_0']['Dense_0']['kernel']": (2, 8, 32), "['MLP_0']['Dense_0']['bias']": (2, 32),

@@ -108,7 +108,7 @@ class State(struct.PyTreeNode):
 
 def networks(cfg: Config, action_dim: int) -> tuple[BoundedGaussianPolicy, QEnsemble, MLP]:
     actor = BoundedGaussianPolicy(cfg.hidden_sizes, action_dim, cfg.activation)
-    critic = QEnsemble(cfg.hidden_sizes, cfg.num_critics, 1, cfg.activation)
+    critic = QEnsemble(cfg.hidden_sizes, activation=cfg.activation, num_critics=cfg.num_critics)
     value = MLP(cfg.hidden_sizes, 1, cfg.activation)
     return actor, critic, value
 

@@ -81,10 +81,8 @@ class State(Learned):
 
 def networks(cfg: Config, action_dim: int) -> tuple[TanhGaussianPolicy, QEnsemble]:
     actor = TanhGaussianPolicy(cfg.hidden_sizes, action_dim, cfg.activation)
-    critic = QEnsemble(
-        cfg.hidden_sizes, cfg.num_critics, cfg.head.num_outputs, cfg.activation,
-        cfg.critic_layer_norm, cfg.critic_dropout,
-    )
+    critic = QEnsemble(cfg.hidden_sizes, cfg.head.num_outputs, cfg.activation, cfg.critic_layer_norm,
+                       cfg.critic_dropout, num_critics=cfg.num_critics)
     return actor, critic
 
 

@@ -92,7 +92,8 @@ class State(struct.PyTreeNode):
 
 def networks(cfg: Config, action_dim: int) -> tuple[DeterministicPolicy, QEnsemble]:
     actor = DeterministicPolicy(cfg.hidden_sizes, action_dim, cfg.activation)
-    critic = QEnsemble(cfg.hidden_sizes, cfg.num_critics, cfg.head.num_outputs, cfg.activation, cfg.critic_layer_norm)
+    critic = QEnsemble(cfg.hidden_sizes, cfg.head.num_outputs, cfg.activation, cfg.critic_layer_norm,
+                       num_critics=cfg.num_critics)
     return actor, critic
 
 

@@ -84,7 +84,7 @@ State = sac.State
 
 def networks(cfg: Config, action_dim: int) -> tuple[TanhGaussianPolicy, QEnsemble]:
     actor = TanhGaussianPolicy(cfg.hidden_sizes, action_dim, cfg.activation)
-    critic = QEnsemble(cfg.critic_hidden_sizes, cfg.num_critics, cfg.num_quantiles, cfg.activation)
+    critic = QEnsemble(cfg.critic_hidden_sizes, cfg.num_quantiles, cfg.activation, num_critics=cfg.num_critics)
     return actor, critic
 
 

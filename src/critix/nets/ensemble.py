@@ -25,15 +25,10 @@ class QNetwork(nn.Module):
         return mlp(flatten_concat(obs, action), deterministic)
 
 
-class QEnsemble(nn.Module):
+class QEnsemble(QNetwork):
     """E critics with separate parameters (leading axis E), one batched computation: [B, ...] -> [E, B, K]."""
 
-    hidden_sizes: Sequence[int]
     num_critics: int = 2
-    num_outputs: int = 1
-    activation: str = "relu"
-    layer_norm: bool = False
-    dropout_rate: float = 0.0
 
     @nn.compact
     def __call__(self, obs: jax.Array, action: jax.Array, deterministic: bool = True) -> jax.Array:

@@ -62,18 +62,21 @@ class RunSettings:
     eval_episodes: int = 10
     """Deterministic evaluation episodes per seed, on separate eval envs."""
     checkpoint_every: int = 0
-    """Checkpoint every this many steps; 0 means at each evaluation (and always at the end)."""
+    """Checkpoint every this many steps (offline: a multiple of chunk_size); 0 means at each evaluation (and always
+    at the end)."""
     keep_checkpoints: int = 2
     """How many recent checkpoints to keep."""
     log_every: int = 1_000
     """Write training metrics (losses, episode returns) every this many steps; 0: after every chunk."""
     normalize_obs: bool = False
-    """Normalise observations with running mean/std per seed (stored raw in the buffer, normalised when used)."""
+    """Normalise observations: online with a running mean/std per seed (stored raw in the buffer, normalised when
+    used); offline with the dataset's mean and std (TD3+BC, Fujimoto & Gu 2021, Sec. 5)."""
     normalize_reward: bool = False
-    """On-policy agents: divide rewards by a running std of the discounted return, clipped to [-10, 10]
-    (SB3 VecNormalize); episode returns are still logged unscaled."""
+    """Online, on-policy agents: divide rewards by a running std of the discounted return, clipped to [-10, 10]
+    (SB3 VecNormalize; episode returns are still logged unscaled). Offline: scale rewards by 1000 / (max - min
+    episode return) of the dataset (IQL on MuJoCo, Kostrikov et al. 2022)."""
     run_dir: str | None = None
-    """Run folder; default runs/<algo>-<env>-<time>."""
+    """Run folder; default runs/<algo>-<env>-<time> (offline: runs/<algo>-offline-<dataset name>-<time>)."""
     progress: bool = True
     """Show a progress bar."""
     tensorboard: bool = True
@@ -156,14 +159,6 @@ class OfflineRunConfig(RunSettings):
     """Evaluate every this many gradient steps (a multiple of chunk_size) and at the end; 0: only at the end."""
     log_every: int = 0
     """Write training metrics every this many gradient steps; 0: after every chunk."""
-    checkpoint_every: int = 0
-    """Checkpoint every this many gradient steps (a multiple of chunk_size); 0: at each evaluation and the end."""
-    normalize_obs: bool = False
-    """Standardise observations with the dataset's mean and std (TD3+BC, Fujimoto & Gu 2021, Sec. 5)."""
-    normalize_reward: bool = False
-    """Scale rewards by 1000 / (max - min episode return) of the dataset (IQL on MuJoCo, Kostrikov et al. 2022)."""
-    run_dir: str | None = None
-    """Run folder; default runs/<algo>-offline-<dataset name>-<time>."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
