@@ -76,7 +76,10 @@ def export_onnx(policy: Policy, out: str | Path, observations: ArrayLike | None 
     out = Path(out)
     if out.is_dir():
         raise CritixError(f"--out {out} is a folder; give a file path such as {out / 'policy.onnx'}")
-    obs = check_observations(policy, CHECK_OBSERVATIONS, seed) if observations is None else _as_batch(policy, observations)
+    if observations is None:
+        obs = check_observations(policy, CHECK_OBSERVATIONS, seed)
+    else:
+        obs = _as_batch(policy, observations)
     spec = jax.ShapeDtypeStruct(("B", *policy.obs_shape), jnp.dtype(policy.obs_dtype))
     try:
         with _quiet(NOISY_LOGGERS):

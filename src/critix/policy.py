@@ -197,8 +197,9 @@ def load(run_dir: str | Path, step: int | None = None, seed_index: int = 0, samp
         first_member = _grid_point_index(source, algo, data["grid_point"]) * run.num_seeds
     elif isinstance(run, RunConfig) and run.grid:
         points = sorted(p.name for p in (run_dir / "grid").iterdir()) if (run_dir / "grid").is_dir() else []
+        example = run_dir / "grid" / (points[0] if points else "<point>")
         raise CritixError(f"{run_dir} is a compiled grid run of {len(points) or 'several'} grid points; load one "
-                          f"point's folder, e.g. critix.load('{run_dir / 'grid' / (points[0] if points else '<point>')}')"
+                          f"point's folder, e.g. critix.load('{example}')"
                           + (f" (points: {', '.join(points)})" if points else ""))
     if not 0 <= seed_index < run.num_seeds:
         raise CritixError(f"seed_index {seed_index} is out of range: {run_dir} trained {run.num_seeds} seed(s), "

@@ -237,7 +237,8 @@ def export_cases() -> list[tuple[str, object, gym.Space, gym.Space]]:
     for head in ("quantile", "hl-gauss", "two-hot"):
         cases.append(("dqn", dqn.Config(value_head=HeadConfig(head, v_min=-5.0, v_max=5.0, num_bins=21), dueling=True),
                       BOX_OBS, gym.spaces.Discrete(3)))
-    cases.append(("dqn", dqn.Config(encoder="minatar"), gym.spaces.Box(0, 1, (10, 10, 4), bool), gym.spaces.Discrete(3)))
+    cases.append(("dqn", dqn.Config(encoder="minatar"), gym.spaces.Box(0, 1, (10, 10, 4), bool),
+                  gym.spaces.Discrete(3)))
     cases.append(("sac", common.replace_fields(agents.get("sac").default_config, activation="gelu"), BOX_OBS,
                   BOX_ACTIONS))
     return cases

@@ -239,7 +239,8 @@ def _describe_space(space: gym.Space) -> dict[str, Any]:
 def _bound(values: np.ndarray) -> Any:
     """A Box bound as JSON: one number if every entry is the same (images), else a flat list; infinite entries as
     the strings "inf" / "-inf", which JSON has no numbers for."""
-    flat = [float(v) if np.isfinite(v) else ("inf" if v > 0 else "-inf") for v in np.asarray(values, np.float64).ravel()]
+    flat = [float(v) if np.isfinite(v) else ("inf" if v > 0 else "-inf")
+            for v in np.asarray(values, np.float64).ravel()]
     return flat[0] if flat and all(v == flat[0] for v in flat) else flat
 
 
