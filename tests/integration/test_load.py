@@ -196,7 +196,7 @@ def test_export_names_the_missing_extra(sac_run: Path, tmp_path: Path, monkeypat
 
 def test_export_names_the_algorithm_the_converter_cannot_convert(sac_run: Path, tmp_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    jax2onnx = pytest.importorskip("jax2onnx")
+    import jax2onnx
 
     def refuse(*args: object, **kwargs: object) -> None:
         raise NotImplementedError("no plugin for primitive 'exotic_op'")
@@ -248,7 +248,6 @@ def export_cases() -> list[tuple[str, object, gym.Space, gym.Space]]:
                          ids=lambda x: x if isinstance(x, str) else None)
 def test_every_algorithm_exports_and_onnx_runtime_agrees(algo: str, cfg: object, obs_space: gym.Space,
                                                         act_space: gym.Space, tmp_path: Path) -> None:
-    pytest.importorskip("jax2onnx")
     flat = len(obs_space.shape) == 1
     normalization = (ObsNormalization("running", np.array([0.5, -1.0, 2.0], np.float32),
                                       np.array([4.0, 0.25, 1.0], np.float32)) if flat else ObsNormalization("none"))

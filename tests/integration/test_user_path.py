@@ -13,6 +13,7 @@ from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
+import onnxruntime as ort  # the test extra includes the export extra
 import pytest
 
 import critix
@@ -20,8 +21,6 @@ from critix.cli import main
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
 from test_datasets import make_episodes, write  # noqa: E402
-
-ort = pytest.importorskip("onnxruntime")
 
 QUIET = ["--eval-episodes", "1", "--eval-every", "0", "--no-progress", "--no-tensorboard"]
 RUNS = {
