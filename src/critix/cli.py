@@ -1,4 +1,4 @@
-"""The `critix` command: train, eval, list, plot, bench, sweep.
+"""The `critix` command: train, eval, list, plot, bench, sweep, export.
 
     critix train sac --env Pendulum-v1 --steps 20000 --num-seeds 3
     critix train td3 --resume runs/td3-Pendulum-v1-20261121-120000
@@ -7,6 +7,7 @@
     critix plot RUN_DIR... --out curves.png
     critix bench classic --algos sac,td3 --seeds 5
     critix sweep examples/sweeps/sac_pendulum_lr.yaml --out sweeps/sac-lr
+    critix export RUN_DIR --out policy.onnx [--step N] [--seed-index K]
 
 Errors in user input print one line naming the problem and the fix, and exit with code 2 (`--debug` shows the
 traceback).
@@ -358,6 +359,41 @@ def cmd_eval(argv: list[str]) -> int:
     return 0
 
 
+@dataclasses.dataclass(frozen=True)
+class Export:
+    """Export a run's trained policy to ONNX: the deterministic action with the run's observation normalisation and
+    action rescaling inside, checked against ONNX Runtime before the file is written (pip install 'critix[export]')."""
+
+    run_dir: tyro.conf.Positional[str]
+    """The run folder (written by `critix train`; a compiled grid run: one grid point's folder)."""
+    out: str
+    """The ONNX file to write, e.g. policy.onnx."""
+    step: int | None = None
+    """The checkpoint's step; default: the newest valid checkpoint."""
+    seed_index: int = 0
+    """Which of the run's seeds to export (0 .. num_seeds - 1)."""
+    debug: bool = False
+    """Show full tracebacks on errors."""
+
+
+def cmd_export(argv: list[str]) -> int:
+    from critix.export import export_onnx
+    from critix.policy import load, space_text
+
+    args = tyro.cli(Export, args=argv, prog="critix export")
+    policy = load(args.run_dir, step=args.step, seed_index=args.seed_index)
+    result = export_onnx(policy, args.out)
+    print(json.dumps({**result.to_json(), "algo": policy.algo, "env": policy.env_id, "step": policy.step,
+                      "seed_index": policy.seed_index, "num_seeds": policy.num_seeds}, indent=2))
+    seeds = (f"seed {policy.seed_index} of {policy.num_seeds}, --seed-index picks another" if policy.num_seeds > 1
+             else "its only seed")
+    print(f"exported the {policy.algo} policy of {policy.run_dir} (step {policy.step}; {seeds}) to {result.path}: "
+          f"input obs {list(result.input_shape)} raw observations, output action {list(result.output_shape)} "
+          f"{result.output_dtype} for {space_text(policy.action_space)}; ONNX Runtime matches critix within "
+          f"{result.max_abs_diff:.2g} on {result.observations_checked} observations")
+    return 0
+
+
 def cmd_list(argv: list[str]) -> int:
     from rich.console import Console
     from rich.table import Table
@@ -495,6 +531,7 @@ USAGE = """usage: critix {train,eval,list,plot,bench,sweep} ...
   critix plot RUN_DIR... --out FILE [--kind curves|aggregate|profile]   learning curves, aggregate intervals
   critix bench SUITE --algos A,B [--seeds N] [--out DIR]      run a benchmark suite (resumable) and its report
   critix sweep SWEEP.yaml --out DIR [--address RAY]           a sweep on Ray (resumable) and its summary
+  critix export RUN_DIR --out policy.onnx [--step N]          the trained policy as ONNX (pip install 'critix[export]')
   critix collect --env ENV --kind KIND --out PATH [--steps N]   make a D4RL-style offline dataset
   critix train ALGO --dataset PATH [--steps N] [--num-seeds S]  train offline (bc td3bc cql iql xql fdvl)
   critix train ALGO --init-from OFFLINE_RUN_DIR [--steps N]     continue an offline agent online
@@ -509,6 +546,7 @@ def main(argv: list[str] | None = None) -> int:
     commands["plot"] = cmd_plot
     commands["bench"] = cmd_bench
     commands["sweep"] = cmd_sweep
+    commands["export"] = cmd_export
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in commands:
         print(USAGE % ", ".join(agents.REGISTRY), file=sys.stderr if argv and argv[0] not in ("-h", "--help") else sys.stdout)
         return 0 if argv and argv[0] in ("-h", "--help") else EXIT_USAGE

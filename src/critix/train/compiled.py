@@ -127,8 +127,10 @@ class Compiled:
         return np.asarray(self.evaluate_members(self.carry, jax.random.PRNGKey(seed)))
 
     def state(self) -> tuple[Any, dict[str, Any]]:
+        env = self.member.env
         return {"carry": self.carry}, {"counters": {"iterations": self.iterations, "episodes": self.episodes},
-                                       "env": self.run.env}
+                                       "env": self.run.env,
+                                       "spaces": checkpoint.describe_spaces(env.observation_space, env.action_space)}
 
     def gradient_steps(self) -> int:
         return max(0, self.iterations - self.warmup_iterations) * self.member.updates_per_iteration

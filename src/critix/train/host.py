@@ -19,6 +19,7 @@ import numpy as np
 
 from critix import agents
 from critix.envs.gym import RunningMeanStd, final_observation, make_vector_env, normalize_obs, scale_action
+from critix.train import checkpoint
 from critix.train.config import RunConfig, eval_env_seed, resolve, train_env_seed
 from critix.train.evaluate import evaluate
 from critix.train.resume import LoopState, restore_loop
@@ -202,7 +203,8 @@ class HostStepper:
         discounted = self.discounted_return if getattr(self, "scales_rewards", False) else None
         loop = LoopState(self.obs, self.episode_return, self.recent_returns, metrics, discounted)
         return {"counters": {"vector_steps": self.vector_steps, "updates": self.updates, "episodes": self.episodes},
-                "env": self.run.env, "loop": loop.to_json(self.env)}
+                "env": self.run.env, "loop": loop.to_json(self.env),
+                "spaces": checkpoint.describe_spaces(self.obs_space, self.act_space)}
 
     def restore_counters(self, meta: dict[str, Any]) -> None:
         counters = meta["counters"]

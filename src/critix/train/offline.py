@@ -134,8 +134,11 @@ class Offline:
         return {"eval/normalized_score": self.normalized(returns.mean(axis=1))}
 
     def state(self) -> tuple[Any, dict[str, Any]]:
-        return {"agent": self.agent, "key": self.key}, {"counters": {"steps": self.steps}, "mode": "offline",
-                                                        "dataset": self.run.dataset}
+        # The dataset's observation statistics and the spaces, so `critix.load` acts without the dataset or env.
+        return {"agent": self.agent, "key": self.key}, {
+            "counters": {"steps": self.steps}, "mode": "offline", "dataset": self.run.dataset, "env": self.env_id,
+            "spaces": checkpoint.describe_spaces(self.obs_space, self.act_space),
+            "obs_mean": np.ravel(self.data.obs_mean).tolist(), "obs_std": np.ravel(self.data.obs_std).tolist()}
 
     def gradient_steps(self) -> int:
         return self.steps
