@@ -163,11 +163,9 @@ class Lifecycle:
         try:
             summary = self._train()
         except BaseException:
-            for tracker in self.trackers:
-                tracker.close(failed=True)
+            tracking.close_all(self.trackers, failed=True)
             raise
-        for tracker in self.trackers:
-            tracker.close()
+        tracking.close_all(self.trackers, failed=False)
         return summary
 
     def _train(self) -> dict[str, Any]:

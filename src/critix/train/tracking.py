@@ -143,3 +143,16 @@ class WandbTracker:
         for run in self.runs:
             run.finish(exit_code=1 if failed else 0)
         self.runs = []
+
+
+def close_all(trackers: list[WandbTracker], failed: bool) -> None:
+    """Finish every tracker's W&B runs, then end W&B's session in this process unless the caller has a W&B run of
+    its own going (`wandb.run`): W&B completes the files in RUN_DIR/wandb only when its session ends (else at
+    exit), and a run folder is complete when `train` returns."""
+    for tracker in trackers:
+        tracker.close(failed)
+    if trackers:
+        import wandb
+
+        if wandb.run is None:
+            wandb.teardown()
