@@ -92,6 +92,19 @@ def test_resume_neither_duplicates_nor_loses_videos(tmp_path: Path) -> None:
         assert frames(run_dir / name) == returns[int(Path(name).stem.split("_")[1])] + 1
 
 
+def test_offline_runs_record_videos_in_their_evaluation_env(tmp_path: Path) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
+    from test_datasets import make_episodes, write
+
+    dataset = write(tmp_path / "ds", make_episodes(4, 10))  # Pendulum-v1 transitions
+    run_dir = tmp_path / "run"
+    assert main(["train", "bc", "--dataset", str(dataset), "--steps", "20", "--chunk-size", "10", "--eval-every",
+                 "10", "--video-every", "20", "--hidden-sizes", "16", "16", "--batch-size", "8", "--eval-episodes",
+                 "1", "--run-dir", str(run_dir), "--no-progress", "--no-tensorboard"]) == 0
+    assert json.loads((run_dir / "summary.json").read_text())["videos"] == ["videos/step_000000000020.mp4"]
+    assert frames(run_dir / "videos" / "step_000000000020.mp4") == 201
+
+
 # --- the recorder on its own, with a stand-in stepper ----------------------------------------------------------
 
 class Still:

@@ -3,8 +3,9 @@
 `execute` owns everything a run does besides training itself: the run folder and its lock, config.json, resume
 from the newest valid checkpoint, truncating metrics.csv and TensorBoard at that checkpoint, the log / evaluation /
 checkpoint schedule, the progress bar, compile-time accounting, the NaN/Inf guard, the final evaluation, the
-learning curve and summary.json. The stepper only says how to start or restore its state, advances it by one
-chunk, evaluates, and says what to save. Modes: `offpolicy` and `onpolicy` (host loops on Gymnasium envs),
+learning curve and summary.json, videos (`critix.train.video`) and the W&B tracker (`critix.train.tracking`). The
+stepper only says how to start or restore its state, advances it by one chunk, evaluates (and acts greedily, for
+videos), and says what to save. Modes: `offpolicy` and `onpolicy` (host loops on Gymnasium envs),
 `compiled` (JAX envs), `offline` (datasets); `critix collect` drives the off-policy stepper through the same
 lifecycle with an observer.
 

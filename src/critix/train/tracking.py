@@ -103,7 +103,8 @@ class WandbTracker:
 
     def note(self) -> str:
         if self.mode == "offline":
-            return (f"critix: W&B logs offline into {self.folder} (no API key configured); upload it later with "
+            why = "WANDB_MODE=offline" if os.environ.get("WANDB_MODE") else "no API key configured"
+            return (f"critix: W&B logs offline into {self.folder} ({why}); upload it later with "
                     f"`wandb sync {self.folder}/offline-run-*`")
         return f"critix: W&B logs {self.mode} into {self.folder} ({len(self.runs)} runs, one per seed)"
 
