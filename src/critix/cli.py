@@ -2,7 +2,7 @@
 
     critix train sac --env Pendulum-v1 --steps 20000 --num-seeds 3
     critix train td3 --resume runs/td3-Pendulum-v1-20261121-120000
-    critix eval RUN_DIR --episodes 10
+    critix eval RUN_DIR --episodes 10 --video
     critix list [ALGO]
     critix plot RUN_DIR... --out curves.png
     critix bench classic --algos sac,td3 --seeds 5
@@ -62,6 +62,11 @@ class Eval:
     """Evaluation episodes per seed."""
     seed: int = 12345
     """Seed of the evaluation envs."""
+    video: bool = False
+    """Also record videos of seed 0's agent into RUN_DIR/videos/eval_step_<checkpoint step>.mp4 (listed in
+    summary.json; docs/watching_and_tracking.md)."""
+    video_episodes: int = 1
+    """Episodes to record with --video, one file each (the first ones the evaluation played)."""
     debug: bool = False
     """Show full tracebacks on errors."""
 
@@ -258,6 +263,7 @@ def cmd_train(argv: list[str]) -> int:
             run = dataclasses.replace(run, steps=args.run.steps)
         if args.run.on_nan != untouched.on_nan:  # e.g. continue a run stopped by NaN with --on-nan skip
             run = dataclasses.replace(run, on_nan=args.run.on_nan)
+        run = _watching_flags(run, args.run, untouched)
         summary = train(saved_algo, agent_cfg, dataclasses.replace(run, progress=args.run.progress),
                         resume=Path(args.resume))
     elif not offline and args.init_from:
@@ -268,6 +274,13 @@ def cmd_train(argv: list[str]) -> int:
         summary = train(algo, args.agent, args.run)
     _print_summary(summary)
     return 0
+
+
+def _watching_flags(run: Any, given: Any, untouched: Any) -> Any:
+    """--video-every, --video-episodes, --track and the W&B names given to a resume replace the saved ones."""
+    names = ("video_every", "video_episodes", "track", "wandb_project", "wandb_entity")
+    changed = {name: getattr(given, name) for name in names if getattr(given, name) != getattr(untouched, name)}
+    return dataclasses.replace(run, **changed) if changed else run
 
 
 @dataclasses.dataclass(frozen=True)
@@ -332,12 +345,21 @@ def cmd_eval(argv: list[str]) -> int:
     found = checkpoint.latest_valid(run_dir / "checkpoints", quarantine=False)  # skips corrupt ones, warning
     if found is None:
         raise CritixError(f"{run_dir} has no complete checkpoint in {run_dir / 'checkpoints'}")
+    if args.video:  # MuJoCo picks its OpenGL backend when the envs import it
+        from critix.train.video import prepare_backend
+
+        prepare_backend(getattr(run, "env", None))
     stepper = make_stepper(algo, agent_cfg, dataclasses.replace(run, eval_episodes=args.episodes))
+    videos: list[str] = []
     try:
         stepper.start(found)
         returns = stepper.evaluate(args.seed)
         labels = getattr(stepper, "member_labels", lambda: None)()  # a compiled grid run: G points x S seeds
         normalized = stepper.normalized(returns.mean(axis=1)) if hasattr(stepper, "normalized") else None
+        if args.video:
+            from critix.train.video import record_checkpoint
+
+            videos = record_checkpoint(stepper, run_dir, found[0].name, args.seed, args.episodes, args.video_episodes)
     finally:
         stepper.close()
     per_seed = returns.mean(axis=1)
@@ -353,6 +375,8 @@ def cmd_eval(argv: list[str]) -> int:
         result["normalized_score_per_seed"] = [float(x) for x in normalized]
     if labels:
         result["member_labels"] = labels
+    if args.video:
+        result["videos"] = videos
     print(json.dumps(result, indent=2))
     print(f"{algo} on {stepper.env_id}: mean return {per_seed.mean():.1f} over {len(per_seed)} seed(s) "
           f"(per seed: {', '.join(f'{x:.1f}' for x in per_seed)}; min {np.min(returns):.1f}, max {np.max(returns):.1f})")
@@ -526,7 +550,7 @@ USAGE = """usage: critix {train,eval,list,plot,bench,sweep} ...
 
   critix train ALGO --env ENV [--steps N] [--num-seeds S] ...   train (ALGO: %s)
   critix train ALGO --resume RUN_DIR                          continue a stopped run
-  critix eval RUN_DIR [--episodes N]                          evaluate a run's last checkpoint
+  critix eval RUN_DIR [--episodes N] [--video]                evaluate a run's last checkpoint (and film it)
   critix list [ALGO]                                          algorithms and their hyperparameters
   critix plot RUN_DIR... --out FILE [--kind curves|aggregate|profile]   learning curves, aggregate intervals
   critix bench SUITE --algos A,B [--seeds N] [--out DIR]      run a benchmark suite (resumable) and its report

@@ -153,15 +153,15 @@ class HostStepper:
         """The observation statistics the agent acts with now, (mean, var) [S, O] float32."""
         return self.obs_rms.mean.astype(np.float32), self.obs_rms.var.astype(np.float32)
 
+    def greedy_actions(self, obs: np.ndarray) -> np.ndarray:
+        """Deterministic agent actions [S, B, ...] for observations [S, B, *obs], each seed with its statistics."""
+        mean, var = self.stats()
+        return np.asarray(self.greedy(self.agent, obs.astype(self.obs_dtype), mean, var))
+
     def evaluate(self, seed: int) -> np.ndarray:
         """Deterministic returns [S, eval_episodes], one episode per eval env."""
-        mean, var = self.stats()
         jax.block_until_ready(self.agent)
-
-        def act(obs: np.ndarray) -> np.ndarray:
-            return np.asarray(self.greedy(self.agent, obs.astype(self.obs_dtype), mean, var))
-
-        return evaluate(self.eval_env, act, self.num_seeds, seed)[0]
+        return evaluate(self.eval_env, self.greedy_actions, self.num_seeds, seed)[0]
 
     # ---- episodes --------------------------------------------------------------------------------------------
     def begin(self, meta: dict[str, Any] | None) -> None:

@@ -123,12 +123,13 @@ class Offline:
     def train_values(self) -> dict[str, np.ndarray]:
         return {name: np.asarray(v, np.float64) for name, v in self.metrics.items()}
 
+    def greedy_actions(self, obs: np.ndarray) -> np.ndarray:
+        """Deterministic agent actions [S, B, ...] for observations [S, B, *obs] (normalised as in training)."""
+        return np.asarray(self.greedy(self.agent, obs.astype(np.float32)))
+
     def evaluate(self, seed: int) -> np.ndarray:
         """Deterministic returns [S, eval_episodes]."""
-        def act(obs: np.ndarray) -> np.ndarray:
-            return np.asarray(self.greedy(self.agent, obs.astype(np.float32)))
-
-        return evaluate(self.eval_env, act, self.run.num_seeds, seed)[0]
+        return evaluate(self.eval_env, self.greedy_actions, self.run.num_seeds, seed)[0]
 
     def eval_values(self, returns: np.ndarray) -> dict[str, np.ndarray]:
         return {"eval/normalized_score": self.normalized(returns.mean(axis=1))}
