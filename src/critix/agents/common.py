@@ -103,8 +103,28 @@ def scan_updates(
     return jax.lax.scan(update, state, batches)
 
 
+def unsupported_actions(algo: str, action_space: gym.Space) -> None:
+    """Refuse action spaces no critix algorithm takes (MultiDiscrete, MultiBinary, Dict, Tuple ...), naming the space
+    and the fix; Box and Discrete spaces pass (each agent checks which of the two it takes)."""
+    if isinstance(action_space, (gym.spaces.Box, gym.spaces.Discrete)):
+        return
+    name = type(action_space).__name__
+    if isinstance(action_space, gym.spaces.MultiDiscrete):
+        fix = (f"wrap the env so it takes one Discrete({int(np.prod(action_space.nvec))}) index (every combination of "
+               "the sub-actions, e.g. with itertools.product) and train a discrete-action algorithm (dqn, ppo), or a "
+               "Box action that the env rounds (sac, td3, ppo)")
+    elif isinstance(action_space, gym.spaces.MultiBinary):
+        fix = (f"wrap the env so it takes one Discrete({2 ** int(np.prod(action_space.shape))}) index (dqn, ppo) or a "
+               "Box action it thresholds at 0 (sac, td3, ppo)")
+    else:
+        fix = "wrap the env so it takes one Box (sac, td3, ppo) or one Discrete (dqn, ppo) action"
+    raise CritixError(f"{algo} cannot take {name} actions ({action_space}); no critix algorithm does: {fix} "
+                      "(docs/environments.md)")
+
+
 def check_box_actions(algo: str, action_space: gym.Space) -> int:
     """Continuous-control agents need a bounded Box action space; returns the action dimension."""
+    unsupported_actions(algo, action_space)
     if not isinstance(action_space, gym.spaces.Box):
         raise CritixError(
             f"{algo} needs a continuous (Box) action space, but the env has {action_space}. "
@@ -162,6 +182,7 @@ def flat_box_dims(algo: str, observation_space: gym.Space, action_space: gym.Spa
 
 def check_discrete_actions(algo: str, action_space: gym.Space) -> int:
     """Discrete-action agents need a gymnasium Discrete space starting at 0; returns the number of actions."""
+    unsupported_actions(algo, action_space)
     if not isinstance(action_space, gym.spaces.Discrete):
         raise CritixError(
             f"{algo} needs a discrete action space, but the env has {action_space}. "

@@ -152,6 +152,7 @@ class State(struct.PyTreeNode):
 def check_spaces(observation_space: gym.Space, action_space: gym.Space) -> tuple[int, bool, int]:
     """Flat Box observations; Discrete or bounded Box actions. Returns (obs_dim, discrete, action_dim)."""
     obs_dim = common.check_flat_obs(NAME, observation_space)
+    common.unsupported_actions(NAME, action_space)
     if isinstance(action_space, gym.spaces.Discrete):
         if int(action_space.start) != 0:
             raise CritixError(f"{NAME} needs Discrete actions starting at 0, got start={action_space.start}")
