@@ -139,8 +139,8 @@ def test_dict_observations_train_after_flattening(tmp_path: Path, user_module: o
          "cannot import module 'no_such_module_xyz' (ModuleNotFoundError"),
         (["train", "sac", "--env", "my_critix_envs:Rech-v0"], "Did you mean my_critix_envs:Reach-v0"),
         (["train", "sac", "--env", "my_critix_envs:MultiDiscreteReach-v0"],
-         "sac cannot take MultiDiscrete actions (MultiDiscrete([3 3])); no critix algorithm does: wrap the env so it "
-         "takes one Discrete(9) index"),
+         "sac cannot take MultiDiscrete actions (MultiDiscrete([3 3])); critix algorithms take Discrete and Box "
+         "actions: wrap the env so it takes one Discrete(9) index"),
         (["train", "ppo", "--env", "my_critix_envs:MultiDiscreteReach-v0"], "ppo cannot take MultiDiscrete actions"),
         (["train", "dqn", "--env", "my_critix_envs:MultiDiscreteReach-v0"], "dqn cannot take MultiDiscrete actions"),
         (["train", "sac", "--env", "my_critix_envs:UnseededReach-v0"],

@@ -118,8 +118,8 @@ def unsupported_actions(algo: str, action_space: gym.Space) -> None:
                "Box action it thresholds at 0 (sac, td3, ppo)")
     else:
         fix = "wrap the env so it takes one Box (sac, td3, ppo) or one Discrete (dqn, ppo) action"
-    raise CritixError(f"{algo} cannot take {name} actions ({action_space}); no critix algorithm does: {fix} "
-                      "(docs/environments.md)")
+    raise CritixError(f"{algo} cannot take {name} actions ({action_space}); critix algorithms take Discrete and Box "
+                      f"actions: {fix} (docs/environments.md)")
 
 
 def check_box_actions(algo: str, action_space: gym.Space) -> int:
