@@ -1,9 +1,10 @@
-"""The `critix` command: train, eval, list, plot, bench, sweep, export.
+"""The `critix` command: train, eval, list, runs, plot, bench, sweep, export.
 
     critix train sac --env Pendulum-v1 --steps 20000 --num-seeds 3
     critix train td3 --resume runs/td3-Pendulum-v1-20261121-120000
     critix eval RUN_DIR --episodes 10 --video
     critix list [ALGO]
+    critix runs [DIR]
     critix plot RUN_DIR... --out curves.png
     critix bench classic --algos sac,td3 --seeds 5
     critix sweep examples/sweeps/sac_pendulum_lr.yaml --out sweeps/sac-lr
@@ -400,6 +401,18 @@ class Export:
     """Show full tracebacks on errors."""
 
 
+@dataclasses.dataclass(frozen=True)
+class Runs:
+    """List the run folders in a folder: algorithm, env, steps done/planned, final return, status, wall time."""
+
+    dir: Annotated[str, tyro.conf.Positional, tyro.conf.arg(metavar="DIR")] = "runs"
+    """The folder holding the run folders (searched up to three levels down)."""
+    json: bool = False
+    """Print the list as JSON instead of a table."""
+    debug: bool = False
+    """Show full tracebacks on errors."""
+
+
 def cmd_export(argv: list[str]) -> int:
     from critix.export import export_onnx
     from critix.policy import load, space_text
@@ -415,6 +428,48 @@ def cmd_export(argv: list[str]) -> int:
           f"input obs {list(result.input_shape)} raw observations, output action {list(result.output_shape)} "
           f"{result.output_dtype} for {space_text(policy.action_space)}; ONNX Runtime matches critix within "
           f"{result.max_abs_diff:.2g} on {result.observations_checked} observations")
+    return 0
+
+
+def cmd_runs(argv: list[str]) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from critix.train.inventory import format_seconds, scan
+
+    args = tyro.cli(Runs, args=argv, prog="critix runs")
+    infos = scan(Path(args.dir))
+    if args.json:
+        print(json.dumps([dataclasses.asdict(info) for info in infos], indent=2))
+        return 0
+    console = Console(width=None if sys.stdout.isatty() else 200)  # piped: whole lines, for grep
+    if not infos:
+        console.print(f"no run folders in {args.dir}")
+        return 0
+    colors = {"finished": "green", "training now": "cyan", "stopped": "yellow", "broken": "red"}
+    table = Table(title=f"runs in {args.dir} (oldest first)", title_justify="left")
+    table.add_column("run", overflow="fold")
+    table.add_column("algo")
+    table.add_column("env", overflow="fold")
+    for column in ("steps", "return"):
+        table.add_column(column, justify="right", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("wall", justify="right", no_wrap=True)
+    table.add_column("started", no_wrap=True)
+    notes = any(info.note for info in infos)
+    if notes:
+        table.add_column("note", overflow="fold")
+    for info in infos:
+        done = "-" if info.steps_done is None else f"{info.steps_done:,}"
+        planned = "-" if info.steps_planned is None else f"{info.steps_planned:,}"
+        value = "-" if info.final_return is None else f"{info.final_return:.1f}"
+        if info.return_source == "last eval":
+            value += " (last eval)"
+        started = "-" if info.started is None else info.started[5:16].replace("T", " ")  # MM-DD HH:MM
+        row = [info.path, info.algo or "-", info.env or "-", f"{done}/{planned}", value,
+               f"[{colors[info.status]}]{info.status}[/]", format_seconds(info.wall_seconds), started]
+        table.add_row(*row, *([info.note or ""] if notes else []))
+    console.print(table)
     return 0
 
 
@@ -552,6 +607,7 @@ USAGE = """usage: critix {train,eval,list,plot,bench,sweep} ...
   critix train ALGO --resume RUN_DIR                          continue a stopped run
   critix eval RUN_DIR [--episodes N] [--video]                evaluate a run's last checkpoint (and film it)
   critix list [ALGO]                                          algorithms and their hyperparameters
+  critix runs [DIR] [--json]                                  the run folders in DIR (default runs): status, return
   critix plot RUN_DIR... --out FILE [--kind curves|aggregate|profile]   learning curves, aggregate intervals
   critix bench SUITE --algos A,B [--seeds N] [--out DIR]      run a benchmark suite (resumable) and its report
   critix sweep SWEEP.yaml --out DIR [--address RAY]           a sweep on Ray (resumable) and its summary
@@ -571,6 +627,7 @@ def main(argv: list[str] | None = None) -> int:
     commands["bench"] = cmd_bench
     commands["sweep"] = cmd_sweep
     commands["export"] = cmd_export
+    commands["runs"] = cmd_runs
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in commands:
         print(USAGE % ", ".join(agents.REGISTRY), file=sys.stderr if argv and argv[0] not in ("-h", "--help") else sys.stdout)
         return 0 if argv and argv[0] in ("-h", "--help") else EXIT_USAGE

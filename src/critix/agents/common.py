@@ -138,10 +138,30 @@ ACTION_KINDS: dict[type[gym.Space], tuple[str, str, str]] = {
 
 def check_action_kind(algo: str, action_space: gym.Space, kind: type[gym.Space]) -> None:
     """Raise CritixError, naming the way out, unless the env's actions are of `kind` (Box or Discrete)."""
+    unsupported_actions(algo, action_space)
     if not isinstance(action_space, kind):
         needs, instead, env = ACTION_KINDS[kind]
         raise CritixError(f"{algo} needs {needs} action space, but the env has {action_space}. Use {instead} for "
                           f"this env, or pick a {env} env.")
+
+
+def unsupported_actions(algo: str, action_space: gym.Space) -> None:
+    """Refuse action spaces no critix algorithm takes (MultiDiscrete, MultiBinary, Dict, Tuple ...), naming the space
+    and the fix; Box and Discrete spaces pass (each agent checks which of the two it takes)."""
+    if isinstance(action_space, (gym.spaces.Box, gym.spaces.Discrete)):
+        return
+    name = type(action_space).__name__
+    if isinstance(action_space, gym.spaces.MultiDiscrete):
+        fix = (f"wrap the env so it takes one Discrete({int(np.prod(action_space.nvec))}) index (every combination of "
+               "the sub-actions, e.g. with itertools.product) and train a discrete-action algorithm (dqn, ppo), or a "
+               "Box action that the env rounds (sac, td3, ppo)")
+    elif isinstance(action_space, gym.spaces.MultiBinary):
+        fix = (f"wrap the env so it takes one Discrete({2 ** int(np.prod(action_space.shape))}) index (dqn, ppo) or a "
+               "Box action it thresholds at 0 (sac, td3, ppo)")
+    else:
+        fix = "wrap the env so it takes one Box (sac, td3, ppo) or one Discrete (dqn, ppo) action"
+    raise CritixError(f"{algo} cannot take {name} actions ({action_space}); critix algorithms take Discrete and Box "
+                      f"actions: {fix} (docs/environments.md)")
 
 
 def check_box_actions(algo: str, action_space: gym.Space) -> int:

@@ -140,6 +140,7 @@ class State(struct.PyTreeNode):
 def check_spaces(observation_space: gym.Space, action_space: gym.Space) -> tuple[int, bool, int]:
     """Flat Box observations; Discrete or bounded Box actions. Returns (obs_dim, discrete, action_dim)."""
     obs_dim = common.check_flat_obs(NAME, observation_space)
+    common.unsupported_actions(NAME, action_space)
     if isinstance(action_space, gym.spaces.Discrete):
         return obs_dim, True, common.check_discrete_actions(NAME, action_space)
     if isinstance(action_space, gym.spaces.Box):

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from critix import __version__, agents, validation
 from critix.agents import contract
+from critix.envs.gym import env_kwargs_items, parse_env_kwargs
 from critix.types import CritixError
 
 MAX_ENVS = 10_000
@@ -120,8 +121,12 @@ class RunConfig(RunSettings):
     """A run in an environment (the agent's hyperparameters live in the agent's Config)."""
 
     env: str = "Pendulum-v1"
-    """Gymnasium environment id (classic control and MuJoCo work out of the box); gymnax:<id> or jax:<name>
-    runs fully compiled."""
+    """Gymnasium environment id (classic control and MuJoCo work out of the box); module:EnvName-v0 imports the
+    module (your own env) first; gymnax:<id> or jax:<name> runs fully compiled."""
+    env_kwargs: tuple[str, ...] = ()
+    """Keyword arguments for gymnasium.make, KEY=VALUE each (VALUE read as JSON where it parses: 3, 0.5, true,
+    [1, 2]; else a string), e.g. --env-kwargs gravity=9.81 mode=hard; the training and evaluation envs, resume and
+    eval get them. In Python a dict works too."""
     num_envs: int = 1
     """Environments per seed."""
     vectorization: str = "sync"
@@ -143,7 +148,13 @@ class RunConfig(RunSettings):
     """On-policy agents: env steps per env in each rollout (PPO's horizon T). None: the algorithm's default."""
 
     def __post_init__(self) -> None:
+        # env_kwargs: a dict (Python) becomes KEY=JSON strings, so config.json records it; every item must parse
+        if isinstance(self.env_kwargs, dict):
+            object.__setattr__(self, "env_kwargs", env_kwargs_items(self.env_kwargs))
+        elif isinstance(self.env_kwargs, list):
+            object.__setattr__(self, "env_kwargs", tuple(self.env_kwargs))
         super().__post_init__()
+        parse_env_kwargs(self.env_kwargs)
         if self.num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {self.num_envs}")
         checks = [("learning_starts", lambda v: v >= 0, ">= 0"),

@@ -18,7 +18,8 @@ import jax
 import numpy as np
 
 from critix import agents
-from critix.envs.gym import RunningMeanStd, final_observation, make_vector_env, normalize_obs, scale_action
+from critix.envs.gym import (RunningMeanStd, final_observation, make_vector_env, normalize_obs, parse_env_kwargs,
+                             scale_action)
 from critix.train import checkpoint
 from critix.train.config import RunConfig, eval_env_seed, resolve, train_env_seed
 from critix.train.evaluate import evaluate
@@ -76,7 +77,9 @@ class HostStepper:
         self.num_seeds, self.num_envs = run.num_seeds, run.num_envs
         self.num_members = run.num_seeds
         self.description = f"{algo} {run.env} x{run.num_seeds} seeds"
-        self.env = make_vector_env(run.env, run.num_seeds * run.num_envs, train_env_seed(run.seed), run.vectorization)
+        self.env_kwargs = env_kwargs = parse_env_kwargs(run.env_kwargs)  # also for the video env
+        self.env = make_vector_env(run.env, run.num_seeds * run.num_envs, train_env_seed(run.seed), run.vectorization,
+                                   env_kwargs)
         self.obs_space, self.act_space = self.env.single_observation_space, self.env.single_action_space
         self.eval_env = None
         try:
@@ -84,7 +87,8 @@ class HostStepper:
         except CritixError:
             self.env.close()
             raise
-        self.eval_env = make_vector_env(run.env, run.num_seeds * run.eval_episodes, eval_env_seed(run.seed))
+        self.eval_env = make_vector_env(run.env, run.num_seeds * run.eval_episodes, eval_env_seed(run.seed),
+                                        env_kwargs=env_kwargs)
         self.discrete = isinstance(self.act_space, gym.spaces.Discrete)
         self.obs_shape = self.obs_space.shape
         # Actions as the agent emits them: [A] float32 (Box) or a scalar int32 index (Discrete).

@@ -26,12 +26,13 @@ import os
 import re
 import warnings
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
-from critix.envs.gym import check_env_id, to_env_action
+from critix.envs.gym import check_env_id, flatten_observations, to_env_action
 from critix.envs.jax_envs import GYMNAX_PREFIX, is_jax_env
 from critix.files import atomic_path, atomic_write_json
 from critix.train.evaluate import MAX_EVAL_STEPS
@@ -99,9 +100,10 @@ def mujoco_message(env_id: str, err: BaseException) -> str:
             "record no videos (drop --video-every / --video).")
 
 
-def make_render_env(env_id: str) -> gym.Env:
+def make_render_env(env_id: str, env_kwargs: Mapping[str, Any] | None = None) -> gym.Env:
     """`env_id` made as the evaluation envs are (same wrappers), rendering rgb_array frames; checked by rendering
-    one frame, so a machine that cannot render fails here, with the fix, before any training."""
+    one frame, so a machine that cannot render fails here, with the fix, before any training. `env_kwargs` go to
+    gymnasium.make as in training; Dict and Tuple observations are flattened as in training."""
     from critix.envs import pixels
 
     wrappers, make_kwargs = pixels.prepare(env_id)
@@ -110,13 +112,14 @@ def make_render_env(env_id: str) -> gym.Env:
     mujoco = is_mujoco(env_id)
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # pygame (classic control) draws off-screen, no window
     try:
-        env = gym.make(env_id, render_mode="rgb_array", **make_kwargs)
+        env = gym.make(env_id, render_mode="rgb_array", **{**make_kwargs, **(env_kwargs or {})})
     except gym.error.DependencyNotInstalled as err:
         raise CritixError(f"videos of {env_id} need its rendering dependency: {err}") from None
     except TypeError as err:  # an env class without a render_mode argument
         raise CritixError(f"{env_id} cannot render rgb_array frames for videos ({err})") from None
     for wrap in wrappers:
         env = wrap(env)
+    env = flatten_observations(env, env_id)
     try:
         env.reset(seed=0)
         frame = env.render()
@@ -204,10 +207,10 @@ class Recorder:
     """Records episodes of a stepper's members in a rendering copy of the run's env (see the module docstring)."""
 
     def __init__(self, env_id: str, episodes: int = 1, obs_shape: tuple[int, ...] | None = None,
-                 action_space: gym.Space | None = None) -> None:
+                 action_space: gym.Space | None = None, env_kwargs: Mapping[str, Any] | None = None) -> None:
         self.env_id, self.episodes = env_id, episodes
         self.render_id = render_env_id(env_id)
-        self.env = make_render_env(self.render_id)
+        self.env = make_render_env(self.render_id, None if is_jax_env(env_id) else env_kwargs)
         try:
             check_spaces_match(env_id, self.render_id, self.env, obs_shape, action_space)
         except CritixError:
@@ -222,12 +225,13 @@ class Recorder:
     @classmethod
     def for_stepper(cls, stepper: Any, episodes: int) -> Recorder:
         """A recorder of `stepper`'s env (a compiled run's: its JAX env's twin), checked against its spaces."""
+        env_kwargs = getattr(stepper, "env_kwargs", None)  # the host and offline steppers' env kwargs
         spaces = stepper if hasattr(stepper, "obs_space") else getattr(getattr(stepper, "member", None), "env", None)
         if spaces is None:
-            return cls(stepper.env_id, episodes)
+            return cls(stepper.env_id, episodes, env_kwargs=env_kwargs)
         obs_space = getattr(spaces, "obs_space", None) or spaces.observation_space
         act_space = getattr(spaces, "act_space", None) or spaces.action_space
-        return cls(stepper.env_id, episodes, tuple(obs_space.shape), act_space)
+        return cls(stepper.env_id, episodes, tuple(obs_space.shape), act_space, env_kwargs)
 
     def record(self, stepper: Any, members: list[int], folders: list[Path], name: str, seed: int,
                eval_episodes: int) -> list[list[Video]]:
