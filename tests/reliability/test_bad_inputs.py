@@ -293,12 +293,15 @@ def markdown_table(tmp: Path) -> str:
         text = re.sub(r"/\S*/(sac-run|run)\b", "RUN", " ".join(text.split()))
         return text.replace("{run}", "RUN").replace("|", "\\|")
 
+    def message(err: str) -> str:  # "['a']['b']" would read as a Markdown reference link: escape the second "["
+        return cell(err)[:300].replace("][", "]\\[")
+
     for i, (case, what, argv, _) in enumerate(CLI_CASES):
         run = prepared_sac_run(tmp / f"c{i}")
         argv = [a.replace("{run}", str(run)) for a in argv]
         code, err = run_cli(argv)
         assert code == 2
-        lines.append(f"| `{case}` | {what} | `critix {cell(' '.join(argv))}` | {cell(err)[:300]} |")
+        lines.append(f"| `{case}` | {what} | `critix {cell(' '.join(argv))}` | {message(err)} |")
     for i, (case, what, setup, argv, _) in enumerate(FILE_CASES):
         run = tmp / f"f{i}" / "run"
         run.parent.mkdir(parents=True)
@@ -306,7 +309,7 @@ def markdown_table(tmp: Path) -> str:
         code, err = run_cli([a.replace("{run}", str(run)) for a in argv])
         assert code == 2
         lines.append(f"| `{case}` | {what} | `critix {cell(' '.join(argv).replace(str(run), 'RUN'))}` "
-                     f"| {cell(err)[:300]} |")
+                     f"| {message(err)} |")
     return "\n".join(lines)
 
 
