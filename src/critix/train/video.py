@@ -25,8 +25,8 @@ import json
 import os
 import re
 import warnings
-from pathlib import Path
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
