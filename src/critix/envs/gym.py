@@ -146,9 +146,10 @@ def scale_reward(ret_rms: Moments, discounted: jax.Array, transition: Any, gamma
     return ret_rms, jnp.where(done, 0.0, discounted), reward
 
 
-def normalize_obs(obs: jax.Array, mean: jax.Array, var: jax.Array, clip: float = 10.0) -> jax.Array:
-    """(obs - mean) / sqrt(var + 1e-8), clipped to [-clip, clip] (SB3 VecNormalize's defaults)."""
-    return jnp.clip((obs - mean) / jnp.sqrt(var + 1e-8), -clip, clip)
+def normalize_obs(obs: jax.Array, mean: jax.Array, var: jax.Array, clip: float = 10.0, xp: Any = jnp) -> jax.Array:
+    """(obs - mean) / sqrt(var + 1e-8), clipped to [-clip, clip] (SB3 VecNormalize's defaults); `xp=numpy` computes
+    it on the host (the host loops' NumPy acting)."""
+    return xp.clip((obs - mean) / xp.sqrt(var + 1e-8), -clip, clip)
 
 
 def random_actions(rng: np.random.Generator, space: gym.Space, num: int) -> np.ndarray:

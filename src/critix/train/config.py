@@ -123,6 +123,11 @@ class RunConfig(RunSettings):
     default."""
     rollout_length: int | None = None
     """On-policy agents: env steps per env in each rollout (PPO's horizon T). None: the algorithm's default."""
+    acting: Literal["auto", "numpy", "jit"] = "auto"
+    """Host loops: how actions are computed. 'numpy': the policy's forward pass in NumPy on the host, parameters
+    copied after each chunk's updates (a few us per step for small MLPs); 'jit': one compiled call per step (large
+    networks, pixel encoders); 'auto': numpy for MLP policies up to about 1M multiply-adds per step (all seeds and
+    envs), else jit. Both compute the same actions from the same random numbers (docs/architecture.md)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()

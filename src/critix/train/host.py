@@ -1,11 +1,19 @@
 """What the two host-mode steppers share: the run's Gymnasium envs, acting, evaluation and the episode bookkeeping.
 
 The off-policy stepper (`critix.train.offpolicy`) and the on-policy stepper (`critix.train.onpolicy`) both keep
-S seeds x N envs in one Gymnasium vector env (seed-major), act with the agent module's `act` vmapped over seeds
-(with optional observation normalisation), and evaluate deterministically on separate eval envs. `HostStepper`
-is that common part: it holds the envs' current observations, running episode returns, the returns of finished
-episodes not yet logged and the last training metrics, and saves and restores them with the envs themselves
+S seeds x N envs in one Gymnasium vector env (seed-major), act with the agent's `Policy` (`Acting`, with optional
+observation normalisation), and evaluate deterministically on separate eval envs. `HostStepper` is that common
+part: it holds the envs' current observations, running episode returns, the returns of finished episodes not yet
+logged and the last training metrics, and saves and restores them with the envs themselves
 (`critix.train.resume`) for an exact resume.
+
+Acting (`Acting`): an env step of CartPole takes about 8 us, a compiled call about 30-350 us of dispatch and tiny
+kernels, a 64x64 MLP's arithmetic a few us. So for small MLP policies the host loops evaluate the agent's policy in
+NumPy (`critix.agents.contract.Policy`: the same function the agent's `act` compiles), with the parameters copied
+to the host once per chunk (the acting network changes only when a chunk's updates are applied), and the random
+numbers drawn on the device once per `NOISE_BLOCK` steps from the seeds' acting keys. Large networks and pixel
+encoders keep one compiled call per step, on the same random numbers. Either way the actions are a function of
+(parameters, observations, acting keys), so a run is reproducible and resumes exactly.
 """
 
 from __future__ import annotations
@@ -15,9 +23,11 @@ from typing import Any
 
 import gymnasium as gym
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from critix import agents
+from critix.agents import contract
 from critix.envs.gym import RunningMeanStd, final_observation, make_vector_env, normalize_obs, scale_action
 from critix.train.config import RunConfig, eval_env_seed, resolve, train_env_seed
 from critix.train.evaluate import evaluate
@@ -56,6 +66,102 @@ class Staging:
         return jax.tree.map(per_seed, self.transitions(length))
 
 
+HOST_ACTING_MAX_MACS = 1 << 20
+"""`--acting auto` evaluates the policy in NumPy when one act (all S x N envs) costs at most this many multiply-adds
+(about: the policy's parameters per seed x S x N), else compiled. Measured (benchmarks/act_speed.py): a 64x64 MLP
+on one observation takes ~5 us in NumPy against ~100 us for the compiled call; NumPy's advantage is its small
+per-call overhead, which matters less as the arithmetic grows, while its BLAS may start threads that compete
+with XLA's on a few cores (a 1024x1024 layer)."""
+NOISE_BLOCK = 256
+"""Vector steps of random numbers the host loops draw per device call (fewer for shorter chunks)."""
+ACTING_CHOICES = ("auto", "numpy", "jit")
+
+
+class Acting:
+    """How a host loop computes actions from the agent's `Policy` (`critix.agents.contract`), for S seeds x N envs.
+
+    evaluator "numpy": `policy.act` with NumPy on parameters copied from the device by `start` (once per chunk or
+    rollout, after its updates); "jit": one compiled, seed-vmapped call per step. Random numbers: `policy.noise`
+    drawn on the device for `block` vector steps at a time, each block from a fresh split of the seeds' acting
+    keys, the first block of a chunk at its first exploring step; both evaluators use them, so they compute the
+    same actions (within float rounding) and the actions depend only on parameters, observations and keys.
+    """
+
+    def __init__(self, module: Any, cfg: Any, agent: Any, num_seeds: int, num_envs: int, choice: str,
+                 normalize: bool, block: int) -> None:
+        self.policy: contract.Policy = module.policy(cfg, agent)
+        self.num_seeds, self.num_envs, self.normalize, self.block = num_seeds, num_envs, normalize, block
+        per_seed = sum(math.prod(x.shape[1:]) for x in jax.tree.leaves(jax.eval_shape(jax.vmap(self.policy.params),
+                                                                                            agent)))
+        self.macs = per_seed * num_seeds * num_envs
+        self.evaluator = choose_evaluator(choice, self.policy.host, self.macs)
+        policy, prepare = self.policy, self.prepare
+
+        def draw(key: jax.Array) -> tuple[jax.Array, Any]:
+            key, block_key = jax.random.split(key)
+            return key, jax.vmap(lambda k: policy.noise(k, num_envs))(jax.random.split(block_key, block))
+
+        def act(state: Any, obs: jax.Array, noise: Any, mean: jax.Array, var: jax.Array, deterministic: bool) -> Any:
+            return policy.act(jnp, policy.params(state), prepare(obs, mean, var), noise, deterministic)
+
+        self.draw = jax.jit(jax.vmap(draw))  # keys [S, 2] -> keys, noise [S, block, N, ...]
+        self.compiled_act = jax.jit(jax.vmap(act, in_axes=(0, 0, 0, 0, 0, None)), static_argnums=5)
+        self.host_params = jax.jit(jax.vmap(policy.params))
+        self.agent: Any = None
+        self.params: Any = None
+        self.noise: list[np.ndarray] = []
+        self.t = block
+
+    def prepare(self, obs: Any, mean: Any, var: Any, xp: Any = jnp) -> Any:
+        """Observations as the agent sees them: normalised with the running statistics if the run asks for it."""
+        return normalize_obs(obs, mean, var, xp=xp) if self.normalize else obs
+
+    def start(self, agent: Any) -> None:
+        """A chunk (or rollout) begins: act with `agent` from now on; the next exploring step draws a new block."""
+        self.sync(agent)
+        self.t = self.block
+
+    def sync(self, agent: Any) -> None:
+        """Use `agent`'s parameters (copied to the host once per new agent for the NumPy evaluator)."""
+        if agent is not self.agent:
+            self.agent = agent
+            if self.evaluator == "numpy":
+                self.params = jax.device_get(self.host_params(agent))
+
+    def explore(self, key: jax.Array, obs: np.ndarray, mean: np.ndarray, var: np.ndarray) -> tuple[np.ndarray,
+                                                                                                    jax.Array]:
+        """Exploring actions [S, N, ...] for observations [S, N, ...]; returns the acting keys, advanced when a
+        block of random numbers was drawn."""
+        if self.t >= self.block:
+            key, noise = self.draw(key)
+            self.noise_tree, self.noise, self.t = jax.tree.structure(noise), jax.tree.leaves(jax.device_get(noise)), 0
+        noise = self.noise_tree.unflatten([leaf[:, self.t] for leaf in self.noise])
+        self.t += 1
+        if self.evaluator == "numpy":
+            obs = self.prepare(obs, mean[:, None], var[:, None], np)
+            return self.policy.act(np, self.params, obs, noise, False), key
+        return np.asarray(self.compiled_act(self.agent, obs, noise, mean, var, False)), key
+
+    def greedy(self, agent: Any, obs: np.ndarray, mean: np.ndarray, var: np.ndarray) -> np.ndarray:
+        """Deterministic actions [S, M, ...] of `agent` for observations [S, M, ...] (evaluation)."""
+        self.sync(agent)
+        if self.evaluator == "numpy":
+            return self.policy.act(np, self.params, self.prepare(obs, mean[:, None], var[:, None], np), None, True)
+        return np.asarray(self.compiled_act(agent, obs, None, mean, var, True))
+
+
+def choose_evaluator(choice: str, host: bool, macs: int) -> str:
+    """The evaluator `--acting` names: "numpy" or "jit"; "auto" picks NumPy for a policy that has a NumPy form and
+    costs at most `HOST_ACTING_MAX_MACS` multiply-adds per act, else the compiled call."""
+    if choice not in ACTING_CHOICES:
+        raise CritixError(f"acting must be one of {', '.join(ACTING_CHOICES)}, got {choice!r}")
+    if choice == "numpy" and not host:
+        raise CritixError("--acting numpy: this policy has no NumPy form (a pixel encoder); use --acting jit or auto")
+    if choice == "auto":
+        return "numpy" if host and macs <= HOST_ACTING_MAX_MACS else "jit"
+    return choice
+
+
 class HostStepper:
     """Envs, acting functions, evaluation and episode bookkeeping of a host-mode run.
 
@@ -89,9 +195,10 @@ class HostStepper:
         # Actions as the agent emits them: [A] float32 (Box) or a scalar int32 index (Discrete).
         self.action_shape: tuple[int, ...] = () if self.discrete else tuple(self.act_space.shape)
         self.action_dtype = np.int32 if self.discrete else np.float32
-        self.policy, self.greedy = self._acting_functions()
+        self.policy = self._sampler()
         self.env_action = self._env_action_function()
         self.agent: Any = None
+        self._acting: Acting | None = None
         self.obs_rms = RunningMeanStd.create(self.num_seeds, self.obs_shape)
         self.vector_steps = self.episodes = 0
 
@@ -100,19 +207,16 @@ class HostStepper:
         """Observations as the agent sees them: normalised with the running statistics if the run asks for it."""
         return normalize_obs(obs, mean, var) if self.run.normalize_obs else obs
 
-    def _acting_functions(self) -> tuple[Any, Any]:
-        """(policy, greedy), jitted and vmapped over seeds: policy(state, key, obs, mean, var) -> (action, key)
-        samples an exploring action and advances the seed's key; greedy(state, obs, mean, var) -> action."""
+    def _sampler(self) -> Any:
+        """policy(state, key, obs, mean, var) -> (action, key), jitted and vmapped over seeds: one exploring action
+        per call with the agent's own `act`, for code that samples outside the training loop (`critix collect`)."""
         cfg, module, prepare = self.cfg, self.module, self.prepare
 
         def policy(state: Any, key: jax.Array, obs: jax.Array, mean: jax.Array, var: jax.Array) -> Any:
             key, act_key = jax.random.split(key)
             return module.act(cfg, state, prepare(obs, mean, var), act_key, False), key
 
-        def greedy(state: Any, obs: jax.Array, mean: jax.Array, var: jax.Array) -> jax.Array:
-            return module.act(cfg, state, prepare(obs, mean, var), jax.random.PRNGKey(0), True)
-
-        return jax.jit(jax.vmap(policy)), jax.jit(jax.vmap(greedy))
+        return jax.jit(jax.vmap(policy))
 
     def _env_action_function(self) -> Any:
         """Agent actions [S*N, ...] -> what the vector env steps with: indices (offset by a Discrete's start), or
@@ -124,13 +228,26 @@ class HostStepper:
         return lambda action: scale_action(action, low, high)
 
     def explore(self, mean: np.ndarray, var: np.ndarray) -> np.ndarray:
-        """The agents' exploring actions [S*N, ...] for the current observations; advances the acting keys."""
+        """The agents' exploring actions [S*N, ...] for the current observations (`Acting`); advances the acting
+        keys when it draws random numbers."""
         S, N = self.num_seeds, self.num_envs
-        action, self.key = self.policy(self.agent, self.key, self.obs.reshape(S, N, *self.obs_shape), mean, var)
-        action = np.asarray(action).reshape(S * N, *self.action_shape)
+        action, self.key = self.acting.explore(self.key, self.obs.reshape(S, N, *self.obs_shape), mean, var)
+        action = action.reshape(S * N, *self.action_shape)
         if self.run.on_nan == "skip" and action.dtype.kind == "f":  # a non-finite observation gives a non-finite
             action = np.where(np.isfinite(action), action, np.float32(0.0))  # action: send 0 instead
         return action
+
+    @property
+    def acting(self) -> Acting:
+        """The run's `Acting`, built on first use from the agent (its policy reads the state's static fields)."""
+        if self._acting is None:
+            self._acting = Acting(self.module, self.cfg, self.agent, self.num_seeds, self.num_envs, self.run.acting,
+                                  self.run.normalize_obs, self.noise_block())
+        return self._acting
+
+    def noise_block(self) -> int:
+        """Vector steps of random numbers `Acting` draws at once: a chunk's (or rollout's), at most NOISE_BLOCK."""
+        return NOISE_BLOCK
 
     def step_envs(self, t: int, action: np.ndarray) -> None:
         """One vector step with `action` [S*N, ...]: the episode bookkeeping, and the transition into `stage[t]`
@@ -158,7 +275,7 @@ class HostStepper:
         jax.block_until_ready(self.agent)
 
         def act(obs: np.ndarray) -> np.ndarray:
-            return np.asarray(self.greedy(self.agent, obs.astype(self.obs_dtype), mean, var))
+            return self.acting.greedy(self.agent, obs.astype(self.obs_dtype), mean, var)
 
         return evaluate(self.eval_env, act, self.num_seeds, seed)[0]
 

@@ -24,7 +24,7 @@ from critix.agents import contract
 from critix.envs.gym import REWARD_CLIP
 from critix.train import checkpoint, guards
 from critix.train.config import RunConfig, plan_of
-from critix.train.host import HostStepper, Staging
+from critix.train.host import NOISE_BLOCK, HostStepper, Staging
 from critix.train.run import Chunk
 from critix.types import Rollout, Transition
 
@@ -101,6 +101,9 @@ class OnPolicy(HostStepper):
     def gradient_steps(self) -> int:
         return self.updates * self.per_update
 
+    def noise_block(self) -> int:
+        return min(self.rollout_length, NOISE_BLOCK)
+
     def metric_names(self) -> list[str]:
         cfg, module, obs_space, act_space = self.cfg, self.module, self.obs_space, self.act_space
         agent = jax.eval_shape(lambda: module.init(cfg, jax.random.PRNGKey(0), obs_space, act_space, self.plan))
@@ -129,6 +132,7 @@ class OnPolicy(HostStepper):
     def _rollout_and_update(self) -> np.ndarray:
         run, S, N, T = self.run, self.num_seeds, self.num_envs, self.rollout_length
         mean, var = self.stats()
+        self.acting.start(self.agent)
         for t in range(T):
             self.step_envs(t, self.explore(mean, var))
         rollout = self.stage.by_seed(T, S)
