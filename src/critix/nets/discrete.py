@@ -56,7 +56,7 @@ class DiscreteQNetwork(nn.Module):
                 raise ValueError(f"DiscreteQNetwork.forward has no NumPy {self.encoder!r} encoder; use jax.numpy")
             return self.apply({"params": params}, obs)
         num_torso = len(self.hidden_sizes) - (1 if self.dueling else 0)
-        x = mlp_forward(xp, params["MLP_0"], obs, num_torso, False, self.activation, self.layer_norm)
+        x = mlp_forward(xp, params.get("MLP_0", {}), obs, num_torso, False, self.activation, self.layer_norm)
         if not self.dueling:
             out = dense(xp, params["Dense_0"], x)
             return out.reshape(*out.shape[:-1], self.num_actions, self.num_outputs)
@@ -103,4 +103,4 @@ class CategoricalPolicy(nn.Module):
     @nn.nowrap
     def forward(self, xp: Any, params: dict, obs: Any) -> Any:
         """`__call__` over the array namespace `xp` (`critix.nets.mlp`'s module docstring)."""
-        return mlp_forward(xp, params["MLP_0"], obs, len(self.hidden_sizes), True, self.activation)
+        return mlp_forward(xp, params.get("MLP_0", {}), obs, len(self.hidden_sizes), True, self.activation)

@@ -36,7 +36,8 @@ class ContinuousPolicy(nn.Module):
     @nn.nowrap
     def torso(self, xp: Any, params: dict, obs: Any, output: bool) -> Any:
         """`mlp`'s function over the array namespace `xp` (for `forward`), on the policy's parameters."""
-        return mlp_forward(xp, params["MLP_0"], obs, len(self.hidden_sizes), output, self.activation, self.layer_norm)
+        return mlp_forward(xp, params.get("MLP_0", {}), obs, len(self.hidden_sizes), output, self.activation,
+                           self.layer_norm)
 
 
 class TanhGaussianPolicy(ContinuousPolicy):
@@ -125,7 +126,7 @@ class CategoricalPolicy(nn.Module):
     @nn.nowrap
     def forward(self, xp: Any, params: dict, obs: Any) -> Any:
         """`__call__` over the array namespace `xp` (`critix.nets.mlp`'s module docstring)."""
-        x = mlp_forward(xp, params["MLP_0"], obs, len(self.hidden_sizes), False, self.activation)
+        x = mlp_forward(xp, params.get("MLP_0", {}), obs, len(self.hidden_sizes), False, self.activation)
         return dense(xp, params["Dense_0"], x)
 
 
@@ -167,7 +168,7 @@ class GaussianPolicy(nn.Module):
     @nn.nowrap
     def forward(self, xp: Any, params: dict, obs: Any) -> tuple[Any, Any]:
         """`__call__` over the array namespace `xp`; log_std [..., A] keeps the parameters' leading axes."""
-        x = mlp_forward(xp, params["MLP_0"], obs, len(self.hidden_sizes), False, self.activation)
+        x = mlp_forward(xp, params.get("MLP_0", {}), obs, len(self.hidden_sizes), False, self.activation)
         return dense(xp, params["Dense_0"], x), params["log_std"]
 
 
