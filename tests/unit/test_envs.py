@@ -222,3 +222,22 @@ def test_breakout_gets_a_fire_reset():
         assert "FireReset" in names and envs.single_observation_space.shape == (84, 84, 4)
     finally:
         envs.close()
+
+
+# --- --vectorization auto ---------------------------------------------------------------------------------
+
+
+def test_auto_vectorization_is_async_only_for_several_slow_envs(monkeypatch):
+    from critix.envs import gym as critix_gym
+
+    assert 0.0 < critix_gym.env_step_seconds("CartPole-v1", 0) < critix_gym.ASYNC_MIN_STEP_SECONDS
+    assert critix_gym.choose_vectorization("CartPole-v1", 4, 0) == "sync"
+    monkeypatch.setattr(critix_gym, "env_step_seconds", lambda env_id, seed: 5e-3)  # a slow env
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    assert critix_gym.choose_vectorization("CartPole-v1", 2, 0) == "async"
+    assert critix_gym.choose_vectorization("CartPole-v1", 1, 0) == "sync"  # one env: nothing to overlap
+    envs = make_vector_env("CartPole-v1", 1, 0, "auto")
+    try:
+        assert isinstance(envs, gym.vector.SyncVectorEnv)
+    finally:
+        envs.close()

@@ -34,14 +34,17 @@ def make_vector_env(env_id: str, num_envs: int, seed: int, vectorization: str = 
     """N copies of `env_id` in SAME_STEP autoreset mode; `seed` seeds the action space (the caller resets the
     envs with `env.reset(seed=...)`, which seeds sub-env i with seed + i).
 
-    vectorization: "sync" (one process, lowest overhead for fast envs) or "async" (one process per env).
+    vectorization: "sync" (one process, lowest overhead for fast envs), "async" (one process per env) or "auto"
+    (`choose_vectorization`: async only for N >= 2 envs whose measured step takes ASYNC_MIN_STEP_SECONDS or more).
     """
     from critix.envs import pixels
 
     wrappers, make_kwargs = pixels.prepare(env_id)  # MinAtar and Atari: registration and standard wrappers
     check_env_id(env_id)
-    if vectorization not in ("sync", "async"):
-        raise CritixError(f"vectorization must be 'sync' or 'async', got {vectorization!r}")
+    if vectorization not in ("auto", "sync", "async"):
+        raise CritixError(f"vectorization must be 'auto', 'sync' or 'async', got {vectorization!r}")
+    if vectorization == "auto":
+        vectorization = choose_vectorization(env_id, num_envs, seed)
     try:
         envs = gym.make_vec(
             env_id,
@@ -165,3 +168,45 @@ def to_env_action(action: np.ndarray, space: gym.Space, num_envs: int) -> np.nda
     if isinstance(space, gym.spaces.Discrete):
         return np.asarray(action).reshape(num_envs).astype(np.int64) + int(space.start)
     return scale_action(np.asarray(action).reshape(num_envs, -1), space.low, space.high)
+
+
+# ---- choosing the vectorisation by measured env cost ----------------------------------------------------------
+
+ASYNC_MIN_STEP_SECONDS = 1e-3
+"""`--vectorization auto` runs N >= 2 envs in worker processes when one env step takes at least this long. Measured
+on 2 cores (benchmarks/act_speed.py's notes in docs/benchmarks.md): Gymnasium's AsyncVectorEnv adds about 130-250
+us per env per vector step (pipes, pickling), and at most min(N, cores) steps run at once, so envs of CartPole's
+(8 us), Pendulum's (30 us) or HalfCheetah's (70 us) cost are fastest in one process; async pays only for envs
+around a millisecond a step (large MuJoCo models, emulators with frame skip). Async envs cannot be snapshotted, so
+a resumed async run starts fresh episodes (docs/reliability.md)."""
+
+
+def env_step_seconds(env_id: str, seed: int, budget_seconds: float = 0.1, max_steps: int = 100) -> float:
+    """Seconds per step of one `env_id` with random actions (the median of up to `max_steps` timed steps, within
+    about `budget_seconds`), measured on a throwaway 1-env sync vector env."""
+    import time
+
+    env = make_vector_env(env_id, 1, seed, "sync")
+    try:
+        env.reset(seed=seed)
+        times: list[float] = []
+        begin = time.perf_counter()
+        while len(times) < max_steps and (time.perf_counter() - begin < budget_seconds or len(times) < 3):
+            action = env.action_space.sample()
+            t = time.perf_counter()
+            env.step(action)
+            times.append(time.perf_counter() - t)
+        return float(np.median(times))
+    finally:
+        env.close()
+
+
+def choose_vectorization(env_id: str, num_envs: int, seed: int) -> str:
+    """"sync" or "async" for N = `num_envs` copies of `env_id`: async only when N >= 2, the machine has 2 or more
+    cores and one step takes at least ASYNC_MIN_STEP_SECONDS (`env_step_seconds`). Either way the envs return the
+    same transitions, so the choice changes speed, never results."""
+    import os
+
+    if num_envs < 2 or (os.cpu_count() or 1) < 2:
+        return "sync"
+    return "async" if env_step_seconds(env_id, seed) >= ASYNC_MIN_STEP_SECONDS else "sync"

@@ -106,8 +106,10 @@ class RunConfig(RunSettings):
     runs fully compiled."""
     num_envs: int = 1
     """Environments per seed."""
-    vectorization: str = "sync"
-    """Gymnasium vectorisation: 'sync' (fast envs) or 'async' (one process per env, for slow envs)."""
+    vectorization: str = "auto"
+    """Gymnasium vectorisation of the training envs: 'sync' (one process: fast envs), 'async' (one process per env:
+    slow envs; such runs resume without env snapshots) or 'auto': async only for 2+ envs whose measured step takes
+    1 ms or more (`critix.envs.gym.choose_vectorization`), else sync."""
     grid: tuple[str, ...] = ()
     """Compiled runs (gymnax: env ids) only: FIELD=V1,V2,... trains every value of the float agent field FIELD
     in the same jit(vmap) as the seeds (several flags: every combination); each grid point gets a run folder
