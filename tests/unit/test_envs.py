@@ -241,3 +241,36 @@ def test_auto_vectorization_is_async_only_for_several_slow_envs(monkeypatch):
         assert isinstance(envs, gym.vector.SyncVectorEnv)
     finally:
         envs.close()
+
+
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "Pendulum-v1"])
+def test_same_step_vector_env_steps_as_gymnasiums_sync_vector_env(env_id):
+    """make_vector_env's sync envs (`SameStepVectorEnv`, a shorter `step`) return what Gymnasium's SyncVectorEnv
+    returns in SAME_STEP mode: observations, rewards, flags, infos (final_obs where an episode ended), autoreset."""
+    from critix.envs.gym import SameStepVectorEnv
+
+    ours = make_vector_env(env_id, 3, 0, "sync")
+    theirs = gym.make_vec(env_id, num_envs=3, vectorization_mode="sync",
+                          vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP})
+    assert type(ours) is SameStepVectorEnv and isinstance(ours, gym.vector.SyncVectorEnv)
+    try:
+        np.testing.assert_array_equal(ours.reset(seed=5)[0], theirs.reset(seed=5)[0])
+        ours.action_space.seed(1)
+        ended = 0
+        for _ in range(600):
+            action = ours.action_space.sample()
+            got, want = ours.step(action), theirs.step(action)
+            for x, y in zip(got[:4], want[:4], strict=True):
+                assert x.dtype == y.dtype
+                np.testing.assert_array_equal(x, y)
+            assert got[4].keys() == want[4].keys()
+            if "final_obs" in got[4]:
+                ended += 1
+                np.testing.assert_array_equal(got[4]["_final_obs"], want[4]["_final_obs"])
+                for u, v in zip(got[4]["final_obs"], want[4]["final_obs"], strict=True):
+                    assert (u is None and v is None) or np.array_equal(u, v)
+            np.testing.assert_array_equal(ours._autoreset_envs, theirs._autoreset_envs)
+        assert ended > 0
+    finally:
+        ours.close()
+        theirs.close()

@@ -56,8 +56,39 @@ def make_vector_env(env_id: str, num_envs: int, seed: int, vectorization: str = 
         )
     except gym.error.DependencyNotInstalled as err:
         raise CritixError(f"environment {env_id!r} needs an extra dependency: {err}") from None
+    if type(envs) is gym.vector.SyncVectorEnv and SameStepVectorEnv.takes(envs):
+        envs.__class__ = SameStepVectorEnv  # the same object and state, with the shorter `step` (below)
     envs.action_space.seed(seed)
     return envs
+
+
+class SameStepVectorEnv(gym.vector.SyncVectorEnv):
+    """Gymnasium's SyncVectorEnv in SAME_STEP autoreset mode with a shorter `step`, for Box observations and Box
+    or Discrete actions (what the host loops run): the same transitions, infos and autoreset state, without the
+    generic space iteration, concatenation and deep copy, which cost 2-3x a CartPole step (15 vs 30 us per env
+    step measured on 2 cores; the bare env: 10 us). `make_vector_env` gives its sync envs this class."""
+
+    @staticmethod
+    def takes(envs: gym.vector.SyncVectorEnv) -> bool:
+        return (envs.autoreset_mode == AutoresetMode.SAME_STEP
+                and isinstance(envs.single_observation_space, gym.spaces.Box)
+                and isinstance(envs.single_action_space, (gym.spaces.Box, gym.spaces.Discrete)))
+
+    def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        infos: dict[str, Any] = {}
+        obs_out, rewards, terminations, truncations = (self._observations, self._rewards, self._terminations,
+                                                       self._truncations)
+        for i, env in enumerate(self.envs):
+            obs, rewards[i], terminated, truncated, info = env.step(actions[i])
+            terminations[i], truncations[i] = terminated, truncated
+            if terminated or truncated:  # SAME_STEP: report the final observation, continue from a reset one
+                infos = self._add_info(infos, {"final_obs": obs, "final_info": info}, i)
+                obs, info = env.reset()
+            if info:
+                infos = self._add_info(infos, info, i)
+            obs_out[i] = obs
+        self._autoreset_envs = terminations | truncations
+        return obs_out.copy(), rewards.copy(), terminations.copy(), truncations.copy(), infos
 
 
 def scale_action(action: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
