@@ -253,7 +253,7 @@ class HostStepper:
         """One vector step with `action` [S*N, ...]: the episode bookkeeping, and the transition into `stage[t]`
         (its reward as `stored_reward` gives it)."""
         next_obs, reward, terminated, truncated, info = self.env.step(self.env_action(action))
-        next_obs = next_obs.astype(self.obs_dtype)
+        next_obs = next_obs.astype(self.obs_dtype, copy=False)  # vector envs return fresh arrays
         done = terminated | truncated
         self.record(reward, done)
         self.stage.put(t, self.obs, action, self.stored_reward(reward, done), final_observation(next_obs, done, info),
@@ -300,6 +300,8 @@ class HostStepper:
     def record(self, reward: np.ndarray, done: np.ndarray) -> None:
         """Add a vector step's rewards [S*N] to the running returns; file the returns of episodes that ended."""
         self.episode_return += reward
+        if not done.any():
+            return
         for i in np.flatnonzero(done):
             self.recent_returns[i // self.num_envs].append(float(self.episode_return[i]))
             self.episodes += 1
