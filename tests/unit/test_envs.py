@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import gymnasium as gym
 import jax
 import jax.numpy as jnp
@@ -231,6 +234,10 @@ def test_auto_vectorization_is_async_only_for_several_slow_envs(monkeypatch):
     from critix.envs import gym as critix_gym
 
     assert 0.0 < critix_gym.env_step_seconds("CartPole-v1", 0) < critix_gym.ASYNC_MIN_STEP_SECONDS
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "probe"))
+    import probe_envs  # noqa: F401  (registers the critix-probe/ ids: JAX envs behind a Gymnasium adapter)
+
+    assert critix_gym.env_step_seconds("critix-probe/ConstantBox-v0", 0) == 0.0  # JAX envs are never forked
     assert critix_gym.choose_vectorization("CartPole-v1", 4, 0) == "sync"
     monkeypatch.setattr(critix_gym, "env_step_seconds", lambda env_id, seed: 5e-3)  # a slow env
     monkeypatch.setattr("os.cpu_count", lambda: 2)

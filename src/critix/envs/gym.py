@@ -209,16 +209,23 @@ on 2 cores (benchmarks/act_speed.py's notes in docs/benchmarks.md): Gymnasium's 
 us per env per vector step (pipes, pickling), and at most min(N, cores) steps run at once, so envs of CartPole's
 (8 us), Pendulum's (30 us) or HalfCheetah's (70 us) cost are fastest in one process; async pays only for envs
 around a millisecond a step (large MuJoCo models, emulators with frame skip). Async envs cannot be snapshotted, so
-a resumed async run starts fresh episodes (docs/reliability.md)."""
+a resumed async run starts fresh episodes (docs/reliability.md); their workers are forked, so envs that compute
+with JAX (critix's `jax:` adapters) always stay sync."""
 
 
 def env_step_seconds(env_id: str, seed: int, budget_seconds: float = 0.1, max_steps: int = 100) -> float:
-    """Seconds per step of one `env_id` with random actions (the median of up to `max_steps` timed steps, within
-    about `budget_seconds`), measured on a throwaway 1-env sync vector env."""
+    """Seconds one step of `env_id` takes with random actions: the fastest of up to `max_steps` timed steps (within
+    about `budget_seconds`), i.e. the env's own cost without what other processes on the machine add; measured on a
+    throwaway 1-env sync vector env. Returns 0 for envs computed by JAX (`critix.envs.jax_envs.GymnasiumAdapter`),
+    which must stay in the training process: a forked worker process cannot use JAX."""
     import time
+
+    from critix.envs.jax_envs import GymnasiumAdapter
 
     env = make_vector_env(env_id, 1, seed, "sync")
     try:
+        if isinstance(env.envs[0].unwrapped, GymnasiumAdapter):
+            return 0.0
         env.reset(seed=seed)
         times: list[float] = []
         begin = time.perf_counter()
@@ -227,7 +234,7 @@ def env_step_seconds(env_id: str, seed: int, budget_seconds: float = 0.1, max_st
             t = time.perf_counter()
             env.step(action)
             times.append(time.perf_counter() - t)
-        return float(np.median(times))
+        return min(times)
     finally:
         env.close()
 
