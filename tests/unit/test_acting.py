@@ -19,7 +19,7 @@ import pytest
 from critix.agents import bc, dqn, iql, ppo, sac, sac_discrete, td3, tqc
 from critix.agents.contract import RunPlan
 from critix.nets.policies import TanhGaussianPolicy, categorical_sample, gaussian_sample, tanh_gaussian_sample
-from critix.train.host import HOST_ACTING_MAX_MACS, Acting, choose_evaluator
+from critix.train.host import HOST_ACTING_MAX_MACS, NOISE_BLOCK, Acting, acting_keys, choose_evaluator
 from critix.types import CritixError
 from critix.values.heads import HeadConfig
 
@@ -163,25 +163,40 @@ def test_auto_picks_numpy_for_small_mlps_and_jit_for_large_or_pixel_policies() -
 
 @pytest.mark.parametrize("name", ["dqn-dueling-c51", "sac", "ppo-gaussian"])
 def test_both_evaluators_of_the_host_loops_act_alike(name: str) -> None:
-    """`Acting` with NumPy and with the compiled call: the same actions over several steps and blocks of random
-    numbers (normalised observations; N = 3 envs per seed), the same keys afterwards, and the same greedy actions."""
+    """`Acting` with NumPy and with the compiled call: the same actions over steps that cross a block of random
+    numbers (normalised observations; N = 3 envs per seed), and the same greedy actions."""
     module, cfg, act_space, _ = FAMILIES[name]
     state = agents_of(module, cfg, act_space)
-    N, block = 3, 4
-    host = Acting(module, cfg, state, S, N, "numpy", True, block)
-    compiled = Acting(module, cfg, state, S, N, "jit", True, block)
+    N = 3
+    host, compiled = (Acting(module, cfg, state, S, N, e, True, acting_keys(7, S)) for e in ("numpy", "jit"))
     assert (host.evaluator, compiled.evaluator) == ("numpy", "jit")
     mean = np.asarray(jax.random.normal(jax.random.PRNGKey(4), (S, 3)), np.float32)
     var = np.asarray(jax.random.uniform(jax.random.PRNGKey(5), (S, 3), minval=0.5, maxval=2.0), np.float32)
-    keys = {"numpy": jax.random.split(jax.random.PRNGKey(6), S), "jit": jax.random.split(jax.random.PRNGKey(6), S)}
     for acting in (host, compiled):
         acting.start(state)
-    for t in range(2 * block + 1):
-        obs = np.asarray(3.0 * jax.random.normal(jax.random.PRNGKey(10 + t), (S, N, 3)), np.float32)
-        a, keys["numpy"] = host.explore(keys["numpy"], obs, mean, var)
-        b, keys["jit"] = compiled.explore(keys["jit"], obs, mean, var)
+    for step in (0, 1, NOISE_BLOCK - 1, NOISE_BLOCK, 5 * NOISE_BLOCK + 3):
+        obs = np.asarray(3.0 * jax.random.normal(jax.random.PRNGKey(10 + step), (S, N, 3)), np.float32)
+        a, b = host.explore(obs, mean, var, step), compiled.explore(obs, mean, var, step)
         assert a.shape == b.shape == (S, N, *act_space.shape) and a.dtype == b.dtype
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
-        np.testing.assert_array_equal(keys["numpy"], keys["jit"])
     np.testing.assert_allclose(host.greedy(state, obs, mean, var), compiled.greedy(state, obs, mean, var),
                                rtol=1e-5, atol=1e-5)
+
+
+def test_random_numbers_are_a_function_of_seed_and_step() -> None:
+    """The noise of vector step t does not depend on which steps were acted before (chunks, resumes): a fresh
+    `Acting` asked for step t directly draws what one that walked there draws; another seed draws other numbers."""
+    module, cfg, act_space, _ = FAMILIES["sac"]
+    state = agents_of(module, cfg, act_space)
+    obs, mean, var = np.zeros((S, 1, 3), np.float32), np.zeros((S, 3), np.float32), np.ones((S, 3), np.float32)
+    walked = Acting(module, cfg, state, S, 1, "numpy", False, acting_keys(0, S))
+    walked.start(state)
+    for step in range(NOISE_BLOCK + 2):
+        action = walked.explore(obs, mean, var, step)
+    fresh = Acting(module, cfg, state, S, 1, "numpy", False, acting_keys(0, S))
+    fresh.start(state)
+    np.testing.assert_array_equal(fresh.explore(obs, mean, var, NOISE_BLOCK + 1), action)
+    other = Acting(module, cfg, state, S, 1, "numpy", False, acting_keys(1, S))
+    other.start(state)
+    assert not np.allclose(other.explore(obs, mean, var, NOISE_BLOCK + 1), action)
+    assert not np.allclose(action[0], action[1])  # seeds draw apart

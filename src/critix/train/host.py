@@ -11,9 +11,9 @@ Acting (`Acting`): an env step of CartPole takes about 8 us, a compiled call abo
 kernels, a 64x64 MLP's arithmetic a few us. So for small MLP policies the host loops evaluate the agent's policy in
 NumPy (`critix.agents.contract.Policy`: the same function the agent's `act` compiles), with the parameters copied
 to the host once per chunk (the acting network changes only when a chunk's updates are applied), and the random
-numbers drawn on the device once per `NOISE_BLOCK` steps from the seeds' acting keys. Large networks and pixel
-encoders keep one compiled call per step, on the same random numbers. Either way the actions are a function of
-(parameters, observations, acting keys), so a run is reproducible and resumes exactly.
+numbers drawn on the device NOISE_BLOCK steps at a time from keys of (seed, step). Large networks and pixel encoders
+keep one compiled call per step, on the same random numbers. Either way the actions are a function of (parameters,
+observations, seed, step), so a run is reproducible and resumes exactly.
 """
 
 from __future__ import annotations
@@ -73,8 +73,17 @@ on one observation takes ~5 us in NumPy against ~100 us for the compiled call; N
 per-call overhead, which matters less as the arithmetic grows, while its BLAS may start threads that compete
 with XLA's on a few cores (a 1024x1024 layer)."""
 NOISE_BLOCK = 256
-"""Vector steps of random numbers the host loops draw per device call (fewer for shorter chunks)."""
+"""Vector steps of random numbers the host loops draw per device call: block b covers the run's vector steps
+[256 b, 256 (b + 1))."""
+ACTING_STREAM = 19
+"""`fold_in` constant that separates the acting keys from the agents' and the updates' keys of the same seed."""
 ACTING_CHOICES = ("auto", "numpy", "jit")
+
+
+def acting_keys(seed: int, num_seeds: int) -> jax.Array:
+    """The S seeds' acting keys [S, 2]: a function of the run's base seed only, so a resumed run has them without a
+    checkpoint, and the random numbers of vector step t are the same in every run of that seed."""
+    return jax.random.split(jax.random.fold_in(jax.random.PRNGKey(seed), ACTING_STREAM), num_seeds)
 
 
 class Acting:
@@ -82,69 +91,62 @@ class Acting:
 
     evaluator "numpy": `policy.act` with NumPy on parameters copied from the device by `start` (once per chunk or
     rollout, after its updates); "jit": one compiled, seed-vmapped call per step. Random numbers: `policy.noise`
-    drawn on the device for `block` vector steps at a time, each block from a fresh split of the seeds' acting
-    keys, the first block of a chunk at its first exploring step; both evaluators use them, so they compute the
-    same actions (within float rounding) and the actions depend only on parameters, observations and keys.
+    of vector step t comes from key `fold_in(acting key, t // NOISE_BLOCK)` split NOISE_BLOCK ways, drawn on the
+    device a block at a time; both evaluators use them, so they compute the same actions (within float rounding),
+    and the actions of step t depend only on the parameters, the observations and (seed, t): chunk sizes and
+    resumes do not move them.
     """
 
     def __init__(self, module: Any, cfg: Any, agent: Any, num_seeds: int, num_envs: int, choice: str,
-                 normalize: bool, block: int) -> None:
+                 normalize: bool, keys: jax.Array) -> None:
         self.policy: contract.Policy = module.policy(cfg, agent)
-        self.num_seeds, self.num_envs, self.normalize, self.block = num_seeds, num_envs, normalize, block
+        self.num_seeds, self.num_envs, self.normalize, self.keys = num_seeds, num_envs, normalize, keys
         per_seed = sum(math.prod(x.shape[1:]) for x in jax.tree.leaves(jax.eval_shape(jax.vmap(self.policy.params),
                                                                                             agent)))
         self.macs = per_seed * num_seeds * num_envs
         self.evaluator = choose_evaluator(choice, self.policy.host, self.macs)
         policy, prepare = self.policy, self.prepare
 
-        def draw(key: jax.Array) -> tuple[jax.Array, Any]:
-            key, block_key = jax.random.split(key)
-            return key, jax.vmap(lambda k: policy.noise(k, num_envs))(jax.random.split(block_key, block))
+        def draw(key: jax.Array, block: jax.Array) -> Any:
+            steps = jax.random.split(jax.random.fold_in(key, block), NOISE_BLOCK)
+            return jax.vmap(lambda k: policy.noise(k, num_envs))(steps)
 
         def act(state: Any, obs: jax.Array, noise: Any, mean: jax.Array, var: jax.Array, deterministic: bool) -> Any:
             return policy.act(jnp, policy.params(state), prepare(obs, mean, var), noise, deterministic)
 
-        self.draw = jax.jit(jax.vmap(draw))  # keys [S, 2] -> keys, noise [S, block, N, ...]
+        self.draw = jax.jit(jax.vmap(draw, in_axes=(0, None)))  # keys [S, 2], block -> noise [S, BLOCK, N, ...]
         self.compiled_act = jax.jit(jax.vmap(act, in_axes=(0, 0, 0, 0, 0, None)), static_argnums=5)
         self.host_params = jax.jit(jax.vmap(policy.params))
         self.agent: Any = None
         self.params: Any = None
+        self.block = -1
         self.noise: list[np.ndarray] = []
-        self.t = block
 
     def prepare(self, obs: Any, mean: Any, var: Any, xp: Any = jnp) -> Any:
         """Observations as the agent sees them: normalised with the running statistics if the run asks for it."""
         return normalize_obs(obs, mean, var, xp=xp) if self.normalize else obs
 
     def start(self, agent: Any) -> None:
-        """A chunk (or rollout) begins: act with `agent` from now on; the next exploring step draws a new block."""
-        self.sync(agent)
-        self.t = self.block
-
-    def sync(self, agent: Any) -> None:
-        """Use `agent`'s parameters (copied to the host once per new agent for the NumPy evaluator)."""
+        """Act with `agent` from now on (a chunk or rollout begins; its parameters are copied once for NumPy)."""
         if agent is not self.agent:
             self.agent = agent
             if self.evaluator == "numpy":
                 self.params = jax.device_get(self.host_params(agent))
 
-    def explore(self, key: jax.Array, obs: np.ndarray, mean: np.ndarray, var: np.ndarray) -> tuple[np.ndarray,
-                                                                                                    jax.Array]:
-        """Exploring actions [S, N, ...] for observations [S, N, ...]; returns the acting keys, advanced when a
-        block of random numbers was drawn."""
-        if self.t >= self.block:
-            key, noise = self.draw(key)
-            self.noise_tree, self.noise, self.t = jax.tree.structure(noise), jax.tree.leaves(jax.device_get(noise)), 0
-        noise = self.noise_tree.unflatten([leaf[:, self.t] for leaf in self.noise])
-        self.t += 1
+    def explore(self, obs: np.ndarray, mean: np.ndarray, var: np.ndarray, step: int) -> np.ndarray:
+        """Exploring actions [S, N, ...] for observations [S, N, ...] at the run's vector step `step`."""
+        block, t = divmod(step, NOISE_BLOCK)
+        if block != self.block:
+            noise = self.draw(self.keys, np.int32(block))
+            self.noise_tree, self.noise, self.block = jax.tree.structure(noise), jax.tree.leaves(jax.device_get(noise)), block
+        noise = self.noise_tree.unflatten([leaf[:, t] for leaf in self.noise])
         if self.evaluator == "numpy":
-            obs = self.prepare(obs, mean[:, None], var[:, None], np)
-            return self.policy.act(np, self.params, obs, noise, False), key
-        return np.asarray(self.compiled_act(self.agent, obs, noise, mean, var, False)), key
+            return self.policy.act(np, self.params, self.prepare(obs, mean[:, None], var[:, None], np), noise, False)
+        return np.asarray(self.compiled_act(self.agent, obs, noise, mean, var, False))
 
     def greedy(self, agent: Any, obs: np.ndarray, mean: np.ndarray, var: np.ndarray) -> np.ndarray:
         """Deterministic actions [S, M, ...] of `agent` for observations [S, M, ...] (evaluation)."""
-        self.sync(agent)
+        self.start(agent)
         if self.evaluator == "numpy":
             return self.policy.act(np, self.params, self.prepare(obs, mean[:, None], var[:, None], np), None, True)
         return np.asarray(self.compiled_act(agent, obs, None, mean, var, True))
@@ -228,10 +230,9 @@ class HostStepper:
         return lambda action: scale_action(action, low, high)
 
     def explore(self, mean: np.ndarray, var: np.ndarray) -> np.ndarray:
-        """The agents' exploring actions [S*N, ...] for the current observations (`Acting`); advances the acting
-        keys when it draws random numbers."""
+        """The agents' exploring actions [S*N, ...] for the current observations (`Acting`)."""
         S, N = self.num_seeds, self.num_envs
-        action, self.key = self.acting.explore(self.key, self.obs.reshape(S, N, *self.obs_shape), mean, var)
+        action = self.acting.explore(self.obs.reshape(S, N, *self.obs_shape), mean, var, self.vector_steps)
         action = action.reshape(S * N, *self.action_shape)
         if self.run.on_nan == "skip" and action.dtype.kind == "f":  # a non-finite observation gives a non-finite
             action = np.where(np.isfinite(action), action, np.float32(0.0))  # action: send 0 instead
@@ -242,12 +243,8 @@ class HostStepper:
         """The run's `Acting`, built on first use from the agent (its policy reads the state's static fields)."""
         if self._acting is None:
             self._acting = Acting(self.module, self.cfg, self.agent, self.num_seeds, self.num_envs, self.run.acting,
-                                  self.run.normalize_obs, self.noise_block())
+                                  self.run.normalize_obs, acting_keys(self.run.seed, self.num_seeds))
         return self._acting
-
-    def noise_block(self) -> int:
-        """Vector steps of random numbers `Acting` draws at once: a chunk's (or rollout's), at most NOISE_BLOCK."""
-        return NOISE_BLOCK
 
     def step_envs(self, t: int, action: np.ndarray) -> None:
         """One vector step with `action` [S*N, ...]: the episode bookkeeping, and the transition into `stage[t]`

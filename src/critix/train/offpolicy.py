@@ -25,7 +25,7 @@ from critix.data import replay
 from critix.envs.gym import random_actions
 from critix.train import checkpoint, guards
 from critix.train.config import RunConfig, plan_of
-from critix.train.host import NOISE_BLOCK, HostStepper, Staging
+from critix.train.host import HostStepper, Staging
 from critix.train.run import Chunk
 from critix.types import CritixError, Transition
 
@@ -148,8 +148,6 @@ class OffPolicy(HostStepper):
     def gradient_steps(self) -> int:
         return self.updates
 
-    def noise_block(self) -> int:
-        return min(self.chunk, NOISE_BLOCK)
 
     def metric_names(self) -> list[str]:
         """The agent's update metrics (found by tracing its update) and the episode return."""

@@ -24,7 +24,7 @@ from critix.agents import contract
 from critix.envs.gym import REWARD_CLIP
 from critix.train import checkpoint, guards
 from critix.train.config import RunConfig, plan_of
-from critix.train.host import NOISE_BLOCK, HostStepper, Staging
+from critix.train.host import HostStepper, Staging
 from critix.train.run import Chunk
 from critix.types import Rollout, Transition
 
@@ -77,7 +77,7 @@ class OnPolicy(HostStepper):
         obs_space, act_space, cfg, module = self.obs_space, self.act_space, self.cfg, self.module
         self.agent = jax.jit(jax.vmap(lambda k: module.init(cfg, k, obs_space, act_space, self.plan)))(
             jax.random.split(agent_key, self.num_seeds))
-        self.key = jax.random.split(loop_key, self.num_seeds)
+        self.key = jax.random.split(loop_key, self.num_seeds)  # checkpointed; acting draws from host.acting_keys
         self.ret_rms = type(self.obs_rms).create(self.num_seeds, ())
         self.vector_steps = self.updates = self.episodes = 0
 
@@ -101,8 +101,6 @@ class OnPolicy(HostStepper):
     def gradient_steps(self) -> int:
         return self.updates * self.per_update
 
-    def noise_block(self) -> int:
-        return min(self.rollout_length, NOISE_BLOCK)
 
     def metric_names(self) -> list[str]:
         cfg, module, obs_space, act_space = self.cfg, self.module, self.obs_space, self.act_space
