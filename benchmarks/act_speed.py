@@ -8,7 +8,8 @@ agent and times, alternating A B C A B C (`--rounds`, medians reported):
 - `jit`: `Acting` with `--acting jit`, one compiled call per step on random numbers drawn per block;
 - `numpy`: `Acting` with `--acting numpy`, the policy in NumPy on host parameters.
 Each timed call includes what the loop does per step: slicing the block's random numbers, normalisation (off
-here), the action back in host memory; the block draws are amortised over their `--block` steps. It also times
+here), the action back in host memory; the block draws (one device call per 256 steps) are amortised over the
+calls, as in a run. It also times
 the env alone (random actions through the same Gymnasium vector env the loop uses, SAME_STEP autoreset, and the
 bare env without the vector wrapper): the fastest a host loop could step. JSON to stdout and to
 benchmarks/results/act_speed-<date>.json with machine, load and commit.
@@ -39,7 +40,7 @@ from sac_speed import cpu_model, git_commit  # noqa: E402
 from critix import agents  # noqa: E402
 from critix.envs.gym import make_vector_env  # noqa: E402
 from critix.train.config import RunConfig  # noqa: E402
-from critix.train.host import HOST_ACTING_MAX_MACS, Acting  # noqa: E402
+from critix.train.host import HOST_ACTING_MAX_MACS, Acting, acting_keys  # noqa: E402
 from critix.train.offpolicy import OffPolicy  # noqa: E402
 from critix.train.onpolicy import OnPolicy  # noqa: E402
 
@@ -72,17 +73,17 @@ def time_calls(call: Any, calls: int) -> float:
     return (time.perf_counter() - begin) / calls * 1e6
 
 
-def act_case(name: str, calls: int, rounds: int, block: int) -> dict[str, Any]:
+def act_case(name: str, calls: int, rounds: int) -> dict[str, Any]:
     algo, env, hidden, seeds, envs = CASES[name]
     stepper = stepper_of(algo, env, hidden, seeds, envs)
     obs = stepper.obs.reshape(seeds, envs, *stepper.obs_shape)
     mean, var = stepper.stats()
-    evaluators = {e: Acting(stepper.module, stepper.cfg, stepper.agent, seeds, envs, e, False, block)
-                  for e in ("numpy", "jit")}
-    keys = {"per-step-key": stepper.key, "numpy": stepper.key, "jit": stepper.key}
+    evaluators = {e: Acting(stepper.module, stepper.cfg, stepper.agent, seeds, envs, e, False,
+                            acting_keys(0, seeds)) for e in ("numpy", "jit")}
+    state = {"key": stepper.key, "numpy": 0, "jit": 0}
 
     def per_step_key() -> None:
-        action, keys["per-step-key"] = stepper.policy(stepper.agent, keys["per-step-key"], obs, mean, var)
+        action, state["key"] = stepper.policy(stepper.agent, state["key"], obs, mean, var)
         np.asarray(action)
 
     def evaluator(e: str) -> Any:
@@ -90,7 +91,8 @@ def act_case(name: str, calls: int, rounds: int, block: int) -> dict[str, Any]:
         acting.start(stepper.agent)
 
         def call() -> None:
-            _, keys[e] = acting.explore(keys[e], obs, mean, var)
+            acting.explore(obs, mean, var, state[e])
+            state[e] += 1
 
         return call
 
@@ -140,14 +142,13 @@ def main() -> None:
     parser.add_argument("--cases", default=",".join(CASES), help="comma-separated, of: " + ", ".join(CASES))
     parser.add_argument("--calls", type=int, default=1000, help="timed act calls per path per round")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--block", type=int, default=50, help="vector steps per block of random numbers")
     parser.add_argument("--env-steps", type=int, default=20_000, help="steps of the env-limit measurement")
     args = parser.parse_args()
     load_start = list(os.getloadavg())
     if load_start[0] > 0.5:
         print(f"warning: load average {load_start[0]:.2f} > 0.5: the machine is busy, figures are unreliable",
               file=sys.stderr)
-    results = [act_case(name, args.calls, args.rounds, args.block) for name in args.cases.split(",")]
+    results = [act_case(name, args.calls, args.rounds) for name in args.cases.split(",")]
     for r in results:
         print(f"{r['case']}: " + ", ".join(f"{p} {v:.1f} us" for p, v in r["us_per_act"].items())
               + f" (auto: {r['auto_choice']})", file=sys.stderr)
