@@ -98,7 +98,7 @@ def scale_action(action: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.nd
 
 def final_observation(obs: np.ndarray, done: np.ndarray, info: dict) -> np.ndarray:
     """next_obs for the replay buffer: the real final observation where an episode ended, else `obs`."""
-    if not np.any(done):
+    if not done.any():
         return obs
     if "final_obs" not in info:
         raise RuntimeError("vector env did not report final_obs; it must run in SAME_STEP autoreset mode")

@@ -114,9 +114,14 @@ class Acting:
         def act(state: Any, obs: jax.Array, noise: Any, mean: jax.Array, var: jax.Array, deterministic: bool) -> Any:
             return policy.act(jnp, policy.params(state), prepare(obs, mean, var), noise, deterministic)
 
+        def flat_params(state: Any) -> jax.Array:  # one float32 vector, so that a copy to the host is one transfer
+            return jnp.concatenate([jnp.ravel(x).astype(jnp.float32) for x in jax.tree.leaves(policy.params(state))])
+
         self.draw = jax.jit(jax.vmap(draw, in_axes=(0, None)))  # keys [S, 2], block -> noise [S, BLOCK, N, ...]
         self.compiled_act = jax.jit(jax.vmap(act, in_axes=(0, 0, 0, 0, 0, None)), static_argnums=5)
-        self.host_params = jax.jit(jax.vmap(policy.params))
+        self.flat_params = jax.jit(jax.vmap(flat_params))
+        leaves, self.params_tree = jax.tree.flatten(jax.eval_shape(jax.vmap(policy.params), agent))
+        self.params_layout = [(x.shape[1:], x.dtype, math.prod(x.shape[1:])) for x in leaves]
         self.agent: Any = None
         self.params: Any = None
         self.block = -1
@@ -131,7 +136,11 @@ class Acting:
         if agent is not self.agent:
             self.agent = agent
             if self.evaluator == "numpy":
-                self.params = jax.device_get(self.host_params(agent))
+                flat, leaves, offset = np.asarray(self.flat_params(agent)), [], 0  # [S, P]
+                for shape, dtype, size in self.params_layout:
+                    leaves.append(flat[:, offset:offset + size].reshape(-1, *shape).astype(dtype, copy=False))
+                    offset += size
+                self.params = self.params_tree.unflatten(leaves)
 
     def explore(self, obs: np.ndarray, mean: np.ndarray, var: np.ndarray, step: int) -> np.ndarray:
         """Exploring actions [S, N, ...] for observations [S, N, ...] at the run's vector step `step`."""
