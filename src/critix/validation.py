@@ -62,6 +62,8 @@ def _matches(value: Any, hint: Any) -> bool:
         return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     if hint is str:
         return isinstance(value, str)
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):  # a nested config (e.g. value_head)
+        return isinstance(value, hint)
     return True  # other annotations are checked by the config itself
 
 

@@ -231,7 +231,7 @@ def test_deterministic_act_ignores_the_key_and_stochastic_act_uses_it(h):
 
 @pytest.mark.parametrize("deterministic", [False, True])
 def test_policy_in_numpy_acts_as_act(h, deterministic):
-    """The agent's `Policy` evaluated with NumPy (what the host loops run for small networks) gives `act`'s actions
+    """The agent's `PolicyFunctions` evaluated with NumPy (what the host loops run for small networks) gives `act`'s actions
     for the same parameters and random numbers, for 2 seeds at once (stacked parameters, obs [S, B, O])."""
     states = h.init_seeds(jax.random.split(jax.random.PRNGKey(5), 2))
     policy = h.module.policy(h.cfg, states)

@@ -1,4 +1,4 @@
-"""Acting in NumPy equals acting in JAX: every agent family's `Policy` (critix.agents.contract) evaluated with
+"""Acting in NumPy equals acting in JAX: every agent family's `PolicyFunctions` (critix.agents.contract) evaluated with
 NumPy on the host gives, for the same parameters and the same random numbers, the actions of the agent's jitted
 act as it was written before the NumPy path existed (Flax `apply` and `jax.random` samplers, written out here as
 the reference), for S = 2 seeds at once; and the host loops' `Acting` gives the same actions with either evaluator.
@@ -31,7 +31,7 @@ SMALL = {"hidden_sizes": (16, 16)}
 
 
 def dqn_reference(cfg: Any, state: Any, obs: jax.Array, key: jax.Array, deterministic: bool) -> jax.Array:
-    """DQN's epsilon-greedy act before the Policy pieces (critix 0.x): Flax apply, the head's value, two draws."""
+    """DQN's epsilon-greedy act before the PolicyFunctions pieces (critix 0.x): Flax apply, the head's value, two draws."""
     q = cfg.head.value(dqn.network(cfg, state.num_actions).apply(state.q_params, obs))
     greedy = jnp.argmax(q, axis=-1).astype(jnp.int32)
     if deterministic:

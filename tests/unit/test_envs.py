@@ -239,7 +239,7 @@ def test_auto_vectorization_is_async_only_for_several_slow_envs(monkeypatch):
 
     assert critix_gym.env_step_seconds("critix-probe/ConstantBox-v0", 0) == 0.0  # JAX envs are never forked
     assert critix_gym.choose_vectorization("CartPole-v1", 4, 0) == "sync"
-    monkeypatch.setattr(critix_gym, "env_step_seconds", lambda env_id, seed: 5e-3)  # a slow env
+    monkeypatch.setattr(critix_gym, "env_step_seconds", lambda env_id, seed, **kwargs: 5e-3)  # a slow env
     monkeypatch.setattr("os.cpu_count", lambda: 2)
     assert critix_gym.choose_vectorization("CartPole-v1", 2, 0) == "async"
     assert critix_gym.choose_vectorization("CartPole-v1", 1, 0) == "sync"  # one env: nothing to overlap

@@ -19,6 +19,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("values", "nets", "envs", "data", "stats", "policy_losses"),
     ("agents",),
     ("train",),
+    ("policy", "export"),
     ("bench",),
     ("sweep",),
     ("cli",),

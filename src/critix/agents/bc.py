@@ -70,7 +70,7 @@ def act(cfg: Config, state: State, obs: jax.Array, key: jax.Array, deterministic
     return contract.act_with(policy(cfg, state), state, obs, key, deterministic)
 
 
-def policy(cfg: Config, state: State) -> contract.Policy:
+def policy(cfg: Config, state: State) -> contract.PolicyFunctions:
     """The Gaussian mean, or a sample clipped to [-1, 1] (`critix.agents.common.clipped_gaussian_policy`)."""
     return common.clipped_gaussian_policy(networks(cfg, state.action_dim), state.action_dim)
 

@@ -13,7 +13,7 @@ that changes how data reaches the agent is a hook of the agent, never an `if` in
 - `data_path(cfg) -> DataPath` (optional): how the off-policy loops fill and sample the replay buffer. Without it
   the agent gets uniform batches [K, B, ...] through `update_many`. DQN's n-step returns sample sequences and its
   prioritized replay samples by priority with importance weights: both are `DataPath`s DQN returns.
-- `policy(cfg, state) -> Policy`: how the agent acts, as three pure pieces (what it reads from its state, the
+- `policy(cfg, state) -> PolicyFunctions`: how the agent acts, as three pure pieces (what it reads from its state, the
   random numbers of one act, and the action as a function of both, written over an array namespace). `act` is
   built from them (`act_with`), and the host loops run the same pieces with NumPy for small networks
   (`critix.train.host.Acting`), so both evaluators compute one function.
@@ -85,8 +85,9 @@ class AgentModule(Protocol):
         """obs [B, ...] -> actions [B, A] in [-1, 1] (Box) or [B] int32 indices (Discrete)."""
         ...
 
-    def policy(self, cfg: Any, state: Any) -> Policy:
-        """`act` in pieces (`Policy`); reads only static fields of `state`, which may carry a leading seed axis."""
+    def policy(self, cfg: Any, state: Any) -> PolicyFunctions:
+        """`act` in pieces (`PolicyFunctions`); reads only static fields of `state`, which may carry a leading seed
+        axis."""
         ...
 
     def update(self, cfg: Any, state: Any, batch: Transition) -> tuple[Any, Metrics]:
@@ -95,7 +96,7 @@ class AgentModule(Protocol):
 
 
 @dataclasses.dataclass(frozen=True)
-class Policy:
+class PolicyFunctions:
     """How an agent acts, in three pure pieces that a compiled call (`act_with`, `jax.numpy`) and the host loops'
     NumPy evaluator (`critix.train.host.Acting`) both run, so the two compute one function:
 
@@ -117,8 +118,9 @@ class Policy:
     host: bool = True
 
 
-def act_with(policy: Policy, state: Any, obs: jax.Array, key: jax.Array, deterministic: bool) -> jax.Array:
-    """An agent's `act(cfg, state, obs, key, deterministic)` from its `Policy`, in JAX: obs [B, ...] -> actions."""
+def act_with(policy: PolicyFunctions, state: Any, obs: jax.Array, key: jax.Array, deterministic: bool) -> jax.Array:
+    """An agent's `act(cfg, state, obs, key, deterministic)` from its `PolicyFunctions`, in JAX: obs [B, ...] ->
+    actions."""
     noise = None if deterministic else policy.noise(key, obs.shape[0])
     return policy.act(jnp, policy.params(state), obs, noise, deterministic)
 

@@ -206,7 +206,7 @@ def act(cfg: Config, state: State, obs: jax.Array, key: jax.Array, deterministic
     return contract.act_with(policy(cfg, state), state, obs, key, deterministic)
 
 
-def policy(cfg: Config, state: State) -> contract.Policy:
+def policy(cfg: Config, state: State) -> contract.PolicyFunctions:
     """Epsilon-greedy on the head's value: the Q parameters and the scheduled epsilon; per observation one
     uniform (explore if below epsilon) and one uniform random action."""
     net, head, num_actions = network(cfg, state.num_actions), cfg.head, state.num_actions
@@ -226,7 +226,7 @@ def policy(cfg: Config, state: State) -> contract.Policy:
         explore = noise["explore"] < xp.asarray(params["epsilon"])[..., None]
         return xp.where(explore, noise["action"], greedy)
 
-    return contract.Policy(params, noise, act_, host=cfg.encoder == "mlp")
+    return contract.PolicyFunctions(params, noise, act_, host=cfg.encoder == "mlp")
 
 
 def bootstrap_inputs(cfg: Config, batch: Transition) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array, jax.Array]:

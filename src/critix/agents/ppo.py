@@ -140,6 +140,7 @@ class State(struct.PyTreeNode):
 def check_spaces(observation_space: gym.Space, action_space: gym.Space) -> tuple[int, bool, int]:
     """Flat Box observations; Discrete or bounded Box actions. Returns (obs_dim, discrete, action_dim)."""
     obs_dim = common.check_flat_obs(NAME, observation_space)
+    common.unsupported_actions(NAME, action_space)
     if isinstance(action_space, gym.spaces.Discrete):
         return obs_dim, True, common.check_discrete_actions(NAME, action_space)
     if isinstance(action_space, gym.spaces.Box):
@@ -221,7 +222,7 @@ def act(cfg: Config, state: State, obs: jax.Array, key: jax.Array, deterministic
     return contract.act_with(policy(cfg, state), state, obs, key, deterministic)
 
 
-def policy(cfg: Config, state: State) -> contract.Policy:
+def policy(cfg: Config, state: State) -> contract.PolicyFunctions:
     """Categorical sampling (Discrete), or mean + std * eps with eps ~ N(0, I) [B, A], not clipped (Box)."""
     actor, _ = networks(cfg, state.discrete, state.action_dim)
     if state.discrete:
@@ -232,7 +233,8 @@ def policy(cfg: Config, state: State) -> contract.Policy:
         mean, log_std = actor.forward(xp, params, obs)
         return mean if deterministic else mean + xp.exp(log_std)[..., None, :] * noise
 
-    return contract.Policy(common.actor_params, lambda key, batch: jax.random.normal(key, (batch, action_dim)), act_)
+    return contract.PolicyFunctions(common.actor_params,
+                                    lambda key, batch: jax.random.normal(key, (batch, action_dim)), act_)
 
 
 def log_prob_and_entropy(

@@ -127,7 +127,7 @@ def act(cfg: Config, state: State, obs: jax.Array, key: jax.Array, deterministic
     return contract.act_with(policy(cfg, state), state, obs, key, deterministic)
 
 
-def policy(cfg: Any, state: Any) -> contract.Policy:
+def policy(cfg: Any, state: Any) -> contract.PolicyFunctions:
     """The tanh-Gaussian actor's acting (`act`); shared with TQC and CQL, whose actor is SAC's."""
     actor = TanhGaussianPolicy(cfg.hidden_sizes, state.action_dim, cfg.activation)
     return common.tanh_gaussian_policy(actor, state.action_dim)

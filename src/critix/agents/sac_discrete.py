@@ -108,7 +108,7 @@ def act(cfg: Config, state: State, obs: jax.Array, key: jax.Array, deterministic
     return contract.act_with(policy(cfg, state), state, obs, key, deterministic)
 
 
-def policy(cfg: Config, state: State) -> contract.Policy:
+def policy(cfg: Config, state: State) -> contract.PolicyFunctions:
     """Categorical sampling from the actor's logits (`critix.agents.common.categorical_policy`)."""
     return common.categorical_policy(networks(cfg, state.num_actions)[0], state.num_actions)
 

@@ -126,7 +126,7 @@ def act(cfg: Config, state: State, obs: jax.Array, key: jax.Array, deterministic
     return contract.act_with(policy(cfg, state), state, obs, key, deterministic)
 
 
-def policy(cfg: Config, state: State) -> contract.Policy:
+def policy(cfg: Config, state: State) -> contract.PolicyFunctions:
     """clip(pi(s) + exploration_noise * eps, -1, 1) with eps ~ N(0, I) [B, A] (#98 Alg. 1), or pi(s)."""
     actor, _ = networks(cfg, state.action_dim)
     action_dim = state.action_dim
@@ -137,7 +137,7 @@ def policy(cfg: Config, state: State) -> contract.Policy:
             return action
         return xp.clip(action + cfg.exploration_noise * noise, -1.0, 1.0)
 
-    return contract.Policy(lambda state: state.actor_params["params"],
+    return contract.PolicyFunctions(lambda state: state.actor_params["params"],
                            lambda key, batch: jax.random.normal(key, (batch, action_dim)), act_)
 
 

@@ -19,6 +19,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import jax
 import numpy as np
 from safetensors import SafetensorError
@@ -45,7 +46,8 @@ def flatten(tree: Any) -> dict[str, np.ndarray]:
 
 
 def unflatten(template: Any, arrays: dict[str, np.ndarray], source: str) -> Any:
-    """Put `arrays` into the structure of `template`, checking every name, shape and dtype."""
+    """Put `arrays` into the structure of `template` (arrays or `jax.ShapeDtypeStruct`s), checking every name,
+    shape and dtype."""
     leaves, treedef = jax.tree_util.tree_flatten_with_path(template)
     expected = {jax.tree_util.keystr(path) for path, _ in leaves}
     missing, unexpected = expected - arrays.keys(), arrays.keys() - expected
@@ -58,10 +60,12 @@ def unflatten(template: Any, arrays: dict[str, np.ndarray], source: str) -> Any:
     for path, leaf in leaves:
         name = jax.tree_util.keystr(path)
         array = arrays[name]
-        if array.shape != np.shape(leaf) or array.dtype != np.asarray(leaf).dtype:
+        # a template leaf may be an array or a jax.ShapeDtypeStruct (`jax.eval_shape` of an init: no compute)
+        dtype = np.dtype(leaf.dtype) if hasattr(leaf, "dtype") else np.asarray(leaf).dtype
+        if array.shape != np.shape(leaf) or array.dtype != dtype:
             raise CritixError(
                 f"checkpoint {source}: {name} has shape {array.shape} {array.dtype}, expected "
-                f"{np.shape(leaf)} {np.asarray(leaf).dtype}. Load it with the config it was saved with."
+                f"{np.shape(leaf)} {dtype}. Load it with the config it was saved with."
             )
         out.append(array)
     return jax.tree_util.tree_unflatten(treedef, out)
@@ -201,13 +205,66 @@ def verify(ckpt: Path) -> dict[str, Any]:
 
 def load(ckpt: Path, template: Any) -> tuple[Any, dict[str, Any]]:
     """Load a checkpoint into the structure of `template` (e.g. a freshly initialised state)."""
+    arrays, meta = load_arrays(ckpt)
+    return unflatten(template, arrays, str(ckpt)), meta
+
+
+def load_arrays(ckpt: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """The verified arrays of a checkpoint by path string (as `flatten` names them), and its metadata; for readers
+    that take part of a state (`critix.load` takes one seed's agent)."""
     ckpt = Path(ckpt)
     meta = verify(ckpt)
     try:
         arrays = st_load((ckpt / STATE_FILE).read_bytes())
     except (OSError, SafetensorError, ValueError) as err:
         raise CritixError(f"checkpoint {ckpt}: {STATE_FILE} is not a valid safetensors file ({err})") from None
-    return unflatten(template, arrays, str(ckpt)), meta
+    return arrays, meta
+
+
+def describe_spaces(observation_space: gym.Space, action_space: gym.Space) -> dict[str, Any]:
+    """The agent's observation and action spaces as JSON for meta.json, so a policy loads without its env
+    (`critix.load`): observations by shape and dtype, Box actions with their bounds, Discrete ones with n and start."""
+    return {"observation": _describe_space(observation_space), "action": _describe_space(action_space)}
+
+
+def _describe_space(space: gym.Space) -> dict[str, Any]:
+    if isinstance(space, gym.spaces.Discrete):
+        return {"type": "Discrete", "n": int(space.n), "start": int(space.start)}
+    if isinstance(space, gym.spaces.Box):
+        return {"type": "Box", "shape": list(space.shape), "dtype": str(space.dtype), "low": _bound(space.low),
+                "high": _bound(space.high)}
+    return {"type": type(space).__name__}  # a space no agent takes; `spaces_from` refuses it
+
+
+def _bound(values: np.ndarray) -> Any:
+    """A Box bound as JSON: one number if every entry is the same (images), else a flat list; infinite entries as
+    the strings "inf" / "-inf", which JSON has no numbers for."""
+    flat = [float(v) if np.isfinite(v) else ("inf" if v > 0 else "-inf")
+            for v in np.asarray(values, np.float64).ravel()]
+    return flat[0] if flat and all(v == flat[0] for v in flat) else flat
+
+
+def spaces_from(described: Any, source: str) -> tuple[gym.Space, gym.Space]:
+    """(observation space, action space) from `describe_spaces`' JSON; CritixError naming `source` if malformed."""
+    try:
+        return _space_from(described["observation"]), _space_from(described["action"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise CritixError(f"{source}: the spaces recorded in {META_FILE} are malformed ({err!r}); it is not a "
+                          "critix checkpoint, or it was edited") from None
+
+
+def _space_from(d: dict[str, Any]) -> gym.Space:
+    if d["type"] == "Discrete":
+        return gym.spaces.Discrete(int(d["n"]), start=int(d["start"]))
+    if d["type"] != "Box":
+        raise ValueError(f"unsupported space type {d['type']!r}")
+    shape, dtype = tuple(int(n) for n in d["shape"]), np.dtype(d["dtype"])
+
+    def bound(value: Any) -> np.ndarray:  # one number, or the flat list of every entry
+        array = np.asarray(value, np.float64)
+        return (np.broadcast_to(array, shape) if array.ndim == 0 else array.reshape(shape)).astype(dtype)
+
+    return gym.spaces.Box(bound(d["low"]), bound(d["high"]), shape, dtype)
 
 
 def latest_valid(directory: Path, quarantine: bool = True) -> tuple[Path, dict[str, Any]] | None:

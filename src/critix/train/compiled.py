@@ -74,6 +74,7 @@ class Compiled:
         self.compiled: set[tuple[int, bool]] = set()
         self.chunk = jax.jit(jax.vmap(member.chunk, in_axes=(0, None, None)), static_argnums=(1, 2), donate_argnums=0)
         self.evaluate_members = jax.jit(jax.vmap(member.evaluate, in_axes=(0, None)))
+        self.act_members = jax.jit(jax.vmap(member.greedy_actions))
         self.init_members = jax.jit(jax.vmap(member.init))
 
     # ---- runs ----------------------------------------------------------------------------------------
@@ -126,9 +127,15 @@ class Compiled:
         """Deterministic returns [G * S, eval_episodes]."""
         return np.asarray(self.evaluate_members(self.carry, jax.random.PRNGKey(seed)))
 
+    def greedy_actions(self, obs: np.ndarray) -> np.ndarray:
+        """Deterministic agent actions [G * S, B, ...] for observations [G * S, B, O] (videos in a Gymnasium twin)."""
+        return np.asarray(self.act_members(self.carry, jnp.asarray(obs, jnp.float32)))
+
     def state(self) -> tuple[Any, dict[str, Any]]:
+        env = self.member.env
         return {"carry": self.carry}, {"counters": {"iterations": self.iterations, "episodes": self.episodes},
-                                       "env": self.run.env}
+                                       "env": self.run.env,
+                                       "spaces": checkpoint.describe_spaces(env.observation_space, env.action_space)}
 
     def gradient_steps(self) -> int:
         return max(0, self.iterations - self.warmup_iterations) * self.member.updates_per_iteration

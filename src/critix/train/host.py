@@ -1,15 +1,15 @@
 """What the two host-mode steppers share: the run's Gymnasium envs, acting, evaluation and the episode bookkeeping.
 
 The off-policy stepper (`critix.train.offpolicy`) and the on-policy stepper (`critix.train.onpolicy`) both keep
-S seeds x N envs in one Gymnasium vector env (seed-major), act with the agent's `Policy` (`Acting`, with optional
-observation normalisation), and evaluate deterministically on separate eval envs. `HostStepper` is that common
+S seeds x N envs in one Gymnasium vector env (seed-major), act with the agent's `PolicyFunctions` (`Acting`, with
+optional observation normalisation), and evaluate deterministically on separate eval envs. `HostStepper` is that common
 part: it holds the envs' current observations, running episode returns, the returns of finished episodes not yet
 logged and the last training metrics, and saves and restores them with the envs themselves
 (`critix.train.resume`) for an exact resume.
 
 Acting (`Acting`): an env step of CartPole takes about 8 us, a compiled call about 30-350 us of dispatch and tiny
 kernels, a 64x64 MLP's arithmetic a few us. So for small MLP policies the host loops evaluate the agent's policy in
-NumPy (`critix.agents.contract.Policy`: the same function the agent's `act` compiles), with the parameters copied
+NumPy (`critix.agents.contract.PolicyFunctions`: the same function the agent's `act` compiles), with the parameters copied
 to the host once per chunk (the acting network changes only when a chunk's updates are applied), and the random
 numbers drawn on the device NOISE_BLOCK steps at a time from keys of (seed, step). Large networks and pixel encoders
 keep one compiled call per step, on the same random numbers. Either way the actions are a function of (parameters,
@@ -28,7 +28,9 @@ import numpy as np
 
 from critix import agents
 from critix.agents import contract
-from critix.envs.gym import RunningMeanStd, final_observation, make_vector_env, normalize_obs, scale_action
+from critix.envs.gym import (RunningMeanStd, final_observation, make_vector_env, normalize_obs, parse_env_kwargs,
+                             scale_action)
+from critix.train import checkpoint
 from critix.train.config import RunConfig, eval_env_seed, resolve, train_env_seed
 from critix.train.evaluate import evaluate
 from critix.train.resume import LoopState, restore_loop
@@ -87,7 +89,7 @@ def acting_keys(seed: int, num_seeds: int) -> jax.Array:
 
 
 class Acting:
-    """How a host loop computes actions from the agent's `Policy` (`critix.agents.contract`), for S seeds x N envs.
+    """How a host loop computes actions from the agent's `PolicyFunctions` (`critix.agents.contract`), for S seeds x N envs.
 
     evaluator "numpy": `policy.act` with NumPy on parameters copied from the device by `start` (once per chunk or
     rollout, after its updates); "jit": one compiled, seed-vmapped call per step. Random numbers: `policy.noise`
@@ -99,7 +101,7 @@ class Acting:
 
     def __init__(self, module: Any, cfg: Any, agent: Any, num_seeds: int, num_envs: int, choice: str,
                  normalize: bool, keys: jax.Array) -> None:
-        self.policy: contract.Policy = module.policy(cfg, agent)
+        self.policy: contract.PolicyFunctions = module.policy(cfg, agent)
         self.num_seeds, self.num_envs, self.normalize, self.keys = num_seeds, num_envs, normalize, keys
         per_seed = sum(math.prod(x.shape[1:]) for x in jax.tree.leaves(jax.eval_shape(jax.vmap(self.policy.params),
                                                                                             agent)))
@@ -192,7 +194,9 @@ class HostStepper:
         self.num_seeds, self.num_envs = run.num_seeds, run.num_envs
         self.num_members = run.num_seeds
         self.description = f"{algo} {run.env} x{run.num_seeds} seeds"
-        self.env = make_vector_env(run.env, run.num_seeds * run.num_envs, train_env_seed(run.seed), run.vectorization)
+        self.env_kwargs = env_kwargs = parse_env_kwargs(run.env_kwargs)  # also for the video env
+        self.env = make_vector_env(run.env, run.num_seeds * run.num_envs, train_env_seed(run.seed), run.vectorization,
+                                   env_kwargs)
         self.obs_space, self.act_space = self.env.single_observation_space, self.env.single_action_space
         self.eval_env = None
         try:
@@ -200,7 +204,8 @@ class HostStepper:
         except CritixError:
             self.env.close()
             raise
-        self.eval_env = make_vector_env(run.env, run.num_seeds * run.eval_episodes, eval_env_seed(run.seed))
+        self.eval_env = make_vector_env(run.env, run.num_seeds * run.eval_episodes, eval_env_seed(run.seed),
+                                        env_kwargs=env_kwargs)
         self.discrete = isinstance(self.act_space, gym.spaces.Discrete)
         self.obs_shape = self.obs_space.shape
         # Actions as the agent emits them: [A] float32 (Box) or a scalar int32 index (Discrete).
@@ -275,15 +280,15 @@ class HostStepper:
         """The observation statistics the agent acts with now, (mean, var) [S, O] float32."""
         return self.obs_rms.mean.astype(np.float32), self.obs_rms.var.astype(np.float32)
 
+    def greedy_actions(self, obs: np.ndarray) -> np.ndarray:
+        """Deterministic agent actions [S, B, ...] for observations [S, B, *obs], each seed with its statistics."""
+        mean, var = self.stats()
+        return np.asarray(self.acting.greedy(self.agent, obs.astype(self.obs_dtype), mean, var))
+
     def evaluate(self, seed: int) -> np.ndarray:
         """Deterministic returns [S, eval_episodes], one episode per eval env."""
-        mean, var = self.stats()
         jax.block_until_ready(self.agent)
-
-        def act(obs: np.ndarray) -> np.ndarray:
-            return self.acting.greedy(self.agent, obs.astype(self.obs_dtype), mean, var)
-
-        return evaluate(self.eval_env, act, self.num_seeds, seed)[0]
+        return evaluate(self.eval_env, self.greedy_actions, self.num_seeds, seed)[0]
 
     # ---- episodes --------------------------------------------------------------------------------------------
     def begin(self, meta: dict[str, Any] | None) -> None:
@@ -327,7 +332,8 @@ class HostStepper:
         discounted = self.discounted_return if getattr(self, "scales_rewards", False) else None
         loop = LoopState(self.obs, self.episode_return, self.recent_returns, metrics, discounted)
         return {"counters": {"vector_steps": self.vector_steps, "updates": self.updates, "episodes": self.episodes},
-                "env": self.run.env, "loop": loop.to_json(self.env)}
+                "env": self.run.env, "loop": loop.to_json(self.env),
+                "spaces": checkpoint.describe_spaces(self.obs_space, self.act_space)}
 
     def restore_counters(self, meta: dict[str, Any]) -> None:
         counters = meta["counters"]

@@ -200,11 +200,14 @@ class Member:
         summary["episode/count"] = count.sum()
         return carry, {**summary, **guard}
 
+    def greedy_actions(self, carry: Carry, obs: jax.Array) -> jax.Array:
+        """The member's deterministic actions [B, ...] for observations [B, O], normalised with its statistics."""
+        cfg = member_config(self.cfg, carry.hparams)
+        return self.module.act(cfg, carry.agent, self.prepare(obs, carry.obs_rms), jax.random.PRNGKey(0), True)
+
     def evaluate(self, carry: Carry, key: jax.Array) -> jax.Array:
         """Deterministic returns of `eval_episodes` episodes (one per eval env): [M]."""
-        cfg, rms = member_config(self.cfg, carry.hparams), carry.obs_rms
-        act = lambda obs: self.module.act(cfg, carry.agent, self.prepare(obs, rms), jax.random.PRNGKey(0), True)
-        return evaluate_jax(self.env, act, key, self.eval_episodes)
+        return evaluate_jax(self.env, lambda obs: self.greedy_actions(carry, obs), key, self.eval_episodes)
 
 
 def _example(env: JaxEnv) -> Transition:
