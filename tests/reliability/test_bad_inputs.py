@@ -84,7 +84,7 @@ CLI_CASES: list[tuple[str, str, list[str], str]] = [
     ("on-nan-unknown", "--on-nan with an unknown policy", ["train", "sac", "--on-nan", "maybe"],
      "invalid choice 'maybe' for argument '--on-nan'"),
     ("vectorization-unknown", "unknown vectorization", ["train", "sac", "--vectorization", "threads", "--steps", "300"],
-     "vectorization must be 'sync' or 'async', got 'threads'"),
+     "vectorization must be 'auto', 'sync' or 'async', got 'threads'"),
     ("buffer-below-batch", "a run too short to fill one batch", ["train", "sac", "--steps", "100", *S],
      "the replay buffer holds 100 transitions (min of buffer_size and steps), fewer than batch_size=256"),
     ("buffer-too-big", "replay buffers larger than the machine's memory",

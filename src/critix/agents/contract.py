@@ -13,6 +13,10 @@ that changes how data reaches the agent is a hook of the agent, never an `if` in
 - `data_path(cfg) -> DataPath` (optional): how the off-policy loops fill and sample the replay buffer. Without it
   the agent gets uniform batches [K, B, ...] through `update_many`. DQN's n-step returns sample sequences and its
   prioritized replay samples by priority with importance weights: both are `DataPath`s DQN returns.
+- `policy(cfg, state) -> PolicyFunctions`: how the agent acts, as three pure pieces (what it reads from its state, the
+  random numbers of one act, and the action as a function of both, written over an array namespace). `act` is
+  built from them (`act_with`), and the host loops run the same pieces with NumPy for small networks
+  (`critix.train.host.Acting`), so both evaluators compute one function.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from typing import Any, Literal, Protocol
 
 import gymnasium as gym
 import jax
+import jax.numpy as jnp
 
 from critix.data import replay
 from critix.data.replay import ReplayBuffer
@@ -80,9 +85,62 @@ class AgentModule(Protocol):
         """obs [B, ...] -> actions [B, A] in [-1, 1] (Box) or [B] int32 indices (Discrete)."""
         ...
 
+    def policy(self, cfg: Any, state: Any) -> PolicyFunctions:
+        """`act` in pieces (`PolicyFunctions`); reads only static fields of `state`, which may carry a leading seed
+        axis."""
+        ...
+
     def update(self, cfg: Any, state: Any, batch: Transition) -> tuple[Any, Metrics]:
         """One gradient step (off-policy, offline: a batch [B, ...]; on-policy: a rollout [T, N, ...])."""
         ...
+
+
+@dataclasses.dataclass(frozen=True)
+class PolicyFunctions:
+    """How an agent acts, in three pure pieces that a compiled call (`act_with`, `jax.numpy`) and the host loops'
+    NumPy evaluator (`critix.train.host.Acting`) both run, so the two compute one function:
+
+    - `params(state) -> pytree` (JAX): every array acting reads from the state (network parameters, DQN's current
+      epsilon). The host loops compute it after each chunk's updates and copy it to the host.
+    - `noise(key, batch) -> pytree` (JAX): the random numbers of one act on `batch` observations (uniforms, normal
+      or Gumbel draws). The host loops draw a chunk's worth at once.
+    - `act(xp, params, obs, noise, deterministic) -> actions`: obs [..., B, O] (prepared: normalised if the run
+      asks) -> actions [..., B, A] float32 in [-1, 1] (Box; PPO's raw Gaussian samples may leave it) or [..., B]
+      int32 indices (Discrete), over the array namespace `xp` (`numpy` or `jax.numpy`); `noise` is None when
+      `deterministic`. Leading axes of `params` (S seeds) broadcast against those of `obs` and `noise`, the
+      convention of `critix.nets.mlp`'s `forward` functions.
+    - `host`: whether `act` can run in NumPy (False for pixel encoders, which have no NumPy transcription).
+    """
+
+    params: Callable[[Any], Any]
+    noise: Callable[[jax.Array, int], Any]
+    act: Callable[[Any, Any, Any, Any, bool], Any]
+    host: bool = True
+
+
+ACTING_STREAM = 19
+"""`fold_in` constant that separates the acting keys from the agents' and the updates' keys of the same seed."""
+
+
+def acting_keys(seed: int, num_seeds: int) -> jax.Array:
+    """The S seeds' acting keys [S, 2]: a function of the run's base seed only, so a resumed run has them without a
+    checkpoint. Host and compiled runs share them (`step_key`)."""
+    return jax.random.split(jax.random.fold_in(jax.random.PRNGKey(seed), ACTING_STREAM), num_seeds)
+
+
+def step_key(acting_key: jax.Array, vector_step: jax.Array | int) -> jax.Array:
+    """The key of a seed's exploring act at vector step t (0, 1, ... over the run): `fold_in(acting key, t)`.
+    `policy.noise(step_key(k, t), N)` are that step's random numbers in every mode (the host loops draw a block of
+    steps in one call, a compiled member one step at a time), so chunk sizes, resumes and the mode do not move
+    them."""
+    return jax.random.fold_in(acting_key, vector_step)
+
+
+def act_with(policy: PolicyFunctions, state: Any, obs: jax.Array, key: jax.Array, deterministic: bool) -> jax.Array:
+    """An agent's `act(cfg, state, obs, key, deterministic)` from its `PolicyFunctions`, in JAX: obs [B, ...] ->
+    actions."""
+    noise = None if deterministic else policy.noise(key, obs.shape[0])
+    return policy.act(jnp, policy.params(state), obs, noise, deterministic)
 
 
 @dataclasses.dataclass(frozen=True)

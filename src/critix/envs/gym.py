@@ -263,7 +263,8 @@ def make_vector_env(env_id: str, num_envs: int, seed: int, vectorization: str = 
     """N copies of `env_id` in SAME_STEP autoreset mode; `seed` seeds the action space (the caller resets the
     envs with `env.reset(seed=...)`, which seeds sub-env i with seed + i).
 
-    vectorization: "sync" (one process, lowest overhead for fast envs) or "async" (one process per env).
+    vectorization: "sync" (one process, lowest overhead for fast envs), "async" (one process per env) or "auto"
+    (`choose_vectorization`: async only for N >= 2 envs whose measured step takes ASYNC_MIN_STEP_SECONDS or more).
     env_kwargs: keyword arguments for gymnasium.make. Dict and Tuple observations are flattened; a user env
     (`module:EnvName-v0`, a callable) first passes Gymnasium's environment checker, once per process.
     """
@@ -271,12 +272,14 @@ def make_vector_env(env_id: str, num_envs: int, seed: int, vectorization: str = 
 
     wrappers, make_kwargs = pixels.prepare(env_id)  # MinAtar and Atari: registration and standard wrappers
     check_env_id(env_id)
-    if vectorization not in ("sync", "async"):
-        raise CritixError(f"vectorization must be 'sync' or 'async', got {vectorization!r}")
+    if vectorization not in ("auto", "sync", "async"):
+        raise CritixError(f"vectorization must be 'auto', 'sync' or 'async', got {vectorization!r}")
     kwargs = {**make_kwargs, **(env_kwargs or {})}
     if is_user_env(env_id):
         check_user_env(env_id, env_kwargs)
         kwargs["disable_env_checker"] = True  # the full checker has run; the passive one would repeat its warnings
+    if vectorization == "auto":
+        vectorization = choose_vectorization(env_id, num_envs, seed, env_kwargs)
     envs = _call_make(env_id, env_kwargs, lambda: gym.make_vec(
         env_id,
         num_envs=num_envs,
@@ -285,8 +288,39 @@ def make_vector_env(env_id: str, num_envs: int, seed: int, vectorization: str = 
         wrappers=[*wrappers, functools.partial(flatten_observations, env_id=env_id)],
         **kwargs,
     ))
+    if type(envs) is gym.vector.SyncVectorEnv and SameStepVectorEnv.takes(envs):
+        envs.__class__ = SameStepVectorEnv  # the same object and state, with the shorter `step` (below)
     envs.action_space.seed(seed)
     return envs
+
+
+class SameStepVectorEnv(gym.vector.SyncVectorEnv):
+    """Gymnasium's SyncVectorEnv in SAME_STEP autoreset mode with a shorter `step`, for Box observations and Box
+    or Discrete actions (what the host loops run): the same transitions, infos and autoreset state, without the
+    generic space iteration, concatenation and deep copy, which cost 2-3x a CartPole step (15 vs 30 us per env
+    step measured on 2 cores; the bare env: 10 us). `make_vector_env` gives its sync envs this class."""
+
+    @staticmethod
+    def takes(envs: gym.vector.SyncVectorEnv) -> bool:
+        return (envs.autoreset_mode == AutoresetMode.SAME_STEP
+                and isinstance(envs.single_observation_space, gym.spaces.Box)
+                and isinstance(envs.single_action_space, (gym.spaces.Box, gym.spaces.Discrete)))
+
+    def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        infos: dict[str, Any] = {}
+        obs_out, rewards, terminations, truncations = (self._observations, self._rewards, self._terminations,
+                                                       self._truncations)
+        for i, env in enumerate(self.envs):
+            obs, rewards[i], terminated, truncated, info = env.step(actions[i])
+            terminations[i], truncations[i] = terminated, truncated
+            if terminated or truncated:  # SAME_STEP: report the final observation, continue from a reset one
+                infos = self._add_info(infos, {"final_obs": obs, "final_info": info}, i)
+                obs, info = env.reset()
+            if info:
+                infos = self._add_info(infos, info, i)
+            obs_out[i] = obs
+        self._autoreset_envs = terminations | truncations
+        return obs_out.copy(), rewards.copy(), terminations.copy(), truncations.copy(), infos
 
 
 def scale_action(action: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
@@ -296,7 +330,7 @@ def scale_action(action: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.nd
 
 def final_observation(obs: np.ndarray, done: np.ndarray, info: dict) -> np.ndarray:
     """next_obs for the replay buffer: the real final observation where an episode ended, else `obs`."""
-    if not np.any(done):
+    if not done.any():
         return obs
     if "final_obs" not in info:
         raise RuntimeError("vector env did not report final_obs; it must run in SAME_STEP autoreset mode")
@@ -378,9 +412,10 @@ def scale_reward(ret_rms: Moments, discounted: jax.Array, transition: Any, gamma
     return ret_rms, jnp.where(done, 0.0, discounted), reward
 
 
-def normalize_obs(obs: jax.Array, mean: jax.Array, var: jax.Array, clip: float = 10.0) -> jax.Array:
-    """(obs - mean) / sqrt(var + 1e-8), clipped to [-clip, clip] (SB3 VecNormalize's defaults)."""
-    return jnp.clip((obs - mean) / jnp.sqrt(var + 1e-8), -clip, clip)
+def normalize_obs(obs: jax.Array, mean: jax.Array, var: jax.Array, clip: float = 10.0, xp: Any = jnp) -> jax.Array:
+    """(obs - mean) / sqrt(var + 1e-8), clipped to [-clip, clip] (SB3 VecNormalize's defaults); `xp=numpy` computes
+    it on the host (the host loops' NumPy acting)."""
+    return xp.clip((obs - mean) / xp.sqrt(var + 1e-8), -clip, clip)
 
 
 def random_actions(rng: np.random.Generator, space: gym.Space, num: int) -> np.ndarray:
@@ -396,3 +431,53 @@ def to_env_action(action: np.ndarray, space: gym.Space, num_envs: int) -> np.nda
     if isinstance(space, gym.spaces.Discrete):
         return np.asarray(action).reshape(num_envs).astype(np.int64) + int(space.start)
     return scale_action(np.asarray(action).reshape(num_envs, -1), space.low, space.high)
+
+
+# ---- choosing the vectorisation by measured env cost ----------------------------------------------------------
+
+ASYNC_MIN_STEP_SECONDS = 1e-3
+"""`--vectorization auto` runs N >= 2 envs in worker processes when one env step takes at least this long. Measured
+on 2 cores (benchmarks/act_speed.py's notes in docs/benchmarks.md): Gymnasium's AsyncVectorEnv adds about 130-250
+us per env per vector step (pipes, pickling), and at most min(N, cores) steps run at once, so envs of CartPole's
+(8 us), Pendulum's (30 us) or HalfCheetah's (70 us) cost are fastest in one process; async pays only for envs
+around a millisecond a step (large MuJoCo models, emulators with frame skip). Async envs cannot be snapshotted, so
+a resumed async run starts fresh episodes (docs/reliability.md); their workers are forked, so envs that compute
+with JAX (critix's `jax:` adapters) always stay sync."""
+
+
+def env_step_seconds(env_id: str, seed: int, budget_seconds: float = 0.1, max_steps: int = 100,
+                     env_kwargs: Mapping[str, Any] | None = None) -> float:
+    """Seconds one step of `env_id` takes with random actions: the fastest of up to `max_steps` timed steps (within
+    about `budget_seconds`), i.e. the env's own cost without what other processes on the machine add; measured on a
+    throwaway 1-env sync vector env. Returns 0 for envs computed by JAX (`critix.envs.jax_envs.GymnasiumAdapter`),
+    which must stay in the training process: a forked worker process cannot use JAX."""
+    import time
+
+    from critix.envs.jax_envs import GymnasiumAdapter
+
+    env = make_vector_env(env_id, 1, seed, "sync", env_kwargs)
+    try:
+        if isinstance(env.envs[0].unwrapped, GymnasiumAdapter):
+            return 0.0
+        env.reset(seed=seed)
+        times: list[float] = []
+        begin = time.perf_counter()
+        while len(times) < max_steps and (time.perf_counter() - begin < budget_seconds or len(times) < 3):
+            action = env.action_space.sample()
+            t = time.perf_counter()
+            env.step(action)
+            times.append(time.perf_counter() - t)
+        return min(times)
+    finally:
+        env.close()
+
+
+def choose_vectorization(env_id: str, num_envs: int, seed: int, env_kwargs: Mapping[str, Any] | None = None) -> str:
+    """"sync" or "async" for N = `num_envs` copies of `env_id`: async only when N >= 2, the machine has 2 or more
+    cores and one step takes at least ASYNC_MIN_STEP_SECONDS (`env_step_seconds`). Either way the envs return the
+    same transitions, so the choice changes speed, never results."""
+    import os
+
+    if num_envs < 2 or (os.cpu_count() or 1) < 2:
+        return "sync"
+    return "async" if env_step_seconds(env_id, seed, env_kwargs=env_kwargs) >= ASYNC_MIN_STEP_SECONDS else "sync"

@@ -129,8 +129,10 @@ class RunConfig(RunSettings):
     eval get them. In Python a dict works too."""
     num_envs: int = 1
     """Environments per seed."""
-    vectorization: str = "sync"
-    """Gymnasium vectorisation: 'sync' (fast envs) or 'async' (one process per env, for slow envs)."""
+    vectorization: str = "auto"
+    """Gymnasium vectorisation of the training envs: 'sync' (one process: fast envs), 'async' (one process per env:
+    slow envs; such runs resume without env snapshots) or 'auto': async only for 2+ envs whose measured step takes
+    1 ms or more (`critix.envs.gym.choose_vectorization`), else sync."""
     grid: tuple[str, ...] = ()
     """Compiled runs (gymnax: env ids) only: FIELD=V1,V2,... trains every value of the float agent field FIELD
     in the same jit(vmap) as the seeds (several flags: every combination); each grid point gets a run folder
@@ -146,6 +148,11 @@ class RunConfig(RunSettings):
     default."""
     rollout_length: int | None = None
     """On-policy agents: env steps per env in each rollout (PPO's horizon T). None: the algorithm's default."""
+    acting: Literal["auto", "numpy", "jit"] = "auto"
+    """Host loops: how actions are computed. 'numpy': the policy's forward pass in NumPy on the host, parameters
+    copied after each chunk's updates (a few us per step for small MLPs); 'jit': one compiled call per step (large
+    networks, pixel encoders); 'auto': numpy for MLP policies up to about 1M multiply-adds per step (all seeds and
+    envs), else jit. Both compute the same actions from the same random numbers (docs/architecture.md)."""
 
     def __post_init__(self) -> None:
         # env_kwargs: a dict (Python) becomes KEY=JSON strings, so config.json records it; every item must parse

@@ -148,6 +148,7 @@ class OffPolicy(HostStepper):
     def gradient_steps(self) -> int:
         return self.updates
 
+
     def metric_names(self) -> list[str]:
         """The agent's update metrics (found by tracing its update) and the episode return."""
         cfg, module, obs_space, act_space = self.cfg, self.module, self.obs_space, self.act_space
@@ -168,6 +169,8 @@ class OffPolicy(HostStepper):
             if self.vector_steps * N < starts:
                 action = random_actions(self.rng, self.act_space, S * N)
             else:
+                if not used_policy:  # the chunk acts with the agent as the last chunk's updates left it
+                    self.acting.start(self.agent)
                 used_policy, action = True, self.explore(mean, var)
             self.step_envs(k, action)
         self.staged = k_steps  # the chunk's host steps are stage[:k_steps] (`critix collect` records them)
