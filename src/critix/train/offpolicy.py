@@ -203,6 +203,8 @@ class OffPolicy(HostStepper):
         learning = self.vector_steps * N >= starts
         mean, var = self.stats()
         used_policy = False
+        if not self.policy_compiled:  # the policy's first random numbers (a compile) beside this chunk's work
+            self.acting.prefetch(max(self.vector_steps, math.ceil(starts / N)))
         for k in range(k_steps):
             if self.vector_steps * N < starts:
                 action = random_actions(self.rng, self.act_space, S * N)
