@@ -1,10 +1,13 @@
 """Where a host-mode DQN run's time goes, per chunk (issue 19): SB3's DQN settings on CartPole-v1, 1 env, 1 seed,
 run through `critix.train.train` with timers wrapped around the loop's pieces (no change to what runs).
 
-Parts (seconds, whole run): compile of every jitted program (JAX's own log: trace, lower, XLA compile per
-program), and per chunk: acting (`Acting.explore`, NumPy), env steps and bookkeeping (`step_envs` minus nothing),
-random actions before learning starts, acting.start (parameters to the host), the compiled chunk call (dispatch +
-wait: `train_chunk`, guard readback, block_until_ready) and the rest of `Lifecycle` (logging, progress, observers).
+Parts (seconds over the run, and microseconds per env step): the XLA compile of every jitted program (JAX's own
+compile log, summed per program), and the pieces of the chunks: `explore` (NumPy acting), `step_envs` (env step,
+episode bookkeeping, staging), `random_actions` (before learning starts), `acting.start` (parameters to the host),
+the compiled chunk call (its dispatch; the first call of each program includes its compile), `device_get` (the
+guard counters' readback, which waits for the compiled call to finish) and `advance` (the whole chunk: the rest of
+the run's wall time is `Lifecycle`'s logging, progress and checkpoints). Another commit's tree is profiled by
+putting its src/ first on PYTHONPATH.
 
     .venv/bin/python benchmarks/dqn_chunk_profile.py --chunk-size 64 --steps 100000
 """
@@ -78,7 +81,9 @@ def main() -> None:
 
     def build(self):  # type: ignore[no-untyped-def]
         orig_build(self)
-        timed(self, "train_chunk", "train_chunk call (dispatch)")
+        timed(self, "train_chunk", "compiled chunk call (dispatch; compiles on first use)")
+        if getattr(self, "masked", False):
+            timed(self, "train_masked", "compiled chunk call (dispatch; compiles on first use)")
 
     offpolicy.OffPolicy._build_functions = build
     timed(jax, "block_until_ready", "block_until_ready")
@@ -94,6 +99,12 @@ def main() -> None:
            "parts_seconds": dict(TIMES), "calls": dict(COUNTS),
            "compiles": [c for c in COMPILES if "XLA compilation" in c[0] or "tracing" in c[0] or "MLIR" in c[0]]}
     out["compile_total_xla"] = sum(s for n, s in COMPILES if "XLA compilation" in n)
+    out["compile_by_program"] = {}
+    for name, seconds in COMPILES:
+        program = name.split()[-1]
+        out["compile_by_program"][program] = out["compile_by_program"].get(program, 0.0) + seconds
+    steady_steps = summary["steps"] if "steps" in summary else args.steps
+    out["us_per_env_step"] = {k: v / steady_steps * 1e6 for k, v in TIMES.items()}
     print(json.dumps(out, indent=1))
 
 
