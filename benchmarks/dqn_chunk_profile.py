@@ -74,7 +74,8 @@ def main() -> None:
     timed(offpolicy.OffPolicy, "advance", "advance (whole chunk)")
     timed(host.HostStepper, "step_envs", "step_envs (env + bookkeeping + staging)")
     timed(host.HostStepper, "explore", "explore (NumPy acting)")
-    timed(host.Acting, "start", "acting.start (params to host)")
+    if hasattr(host, "Acting"):
+        timed(host.Acting, "start", "acting.start (params to host)")
     timed(offpolicy, "random_actions", "random_actions")
     timed(host.HostStepper, "evaluate", "evaluate")
     orig_build = offpolicy.OffPolicy._build_functions
@@ -101,6 +102,8 @@ def main() -> None:
     out["compile_total_xla"] = sum(s for n, s in COMPILES if "XLA compilation" in n)
     out["compile_by_program"] = {}
     for name, seconds in COMPILES:
+        if "XLA compilation" not in name:
+            continue
         program = name.split()[-1]
         out["compile_by_program"][program] = out["compile_by_program"].get(program, 0.0) + seconds
     steady_steps = summary["steps"] if "steps" in summary else args.steps
