@@ -40,7 +40,8 @@ from sac_speed import cpu_model, git_commit  # noqa: E402
 from critix import agents  # noqa: E402
 from critix.envs.gym import make_vector_env  # noqa: E402
 from critix.train.config import RunConfig  # noqa: E402
-from critix.train.host import HOST_ACTING_MAX_MACS, Acting, acting_keys  # noqa: E402
+from critix.agents.contract import acting_keys  # noqa: E402
+from critix.train.host import HOST_ACTING_MAX_MACS, Acting  # noqa: E402
 from critix.train.offpolicy import OffPolicy  # noqa: E402
 from critix.train.onpolicy import OnPolicy  # noqa: E402
 

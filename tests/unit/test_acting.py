@@ -19,7 +19,8 @@ import pytest
 from critix.agents import bc, dqn, iql, ppo, sac, sac_discrete, td3, tqc
 from critix.agents.contract import RunPlan
 from critix.nets.policies import TanhGaussianPolicy, categorical_sample, gaussian_sample, tanh_gaussian_sample
-from critix.train.host import HOST_ACTING_MAX_MACS, NOISE_BLOCK, Acting, acting_keys, choose_evaluator
+from critix.agents.contract import acting_keys, step_key
+from critix.train.host import HOST_ACTING_MAX_MACS, NOISE_BLOCK, Acting, choose_evaluator
 from critix.types import CritixError
 from critix.values.heads import HeadConfig
 
@@ -200,3 +201,6 @@ def test_random_numbers_are_a_function_of_seed_and_step() -> None:
     other.start(state)
     assert not np.allclose(other.explore(obs, mean, var, NOISE_BLOCK + 1), action)
     assert not np.allclose(action[0], action[1])  # seeds draw apart
+    # What a compiled member computes at that step: the agent's own `act` with `step_key(acting key, t)`.
+    member = jax.vmap(lambda st, k: module.act(cfg, st, jnp.zeros((1, 3)), step_key(k, NOISE_BLOCK + 1), False))
+    np.testing.assert_allclose(np.asarray(member(state, acting_keys(0, S))), action, rtol=1e-5, atol=1e-6)

@@ -118,6 +118,24 @@ class PolicyFunctions:
     host: bool = True
 
 
+ACTING_STREAM = 19
+"""`fold_in` constant that separates the acting keys from the agents' and the updates' keys of the same seed."""
+
+
+def acting_keys(seed: int, num_seeds: int) -> jax.Array:
+    """The S seeds' acting keys [S, 2]: a function of the run's base seed only, so a resumed run has them without a
+    checkpoint. Host and compiled runs share them (`step_key`)."""
+    return jax.random.split(jax.random.fold_in(jax.random.PRNGKey(seed), ACTING_STREAM), num_seeds)
+
+
+def step_key(acting_key: jax.Array, vector_step: jax.Array | int) -> jax.Array:
+    """The key of a seed's exploring act at vector step t (0, 1, ... over the run): `fold_in(acting key, t)`.
+    `policy.noise(step_key(k, t), N)` are that step's random numbers in every mode (the host loops draw a block of
+    steps in one call, a compiled member one step at a time), so chunk sizes, resumes and the mode do not move
+    them."""
+    return jax.random.fold_in(acting_key, vector_step)
+
+
 def act_with(policy: PolicyFunctions, state: Any, obs: jax.Array, key: jax.Array, deterministic: bool) -> jax.Array:
     """An agent's `act(cfg, state, obs, key, deterministic)` from its `PolicyFunctions`, in JAX: obs [B, ...] ->
     actions."""

@@ -78,15 +78,7 @@ with XLA's on a few cores (a 1024x1024 layer)."""
 NOISE_BLOCK = 256
 """Vector steps of random numbers the host loops draw per device call: block b covers the run's vector steps
 [256 b, 256 (b + 1))."""
-ACTING_STREAM = 19
-"""`fold_in` constant that separates the acting keys from the agents' and the updates' keys of the same seed."""
 ACTING_CHOICES = ("auto", "numpy", "jit")
-
-
-def acting_keys(seed: int, num_seeds: int) -> jax.Array:
-    """The S seeds' acting keys [S, 2]: a function of the run's base seed only, so a resumed run has them without a
-    checkpoint, and the random numbers of vector step t are the same in every run of that seed."""
-    return jax.random.split(jax.random.fold_in(jax.random.PRNGKey(seed), ACTING_STREAM), num_seeds)
 
 
 class Acting:
@@ -94,8 +86,8 @@ class Acting:
 
     evaluator "numpy": `policy.act` with NumPy on parameters copied from the device by `start` (once per chunk or
     rollout, after its updates); "jit": one compiled, seed-vmapped call per step. Random numbers: `policy.noise`
-    of vector step t comes from key `fold_in(acting key, t // NOISE_BLOCK)` split NOISE_BLOCK ways, drawn on the
-    device a block at a time; both evaluators use them, so they compute the same actions (within float rounding),
+    of vector step t comes from key `contract.step_key(acting key, t)` (as in a compiled run), drawn on the
+    device a block of NOISE_BLOCK steps at a time; both evaluators use them, so they compute the same actions (within float rounding),
     and the actions of step t depend only on the parameters, the observations and (seed, t): chunk sizes and
     resumes do not move them.
     """
@@ -111,8 +103,8 @@ class Acting:
         policy, prepare = self.policy, self.prepare
 
         def draw(key: jax.Array, block: jax.Array) -> Any:
-            steps = jax.random.split(jax.random.fold_in(key, block), NOISE_BLOCK)
-            return jax.vmap(lambda k: policy.noise(k, num_envs))(steps)
+            steps = block * NOISE_BLOCK + jnp.arange(NOISE_BLOCK, dtype=jnp.int32)
+            return jax.vmap(lambda t: policy.noise(contract.step_key(key, t), num_envs))(steps)
 
         def act(state: Any, obs: jax.Array, noise: Any, mean: jax.Array, var: jax.Array, deterministic: bool) -> Any:
             return policy.act(jnp, policy.params(state), prepare(obs, mean, var), noise, deterministic)
@@ -279,7 +271,7 @@ class HostStepper:
         """The run's `Acting`, built on first use from the agent (its policy reads the state's static fields)."""
         if self._acting is None:
             self._acting = Acting(self.module, self.cfg, self.agent, self.num_seeds, self.num_envs, self.run.acting,
-                                  self.run.normalize_obs, acting_keys(self.run.seed, self.num_seeds))
+                                  self.run.normalize_obs, contract.acting_keys(self.run.seed, self.num_seeds))
         return self._acting
 
     def step_envs(self, t: int, action: np.ndarray) -> None:

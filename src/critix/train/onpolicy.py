@@ -77,7 +77,7 @@ class OnPolicy(HostStepper):
         obs_space, act_space, cfg, module = self.obs_space, self.act_space, self.cfg, self.module
         self.agent = jax.jit(jax.vmap(lambda k: module.init(cfg, k, obs_space, act_space, self.plan)))(
             jax.random.split(agent_key, self.num_seeds))
-        self.key = jax.random.split(loop_key, self.num_seeds)  # checkpointed; acting draws from host.acting_keys
+        self.key = jax.random.split(loop_key, self.num_seeds)  # checkpointed; acting draws from contract.acting_keys
         self.ret_rms = type(self.obs_rms).create(self.num_seeds, ())
         self.vector_steps = self.updates = self.episodes = 0
 
