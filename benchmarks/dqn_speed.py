@@ -150,15 +150,20 @@ def verify_config(config: dict[str, Any], agent: dict[str, Any], run: dict[str, 
         raise SystemExit("critix's config.json does not match the SB3 settings:\n  " + "\n  ".join(problems))
 
 
-def run_critix(env: str, steps: int, seed: int, chunk_size: int | None = None) -> dict[str, Any]:
+def run_critix(env: str, steps: int, seed: int, chunk_size: int | None = None, src: str | None = None
+               ) -> dict[str, Any]:
+    """One critix run; `src`: a critix source folder put first on PYTHONPATH (another commit's checkout)."""
     agent, run = critix_dqn_config(SB3_DQN, steps, chunk_size)
+    environ = dict(os.environ)
+    if src:
+        environ["PYTHONPATH"] = f"{Path(src).resolve()}{os.pathsep}{environ.get('PYTHONPATH', '')}"
     with tempfile.TemporaryDirectory(prefix="critix-dqn-") as tmp:
         run_dir = Path(tmp) / "run"
         cmd = [*CRITIX, "train", "dqn", "--env", env, "--steps", str(steps), "--seed", str(seed),
                "--eval-every", "0", "--eval-episodes", "10", "--log-every", str(max(1, steps // 10)),
                "--no-progress", "--no-tensorboard", "--run-dir", str(run_dir), *to_flags(agent), *to_flags(run)]
         t = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=environ)
         process_seconds = time.perf_counter() - t
         if proc.returncode != 0:
             raise SystemExit(f"critix failed: {shlex.join(cmd)}\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
@@ -244,6 +249,10 @@ def main() -> None:
     parser.add_argument("--chunk-sizes", default="4,64",
                         help="critix's --chunk-size values, one critix run each per round (4: SB3's train_freq)")
     parser.add_argument("--skip", default="", help="peers to leave out, e.g. sbx")
+    parser.add_argument("--critix-base-src", default=None,
+                        help="a critix source folder of another commit (e.g. a `git worktree`'s src/): each chunk size "
+                             "also runs with it as 'critix-base' ('critix-base-c64' ...) in the same alternation, "
+                             "for a before/after speed comparison (ratios: <lib>_vs_base_*)")
     parser.add_argument("--compiled", action="store_true",
                         help="also run critix in compiled mode on gymnax:<env> (the same flags; the same schedule: "
                              "4 env steps, then 1 gradient step) in every round")
@@ -256,7 +265,9 @@ def main() -> None:
     chunks = {("critix" if c == SB3_DQN["train_freq"] else f"critix-c{c}"): c
               for c in (int(v) for v in args.chunk_sizes.split(",") if v)}
     skip = {v for v in args.skip.split(",") if v}
-    libs = [*chunks, *(lib for lib in ("sb3", "sbx") if lib not in skip)]
+    bases = {name.replace("critix", "critix-base", 1): name for name in chunks} if args.critix_base_src else {}
+    libs = [lib for name in chunks for lib in (name, *[b for b, m in bases.items() if m == name])]
+    libs += [lib for lib in ("sb3", "sbx") if lib not in skip]
     libs += ["critix-compiled"] if args.compiled else []
     limit = env_limit(args.env)
     print(json.dumps({"env_limit": limit}), flush=True)
@@ -265,6 +276,9 @@ def main() -> None:
         for lib in libs:
             if lib in chunks:
                 r = {**run_critix(args.env, args.steps, pair, chunks[lib]), "lib": lib}
+            elif lib in bases:
+                r = {**run_critix(args.env, args.steps, pair, chunks[bases[lib]], src=args.critix_base_src),
+                     "lib": lib}
             elif lib == "critix-compiled":
                 r = {**run_critix(f"gymnax:{args.env}", args.steps, pair), "lib": "critix-compiled"}
             else:
@@ -282,7 +296,16 @@ def main() -> None:
         steady = [r["steps_per_second_steady"] for r in of(lib) if r["steps_per_second_steady"]]
         report[f"{lib}_median_steps_per_second_steady"] = statistics.median(steady) if steady else None
         report[f"{lib}_final_returns"] = [r["final_return"] for r in of(lib)]
-    for mine in chunks:
+    for base, mine in bases.items():
+        for kind, field in (("whole", "steps_per_second"), ("steady", "steps_per_second_steady")):
+            ratios = [c[field] / b[field] for c, b in zip(of(mine), of(base), strict=True) if c[field] and b[field]]
+            report[f"{mine}_vs_base_{kind}_per_pair"] = ratios
+            report[f"{mine}_vs_base_{kind}_median"] = statistics.median(ratios) if ratios else None
+        report[f"{base}_compile_seconds"] = [r["compile_seconds"] for r in of(base)]
+        report[f"{mine}_compile_seconds"] = [r["compile_seconds"] for r in of(mine)]
+        report[f"{mine}_vs_base_process_seconds_per_pair"] = [
+            c["process_seconds"] / b["process_seconds"] for c, b in zip(of(mine), of(base), strict=True)]
+    for mine in [*chunks, *bases]:
         report[f"{mine}_fraction_of_env_limit"] = (report[f"{mine}_median_steps_per_second_steady"] or 0.0) / \
             limit["vector_env_steps_per_second"]
         for lib in [p for p in ("sb3", "sbx") if p in libs]:
@@ -321,7 +344,7 @@ def main() -> None:
         return subprocess.run(["git", *a], capture_output=True, text=True, cwd=REPO).stdout.strip()
 
     peer = next((r for r in results if r["lib"] == "sbx"), {})
-    meta = {"date": stamp, "cpu_model": cpu_model(), "cpu_count": os.cpu_count(), "python": platform.python_version(),
+    meta = {"date": stamp, "critix_base_src": args.critix_base_src, "cpu_model": cpu_model(), "cpu_count": os.cpu_count(), "python": platform.python_version(),
             "jax": importlib.metadata.version("jax"), "jaxlib": importlib.metadata.version("jaxlib"),
             "critix_commit": git("rev-parse", "--short", "HEAD"), "critix_dirty": bool(git("status", "--porcelain")),
             "peers": {"sb3": next((r["lib_version"] for r in results if r["lib"] == "sb3"), None),

@@ -161,14 +161,21 @@ class DataPath:
     """Plain batches [K, ...] for `update`'s pieces run one by one (--on-nan skip); None if the path has none."""
     after_add: Callable[[Any, ReplayBuffer, int], Any] = lambda state, buffer, num_items: state
     drops_items: bool = True
+    step: Callable[[Any, Transition], tuple[Any, Metrics]] | None = None
+    """One plain update on one batch, if `update` is exactly K of them in a `lax.scan` over `sample`'s batches and
+    `after_add` does nothing: the host loop then compiles one program for every chunk, with the chunk's item and
+    update counts as arguments (the last, shorter chunk and the chunks before learning starts reuse it)."""
 
 
 UpdateMany = Callable[[Any, Transition], tuple[Any, Metrics]]
 """An agent's `update_many` with its config bound: (state, batches [K, ...]) -> (state, metrics [K])."""
+Step = Callable[[Any, Transition], tuple[Any, Metrics]]
+"""An agent's single `update` with its config bound: (state, batch [B, ...]) -> (state, metrics)."""
 
 
-def uniform(update_many: UpdateMany, batch_size: int) -> DataPath:
-    """Uniform minibatches [K, B, ...] through the agent's `update_many` (one `lax.scan`)."""
+def uniform(update_many: UpdateMany, batch_size: int, step: Step | None = None) -> DataPath:
+    """Uniform minibatches [K, B, ...] through the agent's `update_many` (one `lax.scan`); `step`: the agent's
+    single update, if `update_many` is a plain `lax.scan` of it (`DataPath.step`)."""
 
     def sample(buffer: ReplayBuffer, key: jax.Array, num_updates: int, num_envs: int) -> Transition:
         return replay.sample_many(buffer, key, num_updates, batch_size)
@@ -177,10 +184,10 @@ def uniform(update_many: UpdateMany, batch_size: int) -> DataPath:
                prepare: Prepare) -> tuple[Any, Metrics]:
         return update_many(state, prepare(sample(buffer, key, num_updates, num_envs)))
 
-    return DataPath("uniform replay", (batch_size,), update, sample)
+    return DataPath("uniform replay", (batch_size,), update, sample, step=step)
 
 
-def sequences(update_many: UpdateMany, batch_size: int, length: int) -> DataPath:
+def sequences(update_many: UpdateMany, batch_size: int, length: int, step: Step | None = None) -> DataPath:
     """Batches of `length` consecutive steps of one env [K, B, length, ...] (n-step returns), through `update_many`.
     Consecutive steps must stay consecutive in the buffer, so no item may be dropped."""
 
@@ -191,7 +198,7 @@ def sequences(update_many: UpdateMany, batch_size: int, length: int) -> DataPath
                prepare: Prepare) -> tuple[Any, Metrics]:
         return update_many(state, prepare(sample(buffer, key, num_updates, num_envs)))
 
-    return DataPath(f"{length}-step sequences", (batch_size, length), update, sample, drops_items=False)
+    return DataPath(f"{length}-step sequences", (batch_size, length), update, sample, drops_items=False, step=step)
 
 
 def check_plan(module: ModuleType, cfg: Any, plan: RunPlan) -> None:

@@ -300,8 +300,8 @@ def data_path(cfg: Config) -> contract.DataPath:
                 cfg, state, buffer, key, num_updates, prepare),
             after_add=partial(register_items, cfg), drops_items=False)
     if cfg.n_step > 1:
-        return contract.sequences(partial(update_many, cfg), cfg.batch_size, cfg.n_step)
-    return contract.uniform(partial(update_many, cfg), cfg.batch_size)
+        return contract.sequences(partial(update_many, cfg), cfg.batch_size, cfg.n_step, partial(update, cfg))
+    return contract.uniform(partial(update_many, cfg), cfg.batch_size, partial(update, cfg))
 
 
 def register_items(cfg: Config, state: State, buffer: ReplayBuffer, num_items: int) -> State:

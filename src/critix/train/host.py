@@ -19,6 +19,7 @@ observations, seed, step), so a run is reproducible and resumes exactly.
 from __future__ import annotations
 
 import math
+import threading
 from typing import Any
 
 import gymnasium as gym
@@ -120,6 +121,7 @@ class Acting:
         self.params: Any = None
         self.block = -1
         self.noise: list[np.ndarray] = []
+        self.prefetched: tuple[int, threading.Thread, list[Any]] | None = None
 
     def prepare(self, obs: Any, mean: Any, var: Any, xp: Any = jnp) -> Any:
         """Observations as the agent sees them: normalised with the running statistics if the run asks for it."""
@@ -136,11 +138,31 @@ class Acting:
                     offset += size
                 self.params = self.params_tree.unflatten(leaves)
 
+    def prefetch(self, step: int) -> None:
+        """Draw the random numbers of vector step `step`'s block in a background thread. The host loops call it in
+        their first chunk, so that the draw's compile (about a second on 2 cores) runs beside the chunk's own work
+        and compile instead of after them; `explore` takes the result. The numbers are the same either way."""
+        block = step // NOISE_BLOCK
+        if self.prefetched is not None or block == self.block:
+            return
+        out: list[Any] = []
+        thread = threading.Thread(target=lambda: out.append(self.draw(self.keys, np.int32(block))), daemon=True)
+        thread.start()
+        self.prefetched = (block, thread, out)
+
     def explore(self, obs: np.ndarray, mean: np.ndarray, var: np.ndarray, step: int) -> np.ndarray:
         """Exploring actions [S, N, ...] for observations [S, N, ...] at the run's vector step `step`."""
         block, t = divmod(step, NOISE_BLOCK)
         if block != self.block:
-            noise = self.draw(self.keys, np.int32(block))
+            noise = None
+            if self.prefetched is not None:
+                ahead, thread, out = self.prefetched
+                thread.join()
+                if ahead == block and out:
+                    noise = out[0]
+                self.prefetched = None if ahead <= block else self.prefetched
+            if noise is None:
+                noise = self.draw(self.keys, np.int32(block))
             self.noise_tree, self.noise, self.block = jax.tree.structure(noise), jax.tree.leaves(jax.device_get(noise)), block
         noise = self.noise_tree.unflatten([leaf[:, t] for leaf in self.noise])
         if self.evaluator == "numpy":
