@@ -134,6 +134,31 @@ def test_compiled_ppo_and_sac_on_gymnax(tmp_path: Path) -> None:
     assert "critic/loss" in rows[0] and len(rows) > 3
 
 
+def test_compiled_run_times_compiling_apart_from_running(tmp_path: Path) -> None:
+    """The compiled stepper compiles each chunk program ahead of time: summary.json's compile_seconds is compiling
+    only and train_seconds the running, so a run that is one chunk has a steady rate too; equal chunks compile once."""
+    run_dir = tmp_path / "one"
+    assert main(["train", "ppo", "--env", "gymnax:CartPole-v1", "--steps", "128", "--num-envs", "2", "--num-seeds",
+                 "2", "--log-every", "128", "--eval-every", "0", "--run-dir", str(run_dir), *PPO_TINY]) == 0
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["compile_seconds"] > 0 and summary["train_seconds"] > 0 and summary["steps_per_second"] > 0
+    assert summary["compile_seconds"] + summary["train_seconds"] < summary["wall_seconds"]
+    assert "compiling" in summary["compile_seconds_note"]
+
+    from critix.agents import ppo
+    from critix.train.compiled import Compiled
+    from critix.train.config import RunConfig
+
+    stepper = Compiled("ppo", ppo.Config(hidden_sizes=(16,), minibatch_size=16, num_epochs=1),
+                       RunConfig(env="gymnax:CartPole-v1", steps=96, num_envs=2, num_seeds=2, rollout_length=16,
+                                 log_every=32, progress=False, tensorboard=False))
+    stepper.start(None)
+    chunks = [stepper.advance() for _ in range(3)]
+    assert [c.steps for c in chunks] == [32, 64, 96] and not any(c.compiled for c in chunks)
+    assert chunks[0].compile_seconds > 0 and chunks[1].compile_seconds == chunks[2].compile_seconds == 0
+    assert len(stepper.executables) == 1  # the carry a chunk returns has the types of the one it took
+
+
 @pytest.mark.parametrize("argv,message", [
     (["train", "ppo", "--env", "gymnax:CartPole-v9"], "unknown gymnax environment"),
     (["train", "dqn", "--env", "gymnax:CartPole-v1", "--utd-ratio", "0.3333"], "no whole number of gradient steps"),

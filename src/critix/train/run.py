@@ -2,8 +2,8 @@
 
 `execute` owns everything a run does besides training itself: the run folder and its lock, config.json, resume
 from the newest valid checkpoint, truncating metrics.csv and TensorBoard at that checkpoint, the log / evaluation /
-checkpoint schedule, the progress bar, compile-time accounting, the NaN/Inf guard, the final evaluation, the
-learning curve and summary.json. The stepper only says how to start or restore its state, advances it by one
+checkpoint schedule, the progress bar, compile-time accounting (`Chunk.compiled`, `Chunk.compile_seconds`), the
+NaN/Inf guard, the final evaluation, the learning curve and summary.json. The stepper only says how to start or restore its state, advances it by one
 chunk, evaluates, and says what to save. Modes: `offpolicy` and `onpolicy` (host loops on Gymnasium envs),
 `compiled` (JAX envs), `offline` (datasets); `critix collect` drives the off-policy stepper through the same
 lifecycle with an observer.
@@ -43,13 +43,18 @@ class Chunk:
     steps: int
     """The run's step count after the chunk."""
     compiled: bool
-    """The chunk compiled code in this process: its time counts as compile time, not steady state."""
+    """The chunk compiled code in this process on its first call, so compiling and running cannot be told apart:
+    all of its time counts as compile time, none as steady state."""
     timed: bool = True
     """Steady-state work, counted in steps/s (False for warm-up chunks of random actions)."""
     bad_transitions: int = 0
     """Non-finite transitions seen in the chunk (dropped under --on-nan skip)."""
     bad_updates: int = 0
     """Gradient steps with non-finite losses or parameters (discarded under --on-nan skip)."""
+    compile_seconds: float = 0.0
+    """Seconds of the chunk's wall time the stepper spent compiling ahead of time (trace, lower and compile, timed
+    apart from running, as the compiled stepper does): they count as compile time and the rest of the chunk as a
+    chunk that compiled nothing."""
 
 
 @dataclasses.dataclass
@@ -180,10 +185,12 @@ class Lifecycle:
                 chunk_start = time.perf_counter()
                 chunk = stepper.advance()
                 elapsed = time.perf_counter() - chunk_start
+                compiling = min(chunk.compile_seconds, elapsed)  # compiled ahead of time, timed apart
+                self.counters["compile_seconds"] += compiling
                 if chunk.compiled:
-                    self.counters["compile_seconds"] += elapsed
+                    self.counters["compile_seconds"] += elapsed - compiling
                 elif chunk.timed:
-                    self.counters["train_seconds"] += elapsed
+                    self.counters["train_seconds"] += elapsed - compiling
                     self.counters["train_steps"] += chunk.steps - steps
                 prev, steps = steps, chunk.steps
                 self._guard(chunk)
@@ -293,6 +300,8 @@ class Lifecycle:
             "steps_per_second_note": getattr(stepper, "steps_note", "env steps per seed per second in steady state: "
                                                                     "compile, warm-up and eval excluded"),
             "compile_seconds": c["compile_seconds"],
+            "compile_seconds_note": getattr(stepper, "compile_note", "wall time of the first call of each compiled "
+                                                                      "chunk kind (compile and run)"),
             "train_seconds": c["train_seconds"],
             "train_seconds_note": "wall time of the chunks counted in steps_per_second",
             "gradient_steps": stepper.gradient_steps(),
