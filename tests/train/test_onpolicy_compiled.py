@@ -163,32 +163,6 @@ def test_compiled_run_times_compiling_apart_from_running(tmp_path: Path) -> None
     assert len(stepper.executables) == 1  # the carry a chunk returns has the types of the one it took
 
 
-def test_member_groups_train_what_one_vmap_trains() -> None:
-    """On CPU, on-policy members beyond CPU_GROUP_WIDTH train in equal groups one after the other (a lax.map of the
-    vmap): each member computes what it computes in one vmap of all, to the float rounding XLA may do differently
-    at another vmap width."""
-    from critix.agents import ppo
-    from critix.train import compiled
-    from critix.train.config import RunConfig
-
-    assert [compiled.member_groups(m, True) for m in (1, 8, 9, 12, 16, 17, 32)] == [1, 1, 1, 2, 2, 1, 4]
-    assert compiled.member_groups(16, False) == 1
-    run = RunConfig(env="gymnax:CartPole-v1", steps=64, num_envs=2, num_seeds=16, rollout_length=16, log_every=32,
-                    progress=False, tensorboard=False)
-    results = []
-    for groups in (1, 2):
-        stepper = compiled.Compiled("ppo", ppo.Config(hidden_sizes=(16,), minibatch_size=16, num_epochs=2), run)
-        stepper.member_groups = groups
-        stepper.start(None)
-        stepper.advance(), stepper.advance()
-        results.append((jax.device_get(stepper.carry), stepper.metrics))
-    (one, metrics_one), (two, metrics_two) = results
-    for a, b in zip(jax.tree.leaves(one), jax.tree.leaves(two)):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
-    for name in metrics_one:
-        np.testing.assert_allclose(metrics_one[name], metrics_two[name], rtol=1e-4, atol=1e-6)
-
-
 @pytest.mark.parametrize("argv,message", [
     (["train", "ppo", "--env", "gymnax:CartPole-v9"], "unknown gymnax environment"),
     (["train", "dqn", "--env", "gymnax:CartPole-v1", "--utd-ratio", "0.3333"], "no whole number of gradient steps"),

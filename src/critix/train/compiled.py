@@ -75,8 +75,7 @@ class Compiled:
         # Chunk programs, compiled ahead of time (trace, lower, compile) so that summary.json's compile_seconds is
         # compiling only and train_seconds running only: one per chunk length, phase and carry signature.
         self.executables: dict[tuple, Any] = {}
-        self.member_groups = member_groups(self.num_members, on_policy)
-        self.chunk = jax.jit(self.chunk_members, static_argnums=(1, 2), donate_argnums=0)
+        self.chunk = jax.jit(jax.vmap(member.chunk, in_axes=(0, None, None)), static_argnums=(1, 2), donate_argnums=0)
         self.evaluate_members = jax.jit(jax.vmap(member.evaluate, in_axes=(0, None)))
         self.init_members = jax.jit(jax.vmap(member.init))
 
@@ -122,17 +121,6 @@ class Compiled:
         # Warm-up chunks (random actions, no updates) are not steady state.
         return Chunk(self.iterations * self.steps_per_iteration, False, learning, bad_items, bad_updates,
                      compile_seconds)
-
-    def chunk_members(self, carry: Any, length: int, learning: bool) -> tuple[Any, dict]:
-        """A chunk of every member: `vmap(member.chunk)`, or with several member groups a `lax.map` over the groups
-        of that vmap (the same computation per member, one group after the other)."""
-        chunk = jax.vmap(self.member.chunk, in_axes=(0, None, None))
-        groups = self.member_groups
-        if groups == 1:
-            return chunk(carry, length, learning)
-        grouped = jax.tree.map(lambda x: x.reshape(groups, x.shape[0] // groups, *x.shape[1:]), carry)
-        out = jax.lax.map(lambda c: chunk(c, length, learning), grouped)
-        return jax.tree.map(lambda x: x.reshape(x.shape[0] * x.shape[1], *x.shape[2:]), out)
 
     compile_note = "seconds spent tracing, lowering and compiling the chunk programs (ahead of time, not running)"
 
@@ -189,27 +177,6 @@ class Compiled:
 
     def close(self) -> None:
         pass
-
-
-CPU_GROUP_WIDTH = 8
-"""On CPU, on-policy members train in groups of at most this many (the vmap width), one group after the other."""
-
-
-def member_groups(members: int, on_policy: bool) -> int:
-    """How many groups the members of a compiled run train in, one after the other: on CPU, on-policy runs of more
-    than CPU_GROUP_WIDTH members split into equal groups of 4 to CPU_GROUP_WIDTH; otherwise 1 (one vmap of all).
-
-    Why: a vmapped PPO minibatch step streams every member's networks, Adam moments and activations through each
-    of its ~120 kernels; at 16 members (64x64 networks) that no longer stays in a core's cache, and 2 groups of 8
-    took 9% less time per member than one vmap of 16 (0.136 s vs 0.149 s per member and iteration, 4 envs x 2048
-    steps, 10 epochs of 128 minibatches; groups of 4: 0.140 s). Accelerators run a whole vmap in parallel and
-    off-policy carries hold replay buffers, so both keep one group. Each member computes the same thing, but XLA
-    may round some operations differently at another vmap width (2 of 16 PPO members differed by about 1e-9 in
-    their Adam moments after one iteration)."""
-    if not on_policy or members <= CPU_GROUP_WIDTH or jax.default_backend() != "cpu":
-        return 1
-    width = max(w for w in range(1, CPU_GROUP_WIDTH + 1) if members % w == 0)
-    return members // width if width >= 4 else 1
 
 
 def train(algo: str, agent_cfg: Any, run: RunConfig, resume: Path | None = None) -> dict[str, Any]:
