@@ -1,4 +1,5 @@
-# critix: `make run` trains the default agent; `make test` runs the tests. Both install what they need first.
+# critix: `make run` trains the default agent; `make test` runs the tests; `make docs` builds the documentation site.
+# Each installs what it needs first.
 PYTHON ?= python3
 VENV ?= .venv
 UV_VERSION ?= 0.13.9
@@ -10,7 +11,7 @@ export UV_PYTHON := $(abspath $(BIN)/python)
 # The main job: SAC on Pendulum-v1, 2 seeds trained together, progress bar, run folder, final evaluation.
 RUN_ARGS ?= sac --env Pendulum-v1 --steps 10000 --num-seeds 2 --learning-starts 1000 --eval-every 2500 --run-dir runs/make-run
 
-.PHONY: run test test-all install install-test lock bench clean
+.PHONY: run test test-all install install-test install-docs docs lock bench clean
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
@@ -24,8 +25,13 @@ $(VENV)/.installed-test: pyproject.toml uv.lock | $(BIN)/uv
 	$(BIN)/uv sync --frozen --inexact --quiet --extra test
 	touch $@ $(VENV)/.installed
 
+$(VENV)/.installed-docs: pyproject.toml uv.lock | $(BIN)/uv
+	$(BIN)/uv sync --frozen --inexact --quiet --extra docs
+	touch $@ $(VENV)/.installed
+
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
+install-docs: $(VENV)/.installed-docs
 
 run: install
 	rm -rf runs/make-run
@@ -39,6 +45,12 @@ test: install-test
 test-all: install-test
 	$(BIN)/python -m pytest -q -m "" --durations=25
 
+# The documentation site (mkdocs.yml, docs/, the API reference from docstrings) into site/. Strict: a warning
+# (a broken link or anchor, a page missing from the nav, a docstring griffe cannot read) fails the build.
+# (NO_MKDOCS_2_WARNING: Material's banner about its end of life, printed on every build; it is no build warning.)
+docs: install-docs
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
 lock: | $(BIN)/uv
 	$(BIN)/uv lock
 
@@ -46,4 +58,4 @@ bench: install
 	$(BIN)/python benchmarks/sac_speed.py
 
 clean:
-	rm -rf $(VENV) .jax_cache .pytest_cache
+	rm -rf $(VENV) .jax_cache .pytest_cache site

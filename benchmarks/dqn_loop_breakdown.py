@@ -1,9 +1,11 @@
 """Where critix's host DQN loop spends its time per env step (diagnostic for issue 4's 3x-SB3 target).
 
 Builds the same off-policy stepper (`critix.train.offpolicy.OffPolicy`) as `benchmarks/dqn_speed.py` runs (SB3's DQN defaults on CartPole-v1,
-chunk 4, UTD 0.25, 1 seed, 1 env), compiles its functions, then replays the body of its `advance`
+chunk 4 (`--chunk-size`), UTD 0.25, 1 seed, 1 env), compiles its functions, then replays the body of its `advance`
 (`--steps` env steps after `--warmup` untimed ones) with a timer around each part:
-- act: `session.policy(...)` (one jitted, vmapped call) and `np.asarray` of its action (waits for it);
+- act: `session.acting.explore(...)` (`--acting numpy`: the policy in NumPy; `jit`: one compiled call on
+  pre-drawn random numbers; `per-step-key`: critix's acting before issue 19, one jitted call that also draws its
+  random numbers) and `np.asarray` of its action;
 - env: Gymnasium's SyncVectorEnv.step (1 CartPole) with the action converted by `to_env_action`;
 - bookkeeping: final_observation, the staging-array writes and the episode-return accounting;
 - chunk prep (per chunk): `session.stats`, the per-seed reshape into a Transition;
@@ -59,11 +61,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=4000, help="timed env steps")
     parser.add_argument("--warmup", type=int, default=400, help="untimed env steps first (compiles everything)")
+    parser.add_argument("--chunk-size", type=int, default=SB3_DQN["train_freq"], help="env steps per update call")
+    parser.add_argument("--acting", choices=("numpy", "jit", "per-step-key"), default="numpy",
+                        help="the host loop's Acting with NumPy or one compiled call per step, or the acting of "
+                             "critix before issue 19 (one jitted act per step drawing its own random numbers)")
     args = parser.parse_args()
     total = args.warmup + args.steps
-    agent_fields, run_fields = critix_dqn_config(SB3_DQN, 100_000)
+    agent_fields, run_fields = critix_dqn_config(SB3_DQN, 100_000, args.chunk_size)
     cfg = common.replace_fields(dqn.Config(), **agent_fields)
     run = RunConfig(env="CartPole-v1", steps=total, eval_every=0, progress=False, tensorboard=False,
+                    acting="jit" if args.acting == "per-step-key" else args.acting,
                     **{**run_fields, "learning_starts": 0})  # act with the policy from the first step
     session = OffPolicy("dqn", cfg, run)
     session.fresh(session.capacity)
@@ -88,11 +95,15 @@ def main() -> None:
         t_chunk = clock()
         t0 = clock()
         mean, var = session.stats()
+        session.acting.start(runner.agent)  # NumPy: the parameters copied once per chunk
         prep = clock() - t0
         for k in range(K):
             t0, c0 = clock(), cpu_clock()
-            action, runner.key = session.policy(runner.agent, runner.key, obs.reshape(S, N, *session.obs_shape),
-                                                mean, var)
+            if args.acting == "per-step-key":
+                action, runner.key = session.policy(runner.agent, runner.key, obs.reshape(S, N, *session.obs_shape),
+                                                    mean, var)
+            else:
+                action = session.acting.explore(obs.reshape(S, N, *session.obs_shape), mean, var, steps_done + k)
             action = np.asarray(action).reshape(S * N)
             t1, c1 = clock(), cpu_clock()
             next_obs, reward, terminated, truncated, info = session.env.step(to_env_action(action, session.act_space,
@@ -167,7 +178,7 @@ def main() -> None:
     per_step = {name: seconds / timed_steps * 1e6 for name, seconds in parts.items()}
     loop_us = t_loop / timed_steps * 1e6
     result = {
-        "timed_steps": timed_steps, "chunk_size": K, "us_per_env_step": per_step,
+        "timed_steps": timed_steps, "chunk_size": K, "acting": args.acting, "us_per_env_step": per_step,
         "us_per_env_step_loop_total": loop_us, "steps_per_second": 1e6 / loop_us,
         "untimed_remainder_us": loop_us - sum(per_step.values()),
         "cpu_us_per_env_step": {name: seconds / timed_steps * 1e6 for name, seconds in cpu.items()},

@@ -33,6 +33,15 @@ Figures per run:
 The headline ratio (issue 4: at least 3x SB3) uses the whole-run figures; steady ratios are reported beside it.
 Evaluation (10 deterministic episodes at the end) is outside every timer.
 
+Chunk sizes (issue 19): `--chunk-sizes 4,64` (default) runs critix once per chunk size in every round, as "critix"
+(chunk 4: SB3's exact schedule, the acting network changes every 4 env steps) and "critix-c64" (chunk 64: the same
+0.25 gradient steps per env step, applied in 16-step groups, so the acting network is up to 64 env steps behind;
+docs/host.md says what that changes). Acting is `--acting auto` (NumPy for this 64x64 network). The issue-19 target:
+critix at 10x SB3's steps/s (whole run) with the mean final return over the pairs' seeds inside the range of SB3's
+final returns; both are reported per chunk size. The env limit: CartPole-v1 stepped with random actions alone, bare
+(`gym.make`) and through the 1-env SAME_STEP vector env the loop uses, measured in the same invocation before
+the runs; critix's steps/s as a fraction of it is reported.
+
 Why 100,000 steps by default: SB3's exploration_fraction 0.1 then gives 10,000 exploration steps, which is exactly
 dqn.Config's default exploration_steps (its docstring: SB3's "10k of 100k"), so critix's own defaults and SB3's
 coincide at this budget; and critix's compile (a few seconds) weighs on a 50k run twice as much as on a 100k run,
@@ -40,6 +49,7 @@ where a 3x-SB3 critix would train for only about 8 s. One pair takes about 2.5 m
 
     .venv/bin/python benchmarks/dqn_speed.py --pairs 3 --torch-threads 1
     .venv/bin/python benchmarks/dqn_speed.py --pairs 1 --steps 5000        # a smoke run
+    .venv/bin/python benchmarks/dqn_speed.py --pairs 3 --skip sbx --chunk-sizes 64   # issue 19's headline only
 """
 
 from __future__ import annotations
@@ -80,8 +90,10 @@ SB3_DQN: dict[str, Any] = {
 }
 
 
-def critix_dqn_config(p: dict[str, Any], steps: int) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The SB3 settings as critix dqn.Config fields and RunConfig fields (see the module docstring)."""
+def critix_dqn_config(p: dict[str, Any], steps: int, chunk_size: int | None = None) -> tuple[dict[str, Any],
+                                                                                          dict[str, Any]]:
+    """The SB3 settings as critix dqn.Config fields and RunConfig fields (see the module docstring); `chunk_size`
+    (default: SB3's train_freq) is how many env steps the host loop takes between update calls."""
     utd = p["gradient_steps"] / p["train_freq"]
     agent = {
         "hidden_sizes": tuple(p["hidden_sizes"]), "activation": "relu", "encoder": "mlp", "dueling": False,
@@ -94,7 +106,7 @@ def critix_dqn_config(p: dict[str, Any], steps: int) -> tuple[dict[str, Any], di
         # Inert for the scalar head; given so that the tuned CartPole value range does not show in config.json.
         "v_min": -100.0, "v_max": 100.0,
     }
-    run = {"chunk_size": p["train_freq"], "num_envs": 1, "num_seeds": 1, "normalize_obs": False,
+    run = {"chunk_size": chunk_size or p["train_freq"], "num_envs": 1, "num_seeds": 1, "normalize_obs": False,
            "buffer_size": p["buffer_size"], "learning_starts": p["learning_starts"], "utd_ratio": utd}
     return agent, run
 
@@ -138,15 +150,20 @@ def verify_config(config: dict[str, Any], agent: dict[str, Any], run: dict[str, 
         raise SystemExit("critix's config.json does not match the SB3 settings:\n  " + "\n  ".join(problems))
 
 
-def run_critix(env: str, steps: int, seed: int) -> dict[str, Any]:
-    agent, run = critix_dqn_config(SB3_DQN, steps)
+def run_critix(env: str, steps: int, seed: int, chunk_size: int | None = None, src: str | None = None
+               ) -> dict[str, Any]:
+    """One critix run; `src`: a critix source folder put first on PYTHONPATH (another commit's checkout)."""
+    agent, run = critix_dqn_config(SB3_DQN, steps, chunk_size)
+    environ = dict(os.environ)
+    if src:
+        environ["PYTHONPATH"] = f"{Path(src).resolve()}{os.pathsep}{environ.get('PYTHONPATH', '')}"
     with tempfile.TemporaryDirectory(prefix="critix-dqn-") as tmp:
         run_dir = Path(tmp) / "run"
         cmd = [*CRITIX, "train", "dqn", "--env", env, "--steps", str(steps), "--seed", str(seed),
                "--eval-every", "0", "--eval-episodes", "10", "--log-every", str(max(1, steps // 10)),
                "--no-progress", "--no-tensorboard", "--run-dir", str(run_dir), *to_flags(agent), *to_flags(run)]
         t = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=environ)
         process_seconds = time.perf_counter() - t
         if proc.returncode != 0:
             raise SystemExit(f"critix failed: {shlex.join(cmd)}\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
@@ -168,6 +185,7 @@ def run_critix(env: str, steps: int, seed: int) -> dict[str, Any]:
             "compile_seconds": counters["compile_seconds"], "train_seconds": counters["train_seconds"],
             "train_steps": counters["train_steps"], "timed_seconds": timed, "process_seconds": process_seconds, "gradient_steps": summary["gradient_steps"],
             "final_return": summary["final_return_mean"], "config_verified": True, "config": config,
+            "chunk_size": run["chunk_size"],
             "command": shlex.join(cmd[2:])}
 
 
@@ -186,6 +204,40 @@ def run_peer(lib: str, env: str, steps: int, seed: int, peer_python: Path, torch
     return {**json.loads(lines[-1]), "process_seconds": process_seconds, "command": shlex.join(cmd)}
 
 
+def env_limit(env_id: str, steps: int = 50_000, num_envs: int = 1) -> dict[str, float]:
+    """Random-action steps/s of the env alone: bare (`gym.make`, reset at episode ends) and through the
+    `num_envs`-env SAME_STEP sync vector env the host loop steps (critix.envs.gym.make_vector_env), counting every
+    env's step."""
+    import gymnasium as gym
+    import numpy as np
+
+    from critix.envs.gym import make_vector_env
+
+    rng = np.random.default_rng(0)
+    bare = gym.make(env_id)
+    bare.reset(seed=0)
+    actions = [bare.action_space.sample() for _ in range(1000)]
+    begin = time.perf_counter()
+    for i in range(steps):
+        _, _, terminated, truncated, _ = bare.step(actions[i % 1000])
+        if terminated or truncated:
+            bare.reset()
+    bare_rate = steps / (time.perf_counter() - begin)
+    bare.close()
+    vec = make_vector_env(env_id, num_envs, 0, "sync")
+    vec.reset(seed=0)
+    batched = [np.asarray([actions[(i + j) % 1000] for j in range(num_envs)]) for i in range(1000)]
+    vector_steps = max(1, steps // num_envs)
+    begin = time.perf_counter()
+    for i in range(vector_steps):
+        vec.step(batched[i % 1000])
+    vector_rate = vector_steps * num_envs / (time.perf_counter() - begin)
+    vec.close()
+    del rng
+    return {"bare_env_steps_per_second": bare_rate, "vector_env_steps_per_second": vector_rate,
+            "num_envs": num_envs, "steps": steps}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--env", default="CartPole-v1")
@@ -194,18 +246,39 @@ def main() -> None:
     parser.add_argument("--peer-python", type=Path, default=PEER_PYTHON, help="python of the peers' venv")
     parser.add_argument("--torch-threads", type=int, default=0,
                         help="torch threads for the peers (1 avoids spin-waiting when the cores are shared)")
+    parser.add_argument("--chunk-sizes", default="4,64",
+                        help="critix's --chunk-size values, one critix run each per round (4: SB3's train_freq)")
+    parser.add_argument("--skip", default="", help="peers to leave out, e.g. sbx")
+    parser.add_argument("--critix-base-src", default=None,
+                        help="a critix source folder of another commit (e.g. a `git worktree`'s src/): each chunk size "
+                             "also runs with it as 'critix-base' ('critix-base-c64' ...) in the same alternation, "
+                             "for a before/after speed comparison (ratios: <lib>_vs_base_*)")
     parser.add_argument("--compiled", action="store_true",
                         help="also run critix in compiled mode on gymnax:<env> (the same flags; the same schedule: "
                              "4 env steps, then 1 gradient step) in every round")
     args = parser.parse_args()
     if not args.peer_python.exists():
         raise SystemExit(f"{args.peer_python} is missing: run `bash benchmarks/peers/install.sh`")
-    libs = ["critix", "sb3", "sbx"] + (["critix-compiled"] if args.compiled else [])
+    if LOAD_AT_START[0] > 0.5:
+        print(f"warning: load average {LOAD_AT_START[0]:.2f} > 0.5 at the start: the machine is busy, speed "
+              "figures are not valid", file=sys.stderr)
+    chunks = {("critix" if c == SB3_DQN["train_freq"] else f"critix-c{c}"): c
+              for c in (int(v) for v in args.chunk_sizes.split(",") if v)}
+    skip = {v for v in args.skip.split(",") if v}
+    bases = {name.replace("critix", "critix-base", 1): name for name in chunks} if args.critix_base_src else {}
+    libs = [lib for name in chunks for lib in (name, *[b for b, m in bases.items() if m == name])]
+    libs += [lib for lib in ("sb3", "sbx") if lib not in skip]
+    libs += ["critix-compiled"] if args.compiled else []
+    limit = env_limit(args.env)
+    print(json.dumps({"env_limit": limit}), flush=True)
     results: list[dict[str, Any]] = []
     for pair in range(args.pairs):
         for lib in libs:
-            if lib == "critix":
-                r = run_critix(args.env, args.steps, pair)
+            if lib in chunks:
+                r = {**run_critix(args.env, args.steps, pair, chunks[lib]), "lib": lib}
+            elif lib in bases:
+                r = {**run_critix(args.env, args.steps, pair, chunks[bases[lib]], src=args.critix_base_src),
+                     "lib": lib}
             elif lib == "critix-compiled":
                 r = {**run_critix(f"gymnax:{args.env}", args.steps, pair), "lib": "critix-compiled"}
             else:
@@ -216,31 +289,54 @@ def main() -> None:
     def of(lib: str) -> list[dict[str, Any]]:
         return [r for r in results if r["lib"] == lib]
 
-    report: dict[str, Any] = {"ratio_note": "critix steps/s / peer steps/s, per pair; whole = compile included"}
+    report: dict[str, Any] = {"ratio_note": "critix steps/s / peer steps/s, per pair; whole = compile included",
+                              "env_limit": limit}
     for lib in libs:
         report[f"{lib}_median_steps_per_second"] = statistics.median(r["steps_per_second"] for r in of(lib))
         steady = [r["steps_per_second_steady"] for r in of(lib) if r["steps_per_second_steady"]]
         report[f"{lib}_median_steps_per_second_steady"] = statistics.median(steady) if steady else None
         report[f"{lib}_final_returns"] = [r["final_return"] for r in of(lib)]
-    for lib in ("sb3", "sbx"):
-        whole = [c["steps_per_second"] / p["steps_per_second"] for c, p in zip(of("critix"), of(lib), strict=True)]
-        steady = [c["steps_per_second_steady"] / p["steps_per_second_steady"]
-                  for c, p in zip(of("critix"), of(lib), strict=True)
-                  if c["steps_per_second_steady"] and p["steps_per_second_steady"]]
-        report[f"ratio_vs_{lib}_per_pair"] = whole
-        report[f"ratio_vs_{lib}_median"] = statistics.median(whole)
-        report[f"ratio_vs_{lib}_steady_per_pair"] = steady
-        report[f"ratio_vs_{lib}_steady_median"] = statistics.median(steady) if steady else None
-    if args.compiled:
+    for base, mine in bases.items():
+        for kind, field in (("whole", "steps_per_second"), ("steady", "steps_per_second_steady")):
+            ratios = [c[field] / b[field] for c, b in zip(of(mine), of(base), strict=True) if c[field] and b[field]]
+            report[f"{mine}_vs_base_{kind}_per_pair"] = ratios
+            report[f"{mine}_vs_base_{kind}_median"] = statistics.median(ratios) if ratios else None
+        report[f"{base}_compile_seconds"] = [r["compile_seconds"] for r in of(base)]
+        report[f"{mine}_compile_seconds"] = [r["compile_seconds"] for r in of(mine)]
+        report[f"{mine}_vs_base_process_seconds_per_pair"] = [
+            c["process_seconds"] / b["process_seconds"] for c, b in zip(of(mine), of(base), strict=True)]
+    for mine in [*chunks, *bases]:
+        report[f"{mine}_fraction_of_env_limit"] = (report[f"{mine}_median_steps_per_second_steady"] or 0.0) / \
+            limit["vector_env_steps_per_second"]
+        for lib in [p for p in ("sb3", "sbx") if p in libs]:
+            whole = [c["steps_per_second"] / p["steps_per_second"] for c, p in zip(of(mine), of(lib), strict=True)]
+            steady = [c["steps_per_second_steady"] / p["steps_per_second_steady"]
+                      for c, p in zip(of(mine), of(lib), strict=True)
+                      if c["steps_per_second_steady"] and p["steps_per_second_steady"]]
+            key = f"{mine}_vs_{lib}" if mine != "critix" else f"ratio_vs_{lib}"
+            report[f"{key}_per_pair"] = whole
+            report[f"{key}_median"] = statistics.median(whole)
+            report[f"{key}_steady_per_pair"] = steady
+            report[f"{key}_steady_median"] = statistics.median(steady) if steady else None
+    if args.compiled and "sb3" in libs:
         compiled = [c["steps_per_second"] / p["steps_per_second"]
                     for c, p in zip(of("critix-compiled"), of("sb3"), strict=True)]
         report["ratio_compiled_vs_sb3_per_pair"] = compiled
         report["ratio_compiled_vs_sb3_median"] = statistics.median(compiled)
-    report["target"] = "critix at least 3x SB3's steps/s (whole run, compile included)"
-    report["target_met"] = report["ratio_vs_sb3_median"] >= 3.0
+    if "sb3" in libs:
+        sb3_returns = report["sb3_final_returns"]
+        report["target"] = ("issue 19: critix at least 10x SB3's steps/s (whole run, compile included), mean final "
+                            "return inside the range of SB3's final returns")
+        for mine in chunks:
+            ratio = report[f"{mine}_vs_sb3_median" if mine != "critix" else "ratio_vs_sb3_median"]
+            mean_return = statistics.mean(report[f"{mine}_final_returns"])
+            report[f"{mine}_target_met"] = {
+                "speed": ratio >= 10.0, "returns": min(sb3_returns) <= mean_return <= max(sb3_returns),
+                "mean_final_return": mean_return, "sb3_final_return_range": [min(sb3_returns), max(sb3_returns)]}
     agent, run = critix_dqn_config(SB3_DQN, args.steps)
     report["hyperparameters"] = {"sb3": SB3_DQN, "critix_agent": agent, "critix_run": run,
-                                 "critix_flags": to_flags(agent) + to_flags(run)}
+                                 "critix_flags": to_flags(agent) + to_flags(run),
+                                 "critix_chunk_sizes": chunks}
 
     stamp = datetime.datetime.now().strftime("%Y-%m-%d-%H%M%S")
 
@@ -248,7 +344,7 @@ def main() -> None:
         return subprocess.run(["git", *a], capture_output=True, text=True, cwd=REPO).stdout.strip()
 
     peer = next((r for r in results if r["lib"] == "sbx"), {})
-    meta = {"date": stamp, "cpu_model": cpu_model(), "cpu_count": os.cpu_count(), "python": platform.python_version(),
+    meta = {"date": stamp, "critix_base_src": args.critix_base_src, "cpu_model": cpu_model(), "cpu_count": os.cpu_count(), "python": platform.python_version(),
             "jax": importlib.metadata.version("jax"), "jaxlib": importlib.metadata.version("jaxlib"),
             "critix_commit": git("rev-parse", "--short", "HEAD"), "critix_dirty": bool(git("status", "--porcelain")),
             "peers": {"sb3": next((r["lib_version"] for r in results if r["lib"] == "sb3"), None),
@@ -258,7 +354,7 @@ def main() -> None:
     out = BENCH / "results" / f"dqn_speed-{stamp}"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps({"meta": meta, "report": report, "runs": results}, indent=2))
-    keys = ["pair", "lib", "lib_version", "env", "steps", "steps_per_second", "steps_per_second_steady",
+    keys = ["pair", "lib", "lib_version", "env", "steps", "chunk_size", "steps_per_second", "steps_per_second_steady",
             "compile_seconds", "gradient_steps", "final_return", "process_seconds"]
     with out.with_suffix(".csv").open("w", newline="") as f:
         writer = csv.DictWriter(f, keys, extrasaction="ignore")

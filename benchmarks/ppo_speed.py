@@ -7,6 +7,10 @@ critix, SB3, SBX, critix, SB3, SBX ... (`--pairs` rounds). Figures per run:
   steps/s from its summary.json (the first, compiling iteration left out), plus its compile seconds;
 - peers: steps / wall time of `learn()` (SBX's compile included).
 The ratios use the whole-run figures (compile included on both sides). Evaluation is outside every timer.
+Issue 19: the report checks critix at 5x SBX's steps/s (whole run) with every critix final return inside or above
+the peers' range, and gives the env limit (CartPole-v1 alone with random actions: bare, and through a 4-env SAME_STEP
+vector env as the loop steps it, measured before the runs) with critix's fraction of it. critix acts with
+`--acting auto` (NumPy for these 64x64 networks; docs/host.md).
 `--compiled` adds critix compiled PPO on gymnax:CartPole-v1 (`--compiled-seeds` seeds in one process).
 Raw results: benchmarks/results/ppo_speed-<date>.json and .csv, with machine, versions, load and commands.
 
@@ -56,6 +60,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from dqn_speed import env_limit  # noqa: E402
 from sac_speed import cpu_model  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -270,6 +275,11 @@ def main() -> None:
     if not args.no_peers and not args.peer_python.exists():
         raise SystemExit(f"{args.peer_python} is missing: run `bash benchmarks/peers/install.sh` (or pass --no-peers)")
     load_at_start = list(os.getloadavg())
+    if load_at_start[0] > 0.5:
+        print(f"warning: load average {load_at_start[0]:.2f} > 0.5 at the start: the machine is busy, speed "
+              "figures are not valid", file=sys.stderr)
+    limit = env_limit("CartPole-v1", num_envs=args.num_envs)
+    print(json.dumps({"env_limit": limit}), flush=True)
     results: list[dict[str, Any]] = []
     bases = [] if args.critix_base_src is None else ["critix-base"]
     for pair in range(args.pairs):
@@ -293,7 +303,11 @@ def main() -> None:
                                                     args.compiled_seeds, [])})
         print(json.dumps(results[-1]), flush=True)
     host = [r for r in results if r["lib"] == "critix" and r["env"] == "CartPole-v1"]
-    report: dict[str, Any] = {"critix_median_steps_per_second": statistics.median(r["steps_per_second"] for r in host)}
+    report: dict[str, Any] = {"critix_median_steps_per_second": statistics.median(r["steps_per_second"] for r in host),
+                              "critix_median_steps_per_second_steady": statistics.median(
+                                  r["steps_per_second_steady"] for r in host), "env_limit": limit}
+    report["critix_fraction_of_env_limit"] = (report["critix_median_steps_per_second_steady"]
+                                              / limit["vector_env_steps_per_second"])
     for env, kind in (("gymnax:CartPole-v1", "compiled_"), ("CartPole-v1", "")):
         for base in bases:
             ours = [r for r in results if r["lib"] == "critix" and r["env"] == env]
@@ -310,6 +324,13 @@ def main() -> None:
             r["steps_per_second"] for r in results if r["lib"] == lib)
         report[f"ratio_vs_{lib}_per_pair"] = ratios
         report[f"ratio_vs_{lib}_median"] = statistics.median(ratios)
+        report[f"{lib}_final_returns"] = [r["final_return"] for r in results if r["lib"] == lib]
+    report["critix_final_returns"] = [r["final_return"] for r in host]
+    if not args.no_peers:
+        peers = report["sb3_final_returns"] + report["sbx_final_returns"]
+        report["target"] = "issue 19: critix at least 5x SBX's steps/s (whole run), returns as the peers'"
+        report["target_met"] = {"speed": report["ratio_vs_sbx_median"] >= 5.0,
+                                "returns": min(report["critix_final_returns"]) >= min(peers)}
     write_results("ppo_speed", load_at_start, report, results,
                   ["pair", "lib", "env", "num_seeds", "steps", "steps_per_second", "steps_per_second_steady",
                    "compile_seconds", "final_return"])

@@ -47,6 +47,14 @@ CASES: dict[str, list[str]] = {
     "dqn-nstep-host": ["train", "dqn", "--env", "CartPole-v1", "--steps", "6000", "--n-step", "3",
                        "--learning-starts", "500", "--target-update-period", "100", "--eval-every", "3000",
                        "--eval-episodes", "3", "--log-every", "500", *COMMON],
+    # SB3's DQN settings (benchmarks/dqn_speed.py) in 64-step chunks: learning starts inside the second chunk, and
+    # the run ends with a shorter chunk (6000 = 93 x 64 + 48).
+    "dqn-sb3-c64-host": ["train", "dqn", "--env", "CartPole-v1", "--steps", "6000", "--hidden-sizes", "64", "64",
+                         "--no-dueling", "--no-double-q", "--critic-head", "scalar", "--q-lr", "0.0001",
+                         "--q-lr-decay-steps", "0", "--n-step", "1", "--target-update-period", "250",
+                         "--exploration-steps", "1000", "--v-min", "-100", "--v-max", "100", "--chunk-size", "64",
+                         "--utd-ratio", "0.25", "--learning-starts", "100", "--eval-every", "3000",
+                         "--eval-episodes", "3", "--log-every", "500", *COMMON],
     "iql-offline": ["train", "iql", "--dataset", "{dataset}", "--steps", "3000", "--chunk-size", "500",
                     "--eval-every", "1500", "--eval-episodes", "3", "--hidden-sizes", "64", "64", *COMMON],
     "ppo-compiled": ["train", "ppo", "--env", "gymnax:CartPole-v1", "--steps", "40960", "--num-envs", "4",

@@ -1,9 +1,10 @@
-"""The `critix` command: train, eval, list, plot, bench, sweep, export.
+"""The `critix` command: train, eval, list, runs, plot, bench, sweep, export.
 
     critix train sac --env Pendulum-v1 --steps 20000 --num-seeds 3
     critix train td3 --resume runs/td3-Pendulum-v1-20261121-120000
-    critix eval RUN_DIR --episodes 10
+    critix eval RUN_DIR --episodes 10 --video
     critix list [ALGO]
+    critix runs [DIR]
     critix plot RUN_DIR... --out curves.png
     critix bench classic --algos sac,td3 --seeds 5
     critix sweep examples/sweeps/sac_pendulum_lr.yaml --out sweeps/sac-lr
@@ -62,6 +63,11 @@ class Eval:
     """Evaluation episodes per seed."""
     seed: int = 12345
     """Seed of the evaluation envs."""
+    video: bool = False
+    """Also record videos of seed 0's agent into RUN_DIR/videos/eval_step_<checkpoint step>.mp4 (listed in
+    summary.json; docs/watching_and_tracking.md)."""
+    video_episodes: int = 1
+    """Episodes to record with --video, one file each (the first ones the evaluation played)."""
     debug: bool = False
     """Show full tracebacks on errors."""
 
@@ -258,6 +264,7 @@ def cmd_train(argv: list[str]) -> int:
             run = dataclasses.replace(run, steps=args.run.steps)
         if args.run.on_nan != untouched.on_nan:  # e.g. continue a run stopped by NaN with --on-nan skip
             run = dataclasses.replace(run, on_nan=args.run.on_nan)
+        run = _watching_flags(run, args.run, untouched)
         summary = train(saved_algo, agent_cfg, dataclasses.replace(run, progress=args.run.progress),
                         resume=Path(args.resume))
     elif not offline and args.init_from:
@@ -268,6 +275,13 @@ def cmd_train(argv: list[str]) -> int:
         summary = train(algo, args.agent, args.run)
     _print_summary(summary)
     return 0
+
+
+def _watching_flags(run: Any, given: Any, untouched: Any) -> Any:
+    """--video-every, --video-episodes, --track and the W&B names given to a resume replace the saved ones."""
+    names = ("video_every", "video_episodes", "track", "wandb_project", "wandb_entity")
+    changed = {name: getattr(given, name) for name in names if getattr(given, name) != getattr(untouched, name)}
+    return dataclasses.replace(run, **changed) if changed else run
 
 
 @dataclasses.dataclass(frozen=True)
@@ -332,12 +346,21 @@ def cmd_eval(argv: list[str]) -> int:
     found = checkpoint.latest_valid(run_dir / "checkpoints", quarantine=False)  # skips corrupt ones, warning
     if found is None:
         raise CritixError(f"{run_dir} has no complete checkpoint in {run_dir / 'checkpoints'}")
+    if args.video:  # MuJoCo picks its OpenGL backend when the envs import it
+        from critix.train.video import prepare_backend
+
+        prepare_backend(getattr(run, "env", None))
     stepper = make_stepper(algo, agent_cfg, dataclasses.replace(run, eval_episodes=args.episodes))
+    videos: list[str] = []
     try:
         stepper.start(found)
         returns = stepper.evaluate(args.seed)
         labels = getattr(stepper, "member_labels", lambda: None)()  # a compiled grid run: G points x S seeds
         normalized = stepper.normalized(returns.mean(axis=1)) if hasattr(stepper, "normalized") else None
+        if args.video:
+            from critix.train.video import record_checkpoint
+
+            videos = record_checkpoint(stepper, run_dir, found[0].name, args.seed, args.episodes, args.video_episodes)
     finally:
         stepper.close()
     per_seed = returns.mean(axis=1)
@@ -353,6 +376,8 @@ def cmd_eval(argv: list[str]) -> int:
         result["normalized_score_per_seed"] = [float(x) for x in normalized]
     if labels:
         result["member_labels"] = labels
+    if args.video:
+        result["videos"] = videos
     print(json.dumps(result, indent=2))
     print(f"{algo} on {stepper.env_id}: mean return {per_seed.mean():.1f} over {len(per_seed)} seed(s) "
           f"(per seed: {', '.join(f'{x:.1f}' for x in per_seed)}; min {np.min(returns):.1f}, max {np.max(returns):.1f})")
@@ -376,6 +401,18 @@ class Export:
     """Show full tracebacks on errors."""
 
 
+@dataclasses.dataclass(frozen=True)
+class Runs:
+    """List the run folders in a folder: algorithm, env, steps done/planned, final return, status, wall time."""
+
+    dir: Annotated[str, tyro.conf.Positional, tyro.conf.arg(metavar="DIR")] = "runs"
+    """The folder holding the run folders (searched up to three levels down)."""
+    json: bool = False
+    """Print the list as JSON instead of a table."""
+    debug: bool = False
+    """Show full tracebacks on errors."""
+
+
 def cmd_export(argv: list[str]) -> int:
     from critix.export import export_onnx
     from critix.policy import load, space_text
@@ -391,6 +428,48 @@ def cmd_export(argv: list[str]) -> int:
           f"input obs {list(result.input_shape)} raw observations, output action {list(result.output_shape)} "
           f"{result.output_dtype} for {space_text(policy.action_space)}; ONNX Runtime matches critix within "
           f"{result.max_abs_diff:.2g} on {result.observations_checked} observations")
+    return 0
+
+
+def cmd_runs(argv: list[str]) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from critix.train.inventory import format_seconds, scan
+
+    args = tyro.cli(Runs, args=argv, prog="critix runs")
+    infos = scan(Path(args.dir))
+    if args.json:
+        print(json.dumps([dataclasses.asdict(info) for info in infos], indent=2))
+        return 0
+    console = Console(width=None if sys.stdout.isatty() else 200)  # piped: whole lines, for grep
+    if not infos:
+        console.print(f"no run folders in {args.dir}")
+        return 0
+    colors = {"finished": "green", "training now": "cyan", "stopped": "yellow", "broken": "red"}
+    table = Table(title=f"runs in {args.dir} (oldest first)", title_justify="left")
+    table.add_column("run", overflow="fold")
+    table.add_column("algo")
+    table.add_column("env", overflow="fold")
+    for column in ("steps", "return"):
+        table.add_column(column, justify="right", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("wall", justify="right", no_wrap=True)
+    table.add_column("started", no_wrap=True)
+    notes = any(info.note for info in infos)
+    if notes:
+        table.add_column("note", overflow="fold")
+    for info in infos:
+        done = "-" if info.steps_done is None else f"{info.steps_done:,}"
+        planned = "-" if info.steps_planned is None else f"{info.steps_planned:,}"
+        value = "-" if info.final_return is None else f"{info.final_return:.1f}"
+        if info.return_source == "last eval":
+            value += " (last eval)"
+        started = "-" if info.started is None else info.started[5:16].replace("T", " ")  # MM-DD HH:MM
+        row = [info.path, info.algo or "-", info.env or "-", f"{done}/{planned}", value,
+               f"[{colors[info.status]}]{info.status}[/]", format_seconds(info.wall_seconds), started]
+        table.add_row(*row, *([info.note or ""] if notes else []))
+    console.print(table)
     return 0
 
 
@@ -526,8 +605,9 @@ USAGE = """usage: critix {train,eval,list,plot,bench,sweep} ...
 
   critix train ALGO --env ENV [--steps N] [--num-seeds S] ...   train (ALGO: %s)
   critix train ALGO --resume RUN_DIR                          continue a stopped run
-  critix eval RUN_DIR [--episodes N]                          evaluate a run's last checkpoint
+  critix eval RUN_DIR [--episodes N] [--video]                evaluate a run's last checkpoint (and film it)
   critix list [ALGO]                                          algorithms and their hyperparameters
+  critix runs [DIR] [--json]                                  the run folders in DIR (default runs): status, return
   critix plot RUN_DIR... --out FILE [--kind curves|aggregate|profile]   learning curves, aggregate intervals
   critix bench SUITE --algos A,B [--seeds N] [--out DIR]      run a benchmark suite (resumable) and its report
   critix sweep SWEEP.yaml --out DIR [--address RAY]           a sweep on Ray (resumable) and its summary
@@ -547,6 +627,7 @@ def main(argv: list[str] | None = None) -> int:
     commands["bench"] = cmd_bench
     commands["sweep"] = cmd_sweep
     commands["export"] = cmd_export
+    commands["runs"] = cmd_runs
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in commands:
         print(USAGE % ", ".join(agents.REGISTRY), file=sys.stderr if argv and argv[0] not in ("-h", "--help") else sys.stdout)
         return 0 if argv and argv[0] in ("-h", "--help") else EXIT_USAGE

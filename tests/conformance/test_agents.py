@@ -229,6 +229,23 @@ def test_deterministic_act_ignores_the_key_and_stochastic_act_uses_it(h):
     assert not np.allclose(h.act(h.state, obs, k1, False), h.act(h.state, obs, k2, False))
 
 
+@pytest.mark.parametrize("deterministic", [False, True])
+def test_policy_in_numpy_acts_as_act(h, deterministic):
+    """The agent's `PolicyFunctions` evaluated with NumPy (what the host loops run for small networks) gives `act`'s actions
+    for the same parameters and random numbers, for 2 seeds at once (stacked parameters, obs [S, B, O])."""
+    states = h.init_seeds(jax.random.split(jax.random.PRNGKey(5), 2))
+    policy = h.module.policy(h.cfg, states)
+    assert policy.host
+    obs = jax.random.normal(jax.random.PRNGKey(3), (2, 8, 3))
+    keys = jax.random.split(jax.random.PRNGKey(4), 2)
+    want = jax.vmap(lambda s, o, k: h.act(s, o, k, deterministic))(states, obs, keys)
+    params = jax.device_get(jax.vmap(policy.params)(states))
+    noise = None if deterministic else jax.device_get(jax.vmap(lambda k: policy.noise(k, 8))(keys))
+    got = policy.act(np, params, np.asarray(obs), noise, deterministic)
+    assert isinstance(got, np.ndarray) and got.dtype == want.dtype and got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
 # --- update ----------------------------------------------------------------------------------------------
 
 
@@ -370,7 +387,7 @@ def test_module_meets_the_agent_contract(h):
     """`critix.agents.contract.AgentModule`: constants, the pure functions, and a data path where it has one."""
     assert h.module.NAME and h.module.KIND in ("off-policy", "on-policy", "offline")
     assert isinstance(h.cfg, h.module.Config)
-    for name in ("check_spaces", "init", "act", "update", "update_many"):
+    for name in ("check_spaces", "init", "act", "policy", "update", "update_many"):
         assert callable(getattr(h.module, name)), name
     h.module.check_spaces(h.obs_space, h.act_space)
     with pytest.raises(CritixError):  # a space no agent takes

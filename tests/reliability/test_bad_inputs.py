@@ -31,6 +31,15 @@ CLI_CASES: list[tuple[str, str, list[str], str]] = [
      "unknown environment id 'Pendulum-v9'. Did you mean Pendulum-v1"),
     ("env-discrete", "discrete-action env for a continuous-action algorithm", ["train", "sac", "--env", "CartPole-v1"],
      "sac needs a continuous (Box) action space"),
+    ("env-module-missing", "module:EnvName-v0 id whose module cannot be imported",
+     ["train", "sac", "--env", "no_such_module_xyz:MyEnv-v0"],
+     "cannot import module 'no_such_module_xyz' (ModuleNotFoundError: No module named 'no_such_module_xyz')"),
+    ("env-kwargs-malformed", "--env-kwargs item without '='", ["train", "sac", "--env-kwargs", "gravity"],
+     "env_kwargs items must be KEY=VALUE"),
+    ("env-kwargs-unknown", "--env-kwargs the env does not take", ["train", "sac", "--env-kwargs", "colour=1", *S],
+     "Pendulum-v1 does not take the env kwargs colour"),
+    ("env-kwargs-jax", "--env-kwargs for a compiled JAX env", ["train", "ppo", "--env", "gymnax:CartPole-v1",
+                                                              "--env-kwargs", "a=1"], "drop --env-kwargs"),
     ("algo-unknown", "algorithm that does not exist", ["train", "ppo9"], "unknown algorithm 'ppo9'"),
     ("gamma-high", "gamma above 1", ["train", "td3", "--gamma", "1.5"], "gamma must be in [0, 1], got 1.5"),
     ("gamma-nan", "gamma NaN", ["train", "sac", "--gamma", "nan"], "gamma must be a finite number, got nan"),
@@ -75,7 +84,7 @@ CLI_CASES: list[tuple[str, str, list[str], str]] = [
     ("on-nan-unknown", "--on-nan with an unknown policy", ["train", "sac", "--on-nan", "maybe"],
      "invalid choice 'maybe' for argument '--on-nan'"),
     ("vectorization-unknown", "unknown vectorization", ["train", "sac", "--vectorization", "threads", "--steps", "300"],
-     "vectorization must be 'sync' or 'async', got 'threads'"),
+     "vectorization must be 'auto', 'sync' or 'async', got 'threads'"),
     ("buffer-below-batch", "a run too short to fill one batch", ["train", "sac", "--steps", "100", *S],
      "the replay buffer holds 100 transitions (min of buffer_size and steps), fewer than batch_size=256"),
     ("buffer-too-big", "replay buffers larger than the machine's memory",
@@ -284,12 +293,15 @@ def markdown_table(tmp: Path) -> str:
         text = re.sub(r"/\S*/(sac-run|run)\b", "RUN", " ".join(text.split()))
         return text.replace("{run}", "RUN").replace("|", "\\|")
 
+    def message(err: str) -> str:  # "['a']['b']" would read as a Markdown reference link: escape the second "["
+        return cell(err)[:300].replace("][", "]\\[")
+
     for i, (case, what, argv, _) in enumerate(CLI_CASES):
         run = prepared_sac_run(tmp / f"c{i}")
         argv = [a.replace("{run}", str(run)) for a in argv]
         code, err = run_cli(argv)
         assert code == 2
-        lines.append(f"| `{case}` | {what} | `critix {cell(' '.join(argv))}` | {cell(err)[:300]} |")
+        lines.append(f"| `{case}` | {what} | `critix {cell(' '.join(argv))}` | {message(err)} |")
     for i, (case, what, setup, argv, _) in enumerate(FILE_CASES):
         run = tmp / f"f{i}" / "run"
         run.parent.mkdir(parents=True)
@@ -297,7 +309,7 @@ def markdown_table(tmp: Path) -> str:
         code, err = run_cli([a.replace("{run}", str(run)) for a in argv])
         assert code == 2
         lines.append(f"| `{case}` | {what} | `critix {cell(' '.join(argv).replace(str(run), 'RUN'))}` "
-                     f"| {cell(err)[:300]} |")
+                     f"| {message(err)} |")
     return "\n".join(lines)
 
 

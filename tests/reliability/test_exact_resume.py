@@ -167,12 +167,21 @@ def test_twenty_kills_across_runs(algo: str, tmp_path: Path) -> None:
 QUIET = ["--no-progress", "--no-tensorboard", "--keep-checkpoints", "100"]
 PPO_TINY = ["--num-seeds", "2", "--num-envs", "2", "--rollout-length", "16", "--minibatch-size", "16",
             "--num-epochs", "2", "--hidden-sizes", "16", "--eval-episodes", "2", "--log-every", "32", *QUIET]
+DQN_TINY = ["--env", "CartPole-v1", "--steps", "400", "--num-seeds", "2", "--num-envs", "2", "--learning-starts",
+            "100", "--chunk-size", "50", "--exploration-steps", "300", "--hidden-sizes", "16", "--batch-size", "16",
+            "--checkpoint-every", "100", "--eval-every", "200", "--eval-episodes", "2", "--log-every", "100",
+            "--normalize-obs", *QUIET]
 MODES = {
     # on-policy host loop, CartPole (episodes of ~10-60 steps, so checkpoints fall mid-episode), both normalisations
     "ppo-host": ["ppo", "--env", "CartPole-v1", "--steps", "256", "--checkpoint-every", "64", "--eval-every", "128",
                  "--normalize-obs", "--normalize-reward", *PPO_TINY],
     "ppo-compiled": ["ppo", "--env", "gymnax:CartPole-v1", "--steps", "256", "--checkpoint-every", "64",
                      "--eval-every", "128", *PPO_TINY],
+    # off-policy host loop with each acting evaluator (NumPy on the host / one compiled call per step), 2 envs/seed
+    "dqn-host-numpy": ["dqn", *DQN_TINY, "--acting", "numpy"],
+    "dqn-host-jit": ["dqn", *DQN_TINY, "--acting", "jit"],
+    "ppo-host-jit": ["ppo", "--env", "Pendulum-v1", "--steps", "256", "--checkpoint-every", "64", "--eval-every",
+                     "128", "--normalize-obs", "--acting", "jit", *PPO_TINY],
     "sac-compiled": ["sac", "--env", "gymnax:Pendulum-v1", "--steps", "400", "--learning-starts", "100",
                      "--batch-size", "16", "--hidden-sizes", "16", "--num-seeds", "2", "--eval-episodes", "1",
                      "--checkpoint-every", "100", "--eval-every", "200", "--log-every", "100", *QUIET],
@@ -201,6 +210,18 @@ def test_every_mode_resumes_from_a_middle_checkpoint_exactly(mode: str, tmp_path
     rewind(resumed, steps[len(steps) // 2 - 1])
     assert main(["train", algo, "--resume", str(resumed), "--no-progress"]) == 0
     assert_same_run(resumed, reference)
+
+
+@pytest.mark.parametrize("acting", ["numpy", "jit"])
+def test_same_seed_same_run_with_either_acting_evaluator(acting: str, tmp_path: Path) -> None:
+    """Same key, same result: two runs of one command (epsilon-greedy draws, 2 seeds x 2 envs, normalised
+    observations) write the same metrics and arrays, whichever evaluator computes the actions."""
+    from critix.cli import main
+
+    argv = ["train", "dqn", *DQN_TINY, "--steps", "300", "--acting", acting]
+    assert main([*argv, "--run-dir", str(tmp_path / "a")]) == 0
+    assert main([*argv, "--run-dir", str(tmp_path / "b")]) == 0
+    assert_same_run(tmp_path / "b", tmp_path / "a")
 
 
 def test_offline_run_resumes_from_a_middle_checkpoint_exactly(tmp_path: Path) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import gymnasium as gym
 import jax
 import jax.numpy as jnp
@@ -222,3 +225,59 @@ def test_breakout_gets_a_fire_reset():
         assert "FireReset" in names and envs.single_observation_space.shape == (84, 84, 4)
     finally:
         envs.close()
+
+
+# --- --vectorization auto ---------------------------------------------------------------------------------
+
+
+def test_auto_vectorization_is_async_only_for_several_slow_envs(monkeypatch):
+    from critix.envs import gym as critix_gym
+
+    assert 0.0 < critix_gym.env_step_seconds("CartPole-v1", 0) < critix_gym.ASYNC_MIN_STEP_SECONDS
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "probe"))
+    import probe_envs  # noqa: F401  (registers the critix-probe/ ids: JAX envs behind a Gymnasium adapter)
+
+    assert critix_gym.env_step_seconds("critix-probe/ConstantBox-v0", 0) == 0.0  # JAX envs are never forked
+    assert critix_gym.choose_vectorization("CartPole-v1", 4, 0) == "sync"
+    monkeypatch.setattr(critix_gym, "env_step_seconds", lambda env_id, seed, **kwargs: 5e-3)  # a slow env
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    assert critix_gym.choose_vectorization("CartPole-v1", 2, 0) == "async"
+    assert critix_gym.choose_vectorization("CartPole-v1", 1, 0) == "sync"  # one env: nothing to overlap
+    envs = make_vector_env("CartPole-v1", 1, 0, "auto")
+    try:
+        assert isinstance(envs, gym.vector.SyncVectorEnv)
+    finally:
+        envs.close()
+
+
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "Pendulum-v1"])
+def test_same_step_vector_env_steps_as_gymnasiums_sync_vector_env(env_id):
+    """make_vector_env's sync envs (`SameStepVectorEnv`, a shorter `step`) return what Gymnasium's SyncVectorEnv
+    returns in SAME_STEP mode: observations, rewards, flags, infos (final_obs where an episode ended), autoreset."""
+    from critix.envs.gym import SameStepVectorEnv
+
+    ours = make_vector_env(env_id, 3, 0, "sync")
+    theirs = gym.make_vec(env_id, num_envs=3, vectorization_mode="sync",
+                          vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP})
+    assert type(ours) is SameStepVectorEnv and isinstance(ours, gym.vector.SyncVectorEnv)
+    try:
+        np.testing.assert_array_equal(ours.reset(seed=5)[0], theirs.reset(seed=5)[0])
+        ours.action_space.seed(1)
+        ended = 0
+        for _ in range(600):
+            action = ours.action_space.sample()
+            got, want = ours.step(action), theirs.step(action)
+            for x, y in zip(got[:4], want[:4], strict=True):
+                assert x.dtype == y.dtype
+                np.testing.assert_array_equal(x, y)
+            assert got[4].keys() == want[4].keys()
+            if "final_obs" in got[4]:
+                ended += 1
+                np.testing.assert_array_equal(got[4]["_final_obs"], want[4]["_final_obs"])
+                for u, v in zip(got[4]["final_obs"], want[4]["final_obs"], strict=True):
+                    assert (u is None and v is None) or np.array_equal(u, v)
+            np.testing.assert_array_equal(ours._autoreset_envs, theirs._autoreset_envs)
+        assert ended > 0
+    finally:
+        ours.close()
+        theirs.close()

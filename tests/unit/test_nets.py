@@ -10,13 +10,17 @@ import numpy as np
 import pytest
 from jax.scipy.stats import norm
 
+from critix.nets.discrete import CategoricalPolicy as DiscreteCategoricalPolicy
+from critix.nets.discrete import DiscreteQNetwork
 from critix.nets.ensemble import QEnsemble
 from critix.nets.mlp import MLP, activation, flatten_concat
 from critix.nets.policies import (
     LOG_STD_MAX,
     LOG_STD_MIN,
     BoundedGaussianPolicy,
+    CategoricalPolicy,
     DeterministicPolicy,
+    GaussianPolicy,
     TanhGaussianPolicy,
     tanh_gaussian_mode,
     tanh_gaussian_sample,
@@ -285,3 +289,55 @@ def test_tanh_gaussian_mode_hand_values(jit_vmap_check):
     cases = [(jnp.array([0.0, 1.0, -2.0]),), (jnp.array([100.0, -100.0, 0.5]),)]
     expected = [jnp.array([0.0, 0.7615942, -0.9640276]), jnp.array([1.0, -1.0, 0.46211716])]
     jit_vmap_check(tanh_gaussian_mode, cases, expected)
+
+
+# --- forward: each acting network's NumPy / jax.numpy transcription against its Flax module -------------------
+
+FORWARD_NETS = {
+    "mlp-relu": lambda: MLP(HIDDEN, 4),
+    "mlp-layer-norm-gelu": lambda: MLP(HIDDEN, 4, "gelu", layer_norm=True),
+    "mlp-torso-silu": lambda: MLP(HIDDEN, None, "silu"),
+    "mlp-elu-tanh": lambda: MLP((32,), 3, "elu"),
+    "mlp-tanh": lambda: MLP((32,), 3, "tanh"),
+    "tanh-gaussian": lambda: TanhGaussianPolicy(HIDDEN, 3),
+    "deterministic": lambda: DeterministicPolicy(HIDDEN, 3),
+    "bounded-gaussian": lambda: BoundedGaussianPolicy(HIDDEN, 3),
+    "gaussian": lambda: GaussianPolicy(HIDDEN, 3, init_log_std=-0.5),
+    "categorical": lambda: CategoricalPolicy(HIDDEN, 4),
+    "discrete-categorical": lambda: DiscreteCategoricalPolicy(HIDDEN, 4),
+    "q-network-c51": lambda: DiscreteQNetwork(HIDDEN, 3, 5),
+    "q-network-dueling": lambda: DiscreteQNetwork(HIDDEN, 3, 5, dueling=True),
+    "q-network-dueling-no-torso": lambda: DiscreteQNetwork((32,), 3, 1, dueling=True),
+    "tanh-gaussian-linear": lambda: TanhGaussianPolicy((), 3),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FORWARD_NETS))
+def test_forward_is_the_modules_function_in_numpy_and_jax(name: str) -> None:
+    """`forward(np, ...)` equals `apply` within float32 rounding; `forward(jnp, ...)` compiles to the same values;
+    with parameters stacked over S = 3 seeds and inputs [S, B, O] it equals the seed-vmapped `apply`."""
+    net, x = FORWARD_NETS[name](), _x(seed=2)
+    params = net.init(KEY, x)
+    p = params["params"]
+    want = net.apply(params, x)
+    host = net.forward(np, jax.device_get(p), np.asarray(x))
+    compiled = jax.jit(lambda p, x: net.forward(jnp, p, x))(p, x)
+    for w, h, c in zip(jax.tree.leaves(want), jax.tree.leaves(host), jax.tree.leaves(compiled), strict=True):
+        assert isinstance(h, np.ndarray) and h.dtype == np.float32 and h.shape == w.shape
+        np.testing.assert_allclose(h, w, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(c, w, rtol=1e-6, atol=1e-6)
+    stacked = jax.vmap(lambda k: net.init(k, x))(jax.random.split(KEY, 3))
+    xs = jnp.stack([_x(seed=s) for s in range(3)])
+    want = jax.vmap(net.apply)(stacked, xs)
+    host = net.forward(np, jax.device_get(stacked["params"]), np.asarray(xs))
+    for w, h in zip(jax.tree.leaves(want), jax.tree.leaves(host), strict=True):
+        np.testing.assert_allclose(h, w, rtol=1e-5, atol=1e-5)
+
+
+def test_pixel_q_network_forward_applies_the_module_in_jax_only() -> None:
+    net = DiscreteQNetwork((16,), 3, encoder="minatar")
+    images = jnp.zeros((2, 10, 10, 4), jnp.uint8)
+    params = net.init(KEY, images)
+    np.testing.assert_array_equal(net.forward(jnp, params["params"], images), net.apply(params, images))
+    with pytest.raises(ValueError, match="no NumPy"):
+        net.forward(np, jax.device_get(params["params"]), np.asarray(images))

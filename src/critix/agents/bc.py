@@ -17,7 +17,7 @@ import optax
 from flax import struct
 
 from critix.agents import common, configs, contract
-from critix.nets.policies import BoundedGaussianPolicy, gaussian_log_prob, gaussian_sample
+from critix.nets.policies import BoundedGaussianPolicy, gaussian_log_prob
 from critix.optim import OptimizerConfig, make_optimizer
 from critix.types import Transition
 
@@ -67,8 +67,12 @@ def init(cfg: Config, key: jax.Array, observation_space: gym.Space, action_space
 
 def act(cfg: Config, state: State, obs: jax.Array, key: jax.Array, deterministic: bool) -> jax.Array:
     """obs [B, O] -> actions [B, A] in [-1, 1]: the Gaussian mean, or a clipped sample."""
-    mean, log_std = networks(cfg, state.action_dim).apply(state.actor_params, obs)
-    return mean if deterministic else gaussian_sample(key, mean, log_std)
+    return contract.act_with(policy(cfg, state), state, obs, key, deterministic)
+
+
+def policy(cfg: Config, state: State) -> contract.PolicyFunctions:
+    """The Gaussian mean, or a sample clipped to [-1, 1] (`critix.agents.common.clipped_gaussian_policy`)."""
+    return common.clipped_gaussian_policy(networks(cfg, state.action_dim), state.action_dim)
 
 
 def update(cfg: Config, state: State, batch: Transition) -> tuple[State, common.Metrics]:

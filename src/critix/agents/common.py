@@ -1,4 +1,5 @@
-"""Pieces the agents share: config pytrees, Polyak averaging, gradient steps, `update_many`, space checks."""
+"""Pieces the agents share: config pytrees, Polyak averaging, gradient steps, `update_many`, space checks, and the
+acting of the common policy kinds (`critix.agents.contract.PolicyFunctions`)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from critix.agents.contract import PolicyFunctions
 from critix.types import CritixError, Transition
 
 StateT = TypeVar("StateT")
@@ -163,10 +165,30 @@ ACTION_KINDS: dict[type[gym.Space], tuple[str, str, str]] = {
 
 def check_action_kind(algo: str, action_space: gym.Space, kind: type[gym.Space]) -> None:
     """Raise CritixError, naming the way out, unless the env's actions are of `kind` (Box or Discrete)."""
+    unsupported_actions(algo, action_space)
     if not isinstance(action_space, kind):
         needs, instead, env = ACTION_KINDS[kind]
         raise CritixError(f"{algo} needs {needs} action space, but the env has {action_space}. Use {instead} for "
                           f"this env, or pick a {env} env.")
+
+
+def unsupported_actions(algo: str, action_space: gym.Space) -> None:
+    """Refuse action spaces no critix algorithm takes (MultiDiscrete, MultiBinary, Dict, Tuple ...), naming the space
+    and the fix; Box and Discrete spaces pass (each agent checks which of the two it takes)."""
+    if isinstance(action_space, (gym.spaces.Box, gym.spaces.Discrete)):
+        return
+    name = type(action_space).__name__
+    if isinstance(action_space, gym.spaces.MultiDiscrete):
+        fix = (f"wrap the env so it takes one Discrete({int(np.prod(action_space.nvec))}) index (every combination of "
+               "the sub-actions, e.g. with itertools.product) and train a discrete-action algorithm (dqn, ppo), or a "
+               "Box action that the env rounds (sac, td3, ppo)")
+    elif isinstance(action_space, gym.spaces.MultiBinary):
+        fix = (f"wrap the env so it takes one Discrete({2 ** int(np.prod(action_space.shape))}) index (dqn, ppo) or a "
+               "Box action it thresholds at 0 (sac, td3, ppo)")
+    else:
+        fix = "wrap the env so it takes one Box (sac, td3, ppo) or one Discrete (dqn, ppo) action"
+    raise CritixError(f"{algo} cannot take {name} actions ({action_space}); critix algorithms take Discrete and Box "
+                      f"actions: {fix} (docs/environments.md)")
 
 
 def check_box_actions(algo: str, action_space: gym.Space) -> int:
@@ -203,3 +225,44 @@ def check_discrete_actions(algo: str, action_space: gym.Space) -> int:
     if int(action_space.start) != 0:
         raise CritixError(f"{algo} needs Discrete actions starting at 0, got start={action_space.start}.")
     return int(action_space.n)
+
+
+# --- acting: the PolicyFunctions of each kind of actor (`critix.agents.contract`) -------------------------------
+
+
+def actor_params(state: Any) -> Any:
+    """The actor's parameter tree, what most policies read from their state."""
+    return state.actor_params["params"]
+
+
+def tanh_gaussian_policy(actor: Any, action_dim: int) -> PolicyFunctions:
+    """tanh(mean + std * eps) with eps ~ N(0, I) [B, A] (the draw of `critix.nets.policies.tanh_gaussian_sample`),
+    or tanh(mean) when deterministic: SAC, TQC, CQL. `actor`: a `TanhGaussianPolicy`."""
+
+    def act(xp: Any, params: Any, obs: Any, noise: Any, deterministic: bool) -> Any:
+        mean, log_std = actor.forward(xp, params, obs)
+        return xp.tanh(mean) if deterministic else xp.tanh(mean + xp.exp(log_std) * noise)
+
+    return PolicyFunctions(actor_params, lambda key, batch: jax.random.normal(key, (batch, action_dim)), act)
+
+
+def clipped_gaussian_policy(actor: Any, action_dim: int) -> PolicyFunctions:
+    """clip(mean + std * eps, -1, 1) (`critix.nets.policies.gaussian_sample`), or the mean when deterministic: IQL
+    and BC's `BoundedGaussianPolicy`."""
+
+    def act(xp: Any, params: Any, obs: Any, noise: Any, deterministic: bool) -> Any:
+        mean, log_std = actor.forward(xp, params, obs)
+        return mean if deterministic else xp.clip(mean + xp.exp(log_std)[..., None, :] * noise, -1.0, 1.0)
+
+    return PolicyFunctions(actor_params, lambda key, batch: jax.random.normal(key, (batch, action_dim)), act)
+
+
+def categorical_policy(actor: Any, num_actions: int) -> PolicyFunctions:
+    """A sample of softmax(logits) by the Gumbel-max trick, argmax(logits + g) with g [B, A] standard Gumbel draws
+    (what `jax.random.categorical` computes), or argmax(logits) when deterministic: PPO, discrete SAC."""
+
+    def act(xp: Any, params: Any, obs: Any, noise: Any, deterministic: bool) -> Any:
+        logits = actor.forward(xp, params, obs)
+        return xp.argmax(logits if deterministic else noise + logits, axis=-1).astype(xp.int32)
+
+    return PolicyFunctions(actor_params, lambda key, batch: jax.random.gumbel(key, (batch, num_actions)), act)

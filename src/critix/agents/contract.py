@@ -13,6 +13,10 @@ that changes how data reaches the agent is a hook of the agent, never an `if` in
 - `data_path(cfg) -> DataPath` (optional): how the off-policy loops fill and sample the replay buffer. Without it
   the agent gets uniform batches [K, B, ...] through `update_many`. DQN's n-step returns sample sequences and its
   prioritized replay samples by priority with importance weights: both are `DataPath`s DQN returns.
+- `policy(cfg, state) -> PolicyFunctions`: how the agent acts, as three pure pieces (what it reads from its state, the
+  random numbers of one act, and the action as a function of both, written over an array namespace). `act` is
+  built from them (`act_with`), and the host loops run the same pieces with NumPy for small networks
+  (`critix.train.host.Acting`), so both evaluators compute one function.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from typing import Any, Literal, Protocol
 
 import gymnasium as gym
 import jax
+import jax.numpy as jnp
 
 from critix.data import replay
 from critix.data.replay import ReplayBuffer
@@ -80,9 +85,62 @@ class AgentModule(Protocol):
         """obs [B, ...] -> actions [B, A] in [-1, 1] (Box) or [B] int32 indices (Discrete)."""
         ...
 
+    def policy(self, cfg: Any, state: Any) -> PolicyFunctions:
+        """`act` in pieces (`PolicyFunctions`); reads only static fields of `state`, which may carry a leading seed
+        axis."""
+        ...
+
     def update(self, cfg: Any, state: Any, batch: Transition) -> tuple[Any, Metrics]:
         """One gradient step (off-policy, offline: a batch [B, ...]; on-policy: a rollout [T, N, ...])."""
         ...
+
+
+@dataclasses.dataclass(frozen=True)
+class PolicyFunctions:
+    """How an agent acts, in three pure pieces that a compiled call (`act_with`, `jax.numpy`) and the host loops'
+    NumPy evaluator (`critix.train.host.Acting`) both run, so the two compute one function:
+
+    - `params(state) -> pytree` (JAX): every array acting reads from the state (network parameters, DQN's current
+      epsilon). The host loops compute it after each chunk's updates and copy it to the host.
+    - `noise(key, batch) -> pytree` (JAX): the random numbers of one act on `batch` observations (uniforms, normal
+      or Gumbel draws). The host loops draw a chunk's worth at once.
+    - `act(xp, params, obs, noise, deterministic) -> actions`: obs [..., B, O] (prepared: normalised if the run
+      asks) -> actions [..., B, A] float32 in [-1, 1] (Box; PPO's raw Gaussian samples may leave it) or [..., B]
+      int32 indices (Discrete), over the array namespace `xp` (`numpy` or `jax.numpy`); `noise` is None when
+      `deterministic`. Leading axes of `params` (S seeds) broadcast against those of `obs` and `noise`, the
+      convention of `critix.nets.mlp`'s `forward` functions.
+    - `host`: whether `act` can run in NumPy (False for pixel encoders, which have no NumPy transcription).
+    """
+
+    params: Callable[[Any], Any]
+    noise: Callable[[jax.Array, int], Any]
+    act: Callable[[Any, Any, Any, Any, bool], Any]
+    host: bool = True
+
+
+ACTING_STREAM = 19
+"""`fold_in` constant that separates the acting keys from the agents' and the updates' keys of the same seed."""
+
+
+def acting_keys(seed: int, num_seeds: int) -> jax.Array:
+    """The S seeds' acting keys [S, 2]: a function of the run's base seed only, so a resumed run has them without a
+    checkpoint. Host and compiled runs share them (`step_key`)."""
+    return jax.random.split(jax.random.fold_in(jax.random.PRNGKey(seed), ACTING_STREAM), num_seeds)
+
+
+def step_key(acting_key: jax.Array, vector_step: jax.Array | int) -> jax.Array:
+    """The key of a seed's exploring act at vector step t (0, 1, ... over the run): `fold_in(acting key, t)`.
+    `policy.noise(step_key(k, t), N)` are that step's random numbers in every mode (the host loops draw a block of
+    steps in one call, a compiled member one step at a time), so chunk sizes, resumes and the mode do not move
+    them."""
+    return jax.random.fold_in(acting_key, vector_step)
+
+
+def act_with(policy: PolicyFunctions, state: Any, obs: jax.Array, key: jax.Array, deterministic: bool) -> jax.Array:
+    """An agent's `act(cfg, state, obs, key, deterministic)` from its `PolicyFunctions`, in JAX: obs [B, ...] ->
+    actions."""
+    noise = None if deterministic else policy.noise(key, obs.shape[0])
+    return policy.act(jnp, policy.params(state), obs, noise, deterministic)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,14 +161,21 @@ class DataPath:
     """Plain batches [K, ...] for `update`'s pieces run one by one (--on-nan skip); None if the path has none."""
     after_add: Callable[[Any, ReplayBuffer, int], Any] = lambda state, buffer, num_items: state
     drops_items: bool = True
+    step: Callable[[Any, Transition], tuple[Any, Metrics]] | None = None
+    """One plain update on one batch, if `update` is exactly K of them in a `lax.scan` over `sample`'s batches and
+    `after_add` does nothing: the host loop then compiles one program for every chunk, with the chunk's item and
+    update counts as arguments (the last, shorter chunk and the chunks before learning starts reuse it)."""
 
 
 UpdateMany = Callable[[Any, Transition], tuple[Any, Metrics]]
 """An agent's `update_many` with its config bound: (state, batches [K, ...]) -> (state, metrics [K])."""
+Step = Callable[[Any, Transition], tuple[Any, Metrics]]
+"""An agent's single `update` with its config bound: (state, batch [B, ...]) -> (state, metrics)."""
 
 
-def uniform(update_many: UpdateMany, batch_size: int) -> DataPath:
-    """Uniform minibatches [K, B, ...] through the agent's `update_many` (one `lax.scan`)."""
+def uniform(update_many: UpdateMany, batch_size: int, step: Step | None = None) -> DataPath:
+    """Uniform minibatches [K, B, ...] through the agent's `update_many` (one `lax.scan`); `step`: the agent's
+    single update, if `update_many` is a plain `lax.scan` of it (`DataPath.step`)."""
 
     def sample(buffer: ReplayBuffer, key: jax.Array, num_updates: int, num_envs: int) -> Transition:
         return replay.sample_many(buffer, key, num_updates, batch_size)
@@ -119,10 +184,10 @@ def uniform(update_many: UpdateMany, batch_size: int) -> DataPath:
                prepare: Prepare) -> tuple[Any, Metrics]:
         return update_many(state, prepare(sample(buffer, key, num_updates, num_envs)))
 
-    return DataPath("uniform replay", (batch_size,), update, sample)
+    return DataPath("uniform replay", (batch_size,), update, sample, step=step)
 
 
-def sequences(update_many: UpdateMany, batch_size: int, length: int) -> DataPath:
+def sequences(update_many: UpdateMany, batch_size: int, length: int, step: Step | None = None) -> DataPath:
     """Batches of `length` consecutive steps of one env [K, B, length, ...] (n-step returns), through `update_many`.
     Consecutive steps must stay consecutive in the buffer, so no item may be dropped."""
 
@@ -133,7 +198,7 @@ def sequences(update_many: UpdateMany, batch_size: int, length: int) -> DataPath
                prepare: Prepare) -> tuple[Any, Metrics]:
         return update_many(state, prepare(sample(buffer, key, num_updates, num_envs)))
 
-    return DataPath(f"{length}-step sequences", (batch_size, length), update, sample, drops_items=False)
+    return DataPath(f"{length}-step sequences", (batch_size, length), update, sample, drops_items=False, step=step)
 
 
 def check_plan(module: ModuleType, cfg: Any, plan: RunPlan) -> None:

@@ -91,6 +91,10 @@ def act(cfg: Config, state: State, obs: jax.Array, key: jax.Array, deterministic
     return sac.act(cfg, state, obs, key, deterministic)
 
 
+policy = sac.policy
+"""SAC's tanh-Gaussian acting."""
+
+
 def update(cfg: Config, state: State, batch: Transition) -> tuple[State, common.Metrics]:
     """One CQL step: conservative critics, then SAC's actor and temperature, then the Polyak update."""
     head = heads.ScalarHead()

@@ -203,13 +203,30 @@ def q_values(cfg: Config, params: dict, obs: jax.Array, num_actions: int) -> jax
 
 def act(cfg: Config, state: State, obs: jax.Array, key: jax.Array, deterministic: bool) -> jax.Array:
     """obs [B, O] -> actions [B] int32: greedy, or epsilon-greedy with the scheduled epsilon."""
-    greedy = jnp.argmax(q_values(cfg, state.q_params, obs, state.num_actions), axis=-1).astype(jnp.int32)
-    if deterministic:
-        return greedy
-    explore_key, action_key = jax.random.split(key)
-    explore = jax.random.uniform(explore_key, greedy.shape) < epsilon(cfg, state, state.steps)
-    random_action = jax.random.randint(action_key, greedy.shape, 0, state.num_actions, jnp.int32)
-    return jnp.where(explore, random_action, greedy)
+    return contract.act_with(policy(cfg, state), state, obs, key, deterministic)
+
+
+def policy(cfg: Config, state: State) -> contract.PolicyFunctions:
+    """Epsilon-greedy on the head's value: the Q parameters and the scheduled epsilon; per observation one
+    uniform (explore if below epsilon) and one uniform random action."""
+    net, head, num_actions = network(cfg, state.num_actions), cfg.head, state.num_actions
+
+    def params(state: State) -> dict:
+        return {"q": state.q_params["params"], "epsilon": epsilon(cfg, state, state.steps)}
+
+    def noise(key: jax.Array, batch: int) -> dict:
+        explore_key, action_key = jax.random.split(key)
+        return {"explore": jax.random.uniform(explore_key, (batch,)),
+                "action": jax.random.randint(action_key, (batch,), 0, num_actions, jnp.int32)}
+
+    def act_(xp: Any, params: dict, obs: Any, noise: dict | None, deterministic: bool) -> Any:
+        greedy = xp.argmax(head.value(net.forward(xp, params["q"], obs), xp), axis=-1).astype(xp.int32)
+        if deterministic:
+            return greedy
+        explore = noise["explore"] < xp.asarray(params["epsilon"])[..., None]
+        return xp.where(explore, noise["action"], greedy)
+
+    return contract.PolicyFunctions(params, noise, act_, host=cfg.encoder == "mlp")
 
 
 def bootstrap_inputs(cfg: Config, batch: Transition) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array, jax.Array]:
@@ -283,8 +300,8 @@ def data_path(cfg: Config) -> contract.DataPath:
                 cfg, state, buffer, key, num_updates, prepare),
             after_add=partial(register_items, cfg), drops_items=False)
     if cfg.n_step > 1:
-        return contract.sequences(partial(update_many, cfg), cfg.batch_size, cfg.n_step)
-    return contract.uniform(partial(update_many, cfg), cfg.batch_size)
+        return contract.sequences(partial(update_many, cfg), cfg.batch_size, cfg.n_step, partial(update, cfg))
+    return contract.uniform(partial(update_many, cfg), cfg.batch_size, partial(update, cfg))
 
 
 def register_items(cfg: Config, state: State, buffer: ReplayBuffer, num_items: int) -> State:

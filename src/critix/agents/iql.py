@@ -29,7 +29,7 @@ from critix import policy_losses, validation
 from critix.agents import common, configs, contract
 from critix.nets.ensemble import QEnsemble
 from critix.nets.mlp import MLP
-from critix.nets.policies import BoundedGaussianPolicy, gaussian_log_prob, gaussian_sample
+from critix.nets.policies import BoundedGaussianPolicy, gaussian_log_prob
 from critix.optim import OptimizerConfig, make_optimizer
 from critix.types import Transition
 from critix.values import heads, losses, targets
@@ -150,9 +150,12 @@ def init(cfg: Config, key: jax.Array, observation_space: gym.Space, action_space
 
 def act(cfg: Config, state: State, obs: jax.Array, key: jax.Array, deterministic: bool) -> jax.Array:
     """obs [B, O] -> actions [B, A] in [-1, 1]: the Gaussian mean, or a clipped sample."""
-    actor, _, _ = networks(cfg, state.action_dim)
-    mean, log_std = actor.apply(state.actor_params, obs)
-    return mean if deterministic else gaussian_sample(key, mean, log_std)
+    return contract.act_with(policy(cfg, state), state, obs, key, deterministic)
+
+
+def policy(cfg: Config, state: State) -> contract.PolicyFunctions:
+    """The Gaussian mean, or a sample clipped to [-1, 1] (`critix.agents.common.clipped_gaussian_policy`)."""
+    return common.clipped_gaussian_policy(networks(cfg, state.action_dim)[0], state.action_dim)
 
 
 def update(cfg: Config, state: State, batch: Transition) -> tuple[State, common.Metrics]:

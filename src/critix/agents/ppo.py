@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from functools import partial
+from typing import Any
 
 import flax.linen as nn
 import gymnasium as gym
@@ -39,7 +40,6 @@ from critix.nets.policies import (
     GaussianPolicy,
     categorical_entropy,
     categorical_log_prob,
-    categorical_sample,
     gaussian_entropy,
     gaussian_log_prob,
 )
@@ -140,6 +140,7 @@ class State(struct.PyTreeNode):
 def check_spaces(observation_space: gym.Space, action_space: gym.Space) -> tuple[int, bool, int]:
     """Flat Box observations; Discrete or bounded Box actions. Returns (obs_dim, discrete, action_dim)."""
     obs_dim = common.check_flat_obs(NAME, observation_space)
+    common.unsupported_actions(NAME, action_space)
     if isinstance(action_space, gym.spaces.Discrete):
         return obs_dim, True, common.check_discrete_actions(NAME, action_space)
     if isinstance(action_space, gym.spaces.Box):
@@ -218,14 +219,22 @@ def init(cfg: Config, key: jax.Array, observation_space: gym.Space, action_space
 def act(cfg: Config, state: State, obs: jax.Array, key: jax.Array, deterministic: bool) -> jax.Array:
     """obs [B, O] -> actions: [B] int32 (Discrete; argmax when deterministic) or [B, A] float32 (Box; the mean
     when deterministic, else a raw Gaussian sample for the loop to clip)."""
+    return contract.act_with(policy(cfg, state), state, obs, key, deterministic)
+
+
+def policy(cfg: Config, state: State) -> contract.PolicyFunctions:
+    """Categorical sampling (Discrete), or mean + std * eps with eps ~ N(0, I) [B, A], not clipped (Box)."""
     actor, _ = networks(cfg, state.discrete, state.action_dim)
     if state.discrete:
-        logits = actor.apply(state.actor_params, obs)
-        return jnp.argmax(logits, axis=-1).astype(jnp.int32) if deterministic else categorical_sample(key, logits)
-    mean, log_std = actor.apply(state.actor_params, obs)
-    if deterministic:
-        return mean
-    return mean + jnp.exp(log_std) * jax.random.normal(key, mean.shape, mean.dtype)
+        return common.categorical_policy(actor, state.action_dim)
+    action_dim = state.action_dim
+
+    def act_(xp: Any, params: dict, obs: Any, noise: Any, deterministic: bool) -> Any:
+        mean, log_std = actor.forward(xp, params, obs)
+        return mean if deterministic else mean + xp.exp(log_std)[..., None, :] * noise
+
+    return contract.PolicyFunctions(common.actor_params,
+                                    lambda key, batch: jax.random.normal(key, (batch, action_dim)), act_)
 
 
 def log_prob_and_entropy(

@@ -25,7 +25,7 @@ from flax import struct
 from critix import policy_losses, validation
 from critix.agents import common, configs, contract
 from critix.nets.ensemble import QEnsemble
-from critix.nets.policies import TanhGaussianPolicy, tanh_gaussian_mode, tanh_gaussian_sample
+from critix.nets.policies import TanhGaussianPolicy, tanh_gaussian_sample
 from critix.optim import OptimizerConfig, make_optimizer
 from critix.types import Transition
 from critix.values import heads, targets
@@ -124,16 +124,13 @@ def fresh_learned(cfg: Any, actor_params: dict, critic_params: dict) -> dict[str
 
 def act(cfg: Config, state: State, obs: jax.Array, key: jax.Array, deterministic: bool) -> jax.Array:
     """obs [B, O] -> actions [B, A] in [-1, 1]: a tanh-Gaussian sample, or tanh(mean) when deterministic."""
-    return policy_action(networks(cfg, state.action_dim)[0], state, obs, key, deterministic)
+    return contract.act_with(policy(cfg, state), state, obs, key, deterministic)
 
 
-def policy_action(actor: TanhGaussianPolicy, state: State, obs: jax.Array, key: jax.Array,
-                  deterministic: bool) -> jax.Array:
-    """The tanh-Gaussian actor's action (`act`); shared with TQC, whose actor is SAC's."""
-    mean, log_std = actor.apply(state.actor_params, obs)
-    if deterministic:
-        return tanh_gaussian_mode(mean)
-    return tanh_gaussian_sample(key, mean, log_std)[0]
+def policy(cfg: Any, state: Any) -> contract.PolicyFunctions:
+    """The tanh-Gaussian actor's acting (`act`); shared with TQC and CQL, whose actor is SAC's."""
+    actor = TanhGaussianPolicy(cfg.hidden_sizes, state.action_dim, cfg.activation)
+    return common.tanh_gaussian_policy(actor, state.action_dim)
 
 
 def update(cfg: Config, state: State, batch: Transition) -> tuple[State, common.Metrics]:

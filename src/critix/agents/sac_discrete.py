@@ -105,11 +105,12 @@ def soft_state_value(log_pi: jax.Array, q: jax.Array, alpha: jax.Array) -> jax.A
 
 def act(cfg: Config, state: State, obs: jax.Array, key: jax.Array, deterministic: bool) -> jax.Array:
     """obs [B, O] -> actions [B] int32: a sample of the categorical policy, or its mode when deterministic."""
-    actor, _ = networks(cfg, state.num_actions)
-    logits = actor.apply(state.actor_params, obs)
-    if deterministic:
-        return jnp.argmax(logits, axis=-1).astype(jnp.int32)
-    return jax.random.categorical(key, logits, axis=-1).astype(jnp.int32)
+    return contract.act_with(policy(cfg, state), state, obs, key, deterministic)
+
+
+def policy(cfg: Config, state: State) -> contract.PolicyFunctions:
+    """Categorical sampling from the actor's logits (`critix.agents.common.categorical_policy`)."""
+    return common.categorical_policy(networks(cfg, state.num_actions)[0], state.num_actions)
 
 
 def update(cfg: Config, state: State, batch: Transition) -> tuple[State, common.Metrics]:

@@ -15,6 +15,7 @@ as `Config.td3bc()` (`bc_alpha` = 2.5).
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 from functools import partial
 
 import gymnasium as gym
@@ -122,12 +123,22 @@ def init(cfg: Config, key: jax.Array, observation_space: gym.Space, action_space
 
 def act(cfg: Config, state: State, obs: jax.Array, key: jax.Array, deterministic: bool) -> jax.Array:
     """obs [B, O] -> actions [B, A] in [-1, 1]: pi(s), plus clipped Gaussian exploration noise unless deterministic."""
+    return contract.act_with(policy(cfg, state), state, obs, key, deterministic)
+
+
+def policy(cfg: Config, state: State) -> contract.PolicyFunctions:
+    """clip(pi(s) + exploration_noise * eps, -1, 1) with eps ~ N(0, I) [B, A] (#98 Alg. 1), or pi(s)."""
     actor, _ = networks(cfg, state.action_dim)
-    action = actor.apply(state.actor_params, obs)
-    if deterministic or cfg.exploration_noise == 0.0:
-        return action
-    noise = cfg.exploration_noise * jax.random.normal(key, action.shape, action.dtype)
-    return jnp.clip(action + noise, -1.0, 1.0)
+    action_dim = state.action_dim
+
+    def act_(xp: Any, params: dict, obs: Any, noise: Any, deterministic: bool) -> Any:
+        action = actor.forward(xp, params, obs)
+        if deterministic or cfg.exploration_noise == 0.0:
+            return action
+        return xp.clip(action + cfg.exploration_noise * noise, -1.0, 1.0)
+
+    return contract.PolicyFunctions(lambda state: state.actor_params["params"],
+                           lambda key, batch: jax.random.normal(key, (batch, action_dim)), act_)
 
 
 def update(cfg: Config, state: State, batch: Transition) -> tuple[State, common.Metrics]:

@@ -104,7 +104,11 @@ def init(cfg: Config, key: jax.Array, observation_space: gym.Space, action_space
 
 def act(cfg: Config, state: State, obs: jax.Array, key: jax.Array, deterministic: bool) -> jax.Array:
     """obs [B, O] -> actions [B, A] in [-1, 1]: a tanh-Gaussian sample, or tanh(mean) when deterministic."""
-    return sac.policy_action(networks(cfg, state.action_dim)[0], state, obs, key, deterministic)
+    return contract.act_with(policy(cfg, state), state, obs, key, deterministic)
+
+
+policy = sac.policy
+"""SAC's tanh-Gaussian acting (TQC's actor is SAC's)."""
 
 
 def truncated_mixture(atoms: jax.Array, drop_per_net: int) -> jax.Array:

@@ -12,7 +12,7 @@ import functools
 import gymnasium as gym
 
 from critix import agents
-from critix.envs.gym import check_env_id
+from critix.envs.gym import make_env
 from critix.types import CritixError
 
 
@@ -80,12 +80,8 @@ def get(name: str) -> Suite:
 
 @functools.lru_cache(maxsize=None)
 def spaces(env_id: str) -> tuple[gym.Space, gym.Space]:
-    """Observation and action space of `env_id` (one env is built and closed; cached per id)."""
-    check_env_id(env_id)
-    try:
-        env = gym.make(env_id)
-    except gym.error.DependencyNotInstalled as err:
-        raise CritixError(f"environment {env_id!r} needs an extra dependency: {err}") from None
+    """Observation and action space of `env_id` as training sees them (one env is built and closed; cached per id)."""
+    env = make_env(env_id)
     try:
         return env.observation_space, env.action_space
     finally:

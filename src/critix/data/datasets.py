@@ -74,7 +74,11 @@ class OfflineDataset:
 
     @property
     def env_id(self) -> str | None:
-        """The Gymnasium id the data came from (from `eval_env_spec`, else `env_spec`), or None."""
+        """The Gymnasium id the data came from (the id `critix collect` was given, e.g. a module:EnvName-v0 id;
+        else from `eval_env_spec`, else `env_spec`), or None."""
+        recorded = self.metadata.get("critix")
+        if isinstance(recorded, dict) and isinstance(recorded.get("env"), str):
+            return recorded["env"]
         for key in ("eval_env_spec", "env_spec"):
             spec = self.metadata.get(key)
             if isinstance(spec, str):
@@ -83,6 +87,13 @@ class OfflineDataset:
                 except (json.JSONDecodeError, KeyError, TypeError):
                     continue
         return None
+
+    @property
+    def env_kwargs(self) -> tuple[str, ...]:
+        """The gymnasium.make keyword arguments (KEY=VALUE strings) `critix collect` made the env with."""
+        recorded = self.metadata.get("critix")
+        items = recorded.get("env_kwargs") if isinstance(recorded, dict) else None
+        return tuple(str(item) for item in items) if isinstance(items, list) else ()
 
     @property
     def num_steps(self) -> int:
@@ -162,6 +173,24 @@ def deserialize_box(text: Any, what: str, path: Path) -> gym.spaces.Box:
 # ---- writing -----------------------------------------------------------------------------------------------
 
 
+def env_spec_json(env_id: str, env_kwargs: dict[str, Any] | None = None) -> str | None:
+    """Gymnasium EnvSpec JSON of `env_id` for the metadata (minari rebuilds the env from it): the env kwargs merged
+    into its kwargs, a `module:EnvName-v0` id's module imported and a callable entry point written "module:name";
+    None for a spec that JSON cannot hold."""
+    from critix.envs.gym import check_env_id, split_module
+
+    check_env_id(env_id)
+    spec = gym.spec(split_module(env_id)[1])
+    entry = spec.entry_point
+    if callable(entry):
+        entry = f"{entry.__module__}:{entry.__qualname__}"
+    try:
+        return dataclasses.replace(spec, entry_point=entry, kwargs={**spec.kwargs, **(env_kwargs or {})}).to_json()
+    except (TypeError, ValueError):
+        return None
+
+
+
 def write_dataset(
     root: str | Path,
     episodes: Sequence[Episode],
@@ -176,6 +205,7 @@ def write_dataset(
     description: str | None = None,
     critix_info: dict[str, Any] | None = None,
     overwrite: bool = False,
+    env_kwargs: dict[str, Any] | None = None,
 ) -> Path:
     """Write `episodes` as a Minari-format dataset folder `root` (atomically: temp folder, then rename)."""
     import h5py
@@ -198,7 +228,9 @@ def write_dataset(
         "total_steps": int(sum(e.length for e in episodes)),
     }
     if env_id is not None:
-        metadata["env_spec"] = gym.spec(env_id).to_json()
+        spec = env_spec_json(env_id, env_kwargs)
+        if spec is not None:
+            metadata["env_spec"] = spec
     optional = {"ref_min_score": ref_min_score, "ref_max_score": ref_max_score,
                 "num_episodes_average_score": num_episodes_average_score, "algorithm_name": algorithm_name,
                 "description": description, "critix": critix_info}

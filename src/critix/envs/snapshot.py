@@ -25,8 +25,9 @@ import numpy as np
 from critix.types import CritixError
 
 SNAPSHOT_VERSION = 1
-STATELESS_WRAPPERS = {"PassiveEnvChecker", "ClipAction", "RescaleAction", "Autoreset"}
-"""Wrappers whose attributes do not influence the next steps (the env checker only decides whether to warn)."""
+STATELESS_WRAPPERS = {"PassiveEnvChecker", "ClipAction", "RescaleAction", "Autoreset", "FlattenObservation"}
+"""Wrappers whose attributes do not influence the next steps (the env checker only decides whether to warn;
+FlattenObservation holds only spaces)."""
 CLASSIC_SKIP = {"np_random", "_np_random", "_np_random_seed", "screen", "clock", "spec", "metadata", "render_mode",
                 "observation_space", "action_space", "viewer"}
 

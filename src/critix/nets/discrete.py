@@ -5,13 +5,14 @@ their ensembles, and a categorical policy. Shapes: B batch, A actions, K head ou
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from critix.nets.encoders import ENCODERS
-from critix.nets.mlp import MLP
+from critix.nets.mlp import MLP, dense, mlp_forward
 
 
 class DiscreteQNetwork(nn.Module):
@@ -45,6 +46,24 @@ class DiscreteQNetwork(nn.Module):
                   name="advantage")(x)
         adv = adv.reshape(*adv.shape[:-1], self.num_actions, self.num_outputs)
         return value[..., None, :] + adv - jnp.mean(adv, axis=-2, keepdims=True)
+
+    @nn.nowrap
+    def forward(self, xp: Any, params: dict, obs: Any) -> Any:
+        """`__call__` over the array namespace `xp` (`critix.nets.mlp`'s module docstring). Pixel encoders have no
+        NumPy transcription: with them this is `apply` (JAX only; the host loops run them compiled)."""
+        if self.encoder != "mlp":
+            if xp is not jnp:
+                raise ValueError(f"DiscreteQNetwork.forward has no NumPy {self.encoder!r} encoder; use jax.numpy")
+            return self.apply({"params": params}, obs)
+        num_torso = len(self.hidden_sizes) - (1 if self.dueling else 0)
+        x = mlp_forward(xp, params.get("MLP_0", {}), obs, num_torso, False, self.activation, self.layer_norm)
+        if not self.dueling:
+            out = dense(xp, params["Dense_0"], x)
+            return out.reshape(*out.shape[:-1], self.num_actions, self.num_outputs)
+        value = mlp_forward(xp, params["value"], x, 1, True, self.activation, self.layer_norm)
+        adv = mlp_forward(xp, params["advantage"], x, 1, True, self.activation, self.layer_norm)
+        adv = adv.reshape(*adv.shape[:-1], self.num_actions, self.num_outputs)
+        return value[..., None, :] + adv - xp.mean(adv, axis=-2, keepdims=True)
 
 
 class DiscreteQEnsemble(nn.Module):
@@ -80,3 +99,8 @@ class CategoricalPolicy(nn.Module):
     @nn.compact
     def __call__(self, obs: jax.Array) -> jax.Array:
         return MLP(self.hidden_sizes, self.num_actions, self.activation)(obs)
+
+    @nn.nowrap
+    def forward(self, xp: Any, params: dict, obs: Any) -> Any:
+        """`__call__` over the array namespace `xp` (`critix.nets.mlp`'s module docstring)."""
+        return mlp_forward(xp, params.get("MLP_0", {}), obs, len(self.hidden_sizes), True, self.activation)

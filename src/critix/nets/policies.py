@@ -7,12 +7,13 @@ in [-1, 1]^A. Shapes: B batch, A action dimensions.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from critix.nets.mlp import MLP
+from critix.nets.mlp import MLP, dense, mlp_forward
 
 LOG_STD_MIN = -20.0  # SAC reference implementation (Haarnoja et al. 2018) clips log-std to [-20, 2]
 LOG_STD_MAX = 2.0
@@ -32,6 +33,12 @@ class ContinuousPolicy(nn.Module):
         `__call__` only: its parameters are named as if `__call__` built the MLP itself (MLP_0)."""
         return MLP(self.hidden_sizes, output_size, self.activation, self.layer_norm)
 
+    @nn.nowrap
+    def torso(self, xp: Any, params: dict, obs: Any, output: bool) -> Any:
+        """`mlp`'s function over the array namespace `xp` (for `forward`), on the policy's parameters."""
+        return mlp_forward(xp, params.get("MLP_0", {}), obs, len(self.hidden_sizes), output, self.activation,
+                           self.layer_norm)
+
 
 class TanhGaussianPolicy(ContinuousPolicy):
     """obs [B, O] -> (mean [B, A], log_std [B, A]) of the Gaussian before the tanh squashing."""
@@ -43,6 +50,12 @@ class TanhGaussianPolicy(ContinuousPolicy):
         log_std = jnp.clip(nn.Dense(self.action_dim)(x), LOG_STD_MIN, LOG_STD_MAX)
         return mean, log_std
 
+    @nn.nowrap
+    def forward(self, xp: Any, params: dict, obs: Any) -> tuple[Any, Any]:
+        """`__call__` over the array namespace `xp` (`critix.nets.mlp`'s module docstring)."""
+        x = self.torso(xp, params, obs, False)
+        return dense(xp, params["Dense_0"], x), xp.clip(dense(xp, params["Dense_1"], x), LOG_STD_MIN, LOG_STD_MAX)
+
 
 class DeterministicPolicy(ContinuousPolicy):
     """obs [B, O] -> tanh(MLP(obs)) in [-1, 1]^A."""
@@ -50,6 +63,11 @@ class DeterministicPolicy(ContinuousPolicy):
     @nn.compact
     def __call__(self, obs: jax.Array) -> jax.Array:
         return jnp.tanh(self.mlp(self.action_dim)(obs))
+
+    @nn.nowrap
+    def forward(self, xp: Any, params: dict, obs: Any) -> Any:
+        """`__call__` over the array namespace `xp` (`critix.nets.mlp`'s module docstring)."""
+        return xp.tanh(self.torso(xp, params, obs, True))
 
 
 def tanh_gaussian_sample(
@@ -84,6 +102,12 @@ class BoundedGaussianPolicy(ContinuousPolicy):
         log_std = self.param("log_std", nn.initializers.zeros, (self.action_dim,))
         return mean, jnp.clip(log_std, -5.0, 2.0)  # IQL reference bounds on the log-std
 
+    @nn.nowrap
+    def forward(self, xp: Any, params: dict, obs: Any) -> tuple[Any, Any]:
+        """`__call__` over the array namespace `xp`; log_std [..., A] keeps the parameters' leading axes."""
+        mean = xp.tanh(self.torso(xp, params, obs, True))
+        return mean, xp.clip(params["log_std"], -5.0, 2.0)
+
 
 class CategoricalPolicy(nn.Module):
     """obs [B, O] -> logits [B, num_actions] of a categorical policy over discrete actions (PPO, A2C)."""
@@ -98,6 +122,12 @@ class CategoricalPolicy(nn.Module):
     def __call__(self, obs: jax.Array) -> jax.Array:
         x = MLP(self.hidden_sizes, None, self.activation)(obs)
         return nn.Dense(self.num_actions, kernel_init=nn.initializers.orthogonal(self.final_init_scale))(x)
+
+    @nn.nowrap
+    def forward(self, xp: Any, params: dict, obs: Any) -> Any:
+        """`__call__` over the array namespace `xp` (`critix.nets.mlp`'s module docstring)."""
+        x = mlp_forward(xp, params.get("MLP_0", {}), obs, len(self.hidden_sizes), False, self.activation)
+        return dense(xp, params["Dense_0"], x)
 
 
 def categorical_sample(key: jax.Array, logits: jax.Array) -> jax.Array:
@@ -139,6 +169,12 @@ class GaussianPolicy(nn.Module):
         mean = nn.Dense(self.action_dim, kernel_init=nn.initializers.orthogonal(self.final_init_scale))(x)
         log_std = self.param("log_std", nn.initializers.constant(self.init_log_std), (self.action_dim,))
         return mean, log_std
+
+    @nn.nowrap
+    def forward(self, xp: Any, params: dict, obs: Any) -> tuple[Any, Any]:
+        """`__call__` over the array namespace `xp`; log_std [..., A] keeps the parameters' leading axes."""
+        x = mlp_forward(xp, params.get("MLP_0", {}), obs, len(self.hidden_sizes), False, self.activation)
+        return dense(xp, params["Dense_0"], x), params["log_std"]
 
 
 def gaussian_log_prob(mean: jax.Array, log_std: jax.Array, action: jax.Array) -> jax.Array:

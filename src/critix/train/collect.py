@@ -26,7 +26,7 @@ import numpy as np
 
 from critix import agents
 from critix.data.datasets import Episode, normalized_score, write_dataset
-from critix.envs.gym import final_observation, make_vector_env, scale_action
+from critix.envs.gym import final_observation, make_vector_env, parse_env_kwargs, scale_action
 from critix.train.config import RunConfig, resolve
 from critix.train.evaluate import evaluate
 from critix.train.offpolicy import OffPolicy
@@ -41,7 +41,10 @@ class CollectConfig:
     """What to collect and how the behaviour policies are trained."""
 
     env: str = "Pendulum-v1"
-    """Gymnasium environment id."""
+    """Gymnasium environment id (module:EnvName-v0 imports the module first)."""
+    env_kwargs: tuple[str, ...] = ()
+    """Keyword arguments for gymnasium.make, KEY=VALUE each (as `critix train --env-kwargs`); the dataset records
+    them, and offline runs evaluate in the env made with them."""
     kind: str = "medium"
     """Dataset kind: random, medium, expert, medium-replay or medium-expert (D4RL's)."""
     out: str = ""
@@ -71,6 +74,7 @@ class CollectConfig:
     """Show progress."""
 
     def __post_init__(self) -> None:
+        parse_env_kwargs(self.env_kwargs)  # ValueError naming a malformed item
         if self.kind not in KINDS:
             raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
         if self.steps < 0 or self.episodes < 0:
@@ -139,9 +143,9 @@ class Behaviour:
         return min(self.snapshots, key=lambda s: abs(s[1] - target))
 
 
-def random_return(env_id: str, episodes: int, seed: int) -> float:
+def random_return(env_id: str, episodes: int, seed: int, env_kwargs: dict[str, Any] | None = None) -> float:
     """Mean return of uniform random actions over `episodes` episodes (D4RL's random reference)."""
-    env = make_vector_env(env_id, episodes, seed)
+    env = make_vector_env(env_id, episodes, seed, env_kwargs=env_kwargs)
     rng = np.random.default_rng(seed)
     try:
         shape = env.single_action_space.shape
@@ -157,7 +161,8 @@ def train_behaviour(cfg: CollectConfig) -> Behaviour:
     spec = agents.get(cfg.algo)
     agent_cfg = spec.default_config
     run = resolve(cfg.algo, RunConfig(
-        env=cfg.env, steps=cfg.train_steps, seed=cfg.seed, eval_every=cfg.snapshot_every, eval_episodes=cfg.ref_episodes,
+        env=cfg.env, env_kwargs=cfg.env_kwargs, steps=cfg.train_steps, seed=cfg.seed, eval_every=cfg.snapshot_every,
+        eval_episodes=cfg.ref_episodes,
         checkpoint_every=cfg.train_steps, keep_checkpoints=1, progress=False, tensorboard=False,
         learning_starts=cfg.learning_starts))
     stepper = OffPolicy(cfg.algo, agent_cfg, run, random_stream=2)
@@ -185,14 +190,14 @@ def train_behaviour(cfg: CollectConfig) -> Behaviour:
     with tempfile.TemporaryDirectory(prefix="critix-behaviour-") as folder:
         execute(cfg.algo, agent_cfg, dataclasses.replace(run, run_dir=folder), lambda: stepper,
                 observers=(observe,))
-    rand = random_return(cfg.env, cfg.ref_episodes, cfg.seed * 1000 + 700_000)
+    rand = random_return(cfg.env, cfg.ref_episodes, cfg.seed * 1000 + 700_000, parse_env_kwargs(cfg.env_kwargs))
     return Behaviour(stepper, played, snapshots, rand)
 
 
 def rollout(env_id: str, act: Callable[[np.ndarray], np.ndarray], steps: int, episodes: int, seed: int,
-            num_envs: int = 4) -> list[Episode]:
+            num_envs: int = 4, env_kwargs: dict[str, Any] | None = None) -> list[Episode]:
     """Whole episodes of `act` (obs [N, O] -> actions [N, A] in [-1, 1]) until `steps` transitions or `episodes`."""
-    env = make_vector_env(env_id, num_envs, seed)
+    env = make_vector_env(env_id, num_envs, seed, env_kwargs=env_kwargs)
     low, high = env.single_action_space.low, env.single_action_space.high
     try:
         obs, _ = env.reset(seed=seed)
@@ -225,24 +230,28 @@ def policy_actor(behaviour: Behaviour, agent: Any, seed: int) -> Callable[[np.nd
 
 
 def build_episodes(behaviour: Behaviour, kind: str, steps: int, episodes: int, seed: int) -> list[Episode]:
-    env_id = behaviour.session.run.env
+    env_id, env_kwargs = behaviour.session.run.env, parse_env_kwargs(behaviour.session.run.env_kwargs)
     medium, expert = behaviour.medium(), behaviour.expert
+
+    def play(act: Callable[[np.ndarray], np.ndarray], play_seed: int) -> list[Episode]:
+        return rollout(env_id, act, steps, episodes, play_seed, env_kwargs=env_kwargs)
+
     if kind == "random":
         rng = np.random.default_rng(seed)
         dim = int(behaviour.session.act_space.shape[0])
-        return rollout(env_id, lambda obs: rng.uniform(-1, 1, (obs.shape[0], dim)), steps, episodes, seed)
+        return play(lambda obs: rng.uniform(-1, 1, (obs.shape[0], dim)), seed)
     if kind == "medium":
-        return rollout(env_id, policy_actor(behaviour, medium[2], seed), steps, episodes, seed)
+        return play(policy_actor(behaviour, medium[2], seed), seed)
     if kind == "expert":
-        return rollout(env_id, policy_actor(behaviour, expert[2], seed), steps, episodes, seed)
+        return play(policy_actor(behaviour, expert[2], seed), seed)
     if kind == "medium-replay":
         replayed = [e for ended, e in behaviour.episodes if ended <= medium[0]]
         if not replayed:
             raise CritixError("the behaviour run finished no episode before reaching the medium level; "
                               "raise --train-steps or lower --snapshot-every")
         return replayed
-    return (rollout(env_id, policy_actor(behaviour, medium[2], seed), steps, episodes, seed)
-            + rollout(env_id, policy_actor(behaviour, expert[2], seed + 1), steps, episodes, seed + 1))
+    return play(policy_actor(behaviour, medium[2], seed), seed) + play(policy_actor(behaviour, expert[2], seed + 1),
+                                                                       seed + 1)
 
 
 def collect(cfg: CollectConfig, kinds: Sequence[str] | None = None,
@@ -274,7 +283,7 @@ def collect(cfg: CollectConfig, kinds: Sequence[str] | None = None,
             info = {"kind": kind, "behaviour_algo": cfg.algo, "behaviour_train_steps": cfg.train_steps,
                     "medium_snapshot_step": medium[0], "medium_snapshot_return": medium[1],
                     "expert_snapshot_step": expert[0], "expert_snapshot_return": expert[1],
-                    "random_return": ref_min, "seed": cfg.seed,
+                    "random_return": ref_min, "seed": cfg.seed, "env": cfg.env, "env_kwargs": list(cfg.env_kwargs),
                     "snapshots": [[s, r] for s, r, _ in behaviour.snapshots]}
             dataset_id = cfg.dataset_id if cfg.dataset_id and len(kinds) == 1 else f"critix/{cfg.env}/{kind}-v0"
             path = write_dataset(
@@ -282,7 +291,7 @@ def collect(cfg: CollectConfig, kinds: Sequence[str] | None = None,
                 env_id=cfg.env, ref_min_score=ref_min, ref_max_score=ref_max,
                 num_episodes_average_score=cfg.ref_episodes, algorithm_name=f"critix-{cfg.algo}",
                 description=f"D4RL-style {kind} data for {cfg.env} from critix {cfg.algo} policies",
-                critix_info=info, overwrite=cfg.overwrite)
+                critix_info=info, overwrite=cfg.overwrite, env_kwargs=parse_env_kwargs(cfg.env_kwargs))
             returns = np.array([e.episode_return for e in data])
             results[kind] = {
                 "path": str(path), "episodes": len(data), "transitions": int(sum(e.length for e in data)),

@@ -9,8 +9,9 @@ evaluation, checkpoints and summary.json are those of the host modes, and the ag
 With a grid, each point's values enter the program as arrays, and each point gets its own run folder under
 `grid/` (`critix.train.grid`).
 
-Keys mirror the host on-policy stepper (agent keys and acting keys split from PRNGKey(seed) the same way; env keys
-come from a separate stream), so a deterministic env gives the same run in both modes.
+Keys mirror the host steppers (agent and update keys split from PRNGKey(seed) the same way, the acting random
+numbers of vector step t from `contract.step_key`; env keys come from a separate stream), so a deterministic env
+gives the same run in both modes.
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ class Compiled:
         self.executables: dict[tuple, Any] = {}
         self.chunk = jax.jit(jax.vmap(member.chunk, in_axes=(0, None, None)), static_argnums=(1, 2), donate_argnums=0)
         self.evaluate_members = jax.jit(jax.vmap(member.evaluate, in_axes=(0, None)))
+        self.act_members = jax.jit(jax.vmap(member.greedy_actions))
         self.init_members = jax.jit(jax.vmap(member.init))
 
     # ---- runs ----------------------------------------------------------------------------------------
@@ -92,7 +94,7 @@ class Compiled:
 
         hparams = {name: jnp.asarray(v) for name, v in self.grid.member_values(S).items()}
         return self.init_members(tiled(jax.random.split(agent_key, S)), tiled(jax.random.split(loop_key, S)),
-                               tiled(env_keys), hparams)
+                                 tiled(contract.acting_keys(self.run.seed, S)), tiled(env_keys), hparams)
 
     def start(self, restored: tuple[Path, dict[str, Any]] | None) -> int:
         self.carry, self.iterations, self.episodes, self.metrics = self.fresh(), 0, 0, {}
@@ -143,6 +145,10 @@ class Compiled:
         """Deterministic returns [G * S, eval_episodes]."""
         return np.asarray(self.evaluate_members(self.carry, jax.random.PRNGKey(seed)))
 
+    def greedy_actions(self, obs: np.ndarray) -> np.ndarray:
+        """Deterministic agent actions [G * S, B, ...] for observations [G * S, B, O] (videos in a Gymnasium twin)."""
+        return np.asarray(self.act_members(self.carry, jnp.asarray(obs, jnp.float32)))
+
     def state(self) -> tuple[Any, dict[str, Any]]:
         env = self.member.env
         return {"carry": self.carry}, {"counters": {"iterations": self.iterations, "episodes": self.episodes},
@@ -160,7 +166,7 @@ class Compiled:
 
     def metric_names(self) -> list[str]:
         hparams = {name: jnp.zeros((), jnp.float32) for name in self.grid.fields}
-        keys = (jax.random.PRNGKey(0), jax.random.PRNGKey(1), jax.random.PRNGKey(2))
+        keys = (jax.random.PRNGKey(0), jax.random.PRNGKey(1), jax.random.PRNGKey(2), jax.random.PRNGKey(3))
         carry = jax.eval_shape(lambda h: self.member.init(*keys, h), hparams)
         shapes = jax.eval_shape(lambda c: self.member.chunk(c, 1, True), carry)[1]
         return sorted(n for n in shapes if n not in ("episode/count", "guard/transitions", "guard/updates"))

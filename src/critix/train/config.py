@@ -17,10 +17,12 @@ from typing import Any, Literal
 
 from critix import __version__, agents, validation
 from critix.agents import contract
+from critix.envs.gym import env_kwargs_items, parse_env_kwargs
 from critix.types import CritixError
 
 MAX_ENVS = 10_000
 MAX_UTD_RATIO = 1_000.0
+MAX_VIDEO_EPISODES = 100
 LOOP_SETTINGS = ("learning_starts", "utd_ratio", "buffer_size", "rollout_length")
 """Run settings whose default depends on the algorithm (its RUN_DEFAULTS); agent configs before critix 0.2
 held them, and config.json files of that time still load."""
@@ -84,9 +86,26 @@ class RunSettings:
     on_nan: Literal["stop", "skip"] = "stop"
     """NaN/Inf in observations, rewards, losses or parameters: 'stop' exits with an error and keeps the last good
     checkpoint; 'skip' drops the bad transitions / updates and counts them (guard/* metrics)."""
+    # Watching and tracking (critix.train.video, critix.train.tracking; docs/watching_and_tracking.md).
+    video_every: int = 0
+    """Record videos of deterministic evaluation episodes of seed 0's agent into RUN_DIR/videos/ (MP4; GIF where
+    ffmpeg cannot run) at the first chunk end at or after every multiple of this many steps, and at the end; 0:
+    none. A multiple of --eval-every films an evaluation's own first episode."""
+    video_episodes: int = 1
+    """Episodes per video recording, one file each."""
+    track: Literal["off", "wandb"] = "off"
+    """Experiment tracker that also receives the metrics, config, learning curve and videos: 'wandb' (Weights &
+    Biases, pip install 'critix[wandb]'; offline into RUN_DIR/wandb unless an API key is configured)."""
+    wandb_project: str = "critix"
+    """W&B project of --track wandb."""
+    wandb_entity: str | None = None
+    """W&B entity (user or team) of --track wandb; None: the account's default."""
 
     def __post_init__(self) -> None:
         validation.check_types(self)
+        if self.video_every < 0 or not 1 <= self.video_episodes <= MAX_VIDEO_EPISODES:
+            raise ValueError(f"video_every must be >= 0 and video_episodes in [1, {MAX_VIDEO_EPISODES}], got "
+                             f"{self.video_every} and {self.video_episodes}")
         for name in ("steps", "num_seeds", "eval_episodes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -102,12 +121,18 @@ class RunConfig(RunSettings):
     """A run in an environment (the agent's hyperparameters live in the agent's Config)."""
 
     env: str = "Pendulum-v1"
-    """Gymnasium environment id (classic control and MuJoCo work out of the box); gymnax:<id> or jax:<name>
-    runs fully compiled."""
+    """Gymnasium environment id (classic control and MuJoCo work out of the box); module:EnvName-v0 imports the
+    module (your own env) first; gymnax:<id> or jax:<name> runs fully compiled."""
+    env_kwargs: tuple[str, ...] = ()
+    """Keyword arguments for gymnasium.make, KEY=VALUE each (VALUE read as JSON where it parses: 3, 0.5, true,
+    [1, 2]; else a string), e.g. --env-kwargs gravity=9.81 mode=hard; the training and evaluation envs, resume and
+    eval get them. In Python a dict works too."""
     num_envs: int = 1
     """Environments per seed."""
-    vectorization: str = "sync"
-    """Gymnasium vectorisation: 'sync' (fast envs) or 'async' (one process per env, for slow envs)."""
+    vectorization: str = "auto"
+    """Gymnasium vectorisation of the training envs: 'sync' (one process: fast envs), 'async' (one process per env:
+    slow envs; such runs resume without env snapshots) or 'auto': async only for 2+ envs whose measured step takes
+    1 ms or more (`critix.envs.gym.choose_vectorization`), else sync."""
     grid: tuple[str, ...] = ()
     """Compiled runs (gymnax: env ids) only: FIELD=V1,V2,... trains every value of the float agent field FIELD
     in the same jit(vmap) as the seeds (several flags: every combination); each grid point gets a run folder
@@ -123,9 +148,20 @@ class RunConfig(RunSettings):
     default."""
     rollout_length: int | None = None
     """On-policy agents: env steps per env in each rollout (PPO's horizon T). None: the algorithm's default."""
+    acting: Literal["auto", "numpy", "jit"] = "auto"
+    """Host loops: how actions are computed. 'numpy': the policy's forward pass in NumPy on the host, parameters
+    copied after each chunk's updates (a few us per step for small MLPs); 'jit': one compiled call per step (large
+    networks, pixel encoders); 'auto': numpy for MLP policies up to about 1M multiply-adds per step (all seeds and
+    envs), else jit. Both compute the same actions from the same random numbers (docs/architecture.md)."""
 
     def __post_init__(self) -> None:
+        # env_kwargs: a dict (Python) becomes KEY=JSON strings, so config.json records it; every item must parse
+        if isinstance(self.env_kwargs, dict):
+            object.__setattr__(self, "env_kwargs", env_kwargs_items(self.env_kwargs))
+        elif isinstance(self.env_kwargs, list):
+            object.__setattr__(self, "env_kwargs", tuple(self.env_kwargs))
         super().__post_init__()
+        parse_env_kwargs(self.env_kwargs)
         if self.num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {self.num_envs}")
         checks = [("learning_starts", lambda v: v >= 0, ">= 0"),

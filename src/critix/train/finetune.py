@@ -36,8 +36,11 @@ def finetune(init_from: Path, run: RunConfig) -> dict[str, Any]:
         raise CritixError(f"{init_from} has no complete checkpoint to continue from")
     data = read_dataset(offline_run.dataset).transitions()
     env = run.env if run.env != RunConfig().env else (offline_run.env or _env_of(offline_run.dataset))
+    env_kwargs = run.env_kwargs
+    if env != run.env and not offline_run.env and not env_kwargs:  # the dataset's env, made as the data's was
+        env_kwargs = read_dataset(offline_run.dataset).env_kwargs
     S = offline_run.num_seeds
-    run = resolve(algo, dataclasses.replace(run, env=env, num_seeds=S))
+    run = resolve(algo, dataclasses.replace(run, env=env, env_kwargs=env_kwargs, num_seeds=S))
     capacity = int(data.reward.shape[0]) + run.steps
     run = dataclasses.replace(run, buffer_size=max(run.buffer_size or 0, capacity))
 

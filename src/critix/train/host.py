@@ -1,24 +1,36 @@
 """What the two host-mode steppers share: the run's Gymnasium envs, acting, evaluation and the episode bookkeeping.
 
 The off-policy stepper (`critix.train.offpolicy`) and the on-policy stepper (`critix.train.onpolicy`) both keep
-S seeds x N envs in one Gymnasium vector env (seed-major), act with the agent module's `act` vmapped over seeds
-(with optional observation normalisation), and evaluate deterministically on separate eval envs. `HostStepper`
-is that common part: it holds the envs' current observations, running episode returns, the returns of finished
-episodes not yet logged and the last training metrics, and saves and restores them with the envs themselves
+S seeds x N envs in one Gymnasium vector env (seed-major), act with the agent's `PolicyFunctions` (`Acting`, with
+optional observation normalisation), and evaluate deterministically on separate eval envs. `HostStepper` is that common
+part: it holds the envs' current observations, running episode returns, the returns of finished episodes not yet
+logged and the last training metrics, and saves and restores them with the envs themselves
 (`critix.train.resume`) for an exact resume.
+
+Acting (`Acting`): an env step of CartPole takes about 8 us, a compiled call about 30-350 us of dispatch and tiny
+kernels, a 64x64 MLP's arithmetic a few us. So for small MLP policies the host loops evaluate the agent's policy in
+NumPy (`critix.agents.contract.PolicyFunctions`: the same function the agent's `act` compiles), with the parameters copied
+to the host once per chunk (the acting network changes only when a chunk's updates are applied), and the random
+numbers drawn on the device NOISE_BLOCK steps at a time from keys of (seed, step). Large networks and pixel encoders
+keep one compiled call per step, on the same random numbers. Either way the actions are a function of (parameters,
+observations, seed, step), so a run is reproducible and resumes exactly.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 from typing import Any
 
 import gymnasium as gym
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from critix import agents
-from critix.envs.gym import RunningMeanStd, final_observation, make_vector_env, normalize_obs, scale_action
+from critix.agents import contract
+from critix.envs.gym import (RunningMeanStd, final_observation, make_vector_env, normalize_obs, parse_env_kwargs,
+                             scale_action)
 from critix.train import checkpoint
 from critix.train.config import RunConfig, eval_env_seed, resolve, train_env_seed
 from critix.train.evaluate import evaluate
@@ -57,6 +69,126 @@ class Staging:
         return jax.tree.map(per_seed, self.transitions(length))
 
 
+HOST_ACTING_MAX_MACS = 1 << 20
+"""`--acting auto` evaluates the policy in NumPy when one act (all S x N envs) costs at most this many multiply-adds
+(about: the policy's parameters per seed x S x N), else compiled. Measured (benchmarks/act_speed.py): a 64x64 MLP
+on one observation takes ~5 us in NumPy against ~100 us for the compiled call; NumPy's advantage is its small
+per-call overhead, which matters less as the arithmetic grows, while its BLAS may start threads that compete
+with XLA's on a few cores (a 1024x1024 layer)."""
+NOISE_BLOCK = 256
+"""Vector steps of random numbers the host loops draw per device call: block b covers the run's vector steps
+[256 b, 256 (b + 1))."""
+ACTING_CHOICES = ("auto", "numpy", "jit")
+
+
+class Acting:
+    """How a host loop computes actions from the agent's `PolicyFunctions` (`critix.agents.contract`), for S seeds x N envs.
+
+    evaluator "numpy": `policy.act` with NumPy on parameters copied from the device by `start` (once per chunk or
+    rollout, after its updates); "jit": one compiled, seed-vmapped call per step. Random numbers: `policy.noise`
+    of vector step t comes from key `contract.step_key(acting key, t)` (as in a compiled run), drawn on the
+    device a block of NOISE_BLOCK steps at a time; both evaluators use them, so they compute the same actions (within float rounding),
+    and the actions of step t depend only on the parameters, the observations and (seed, t): chunk sizes and
+    resumes do not move them.
+    """
+
+    def __init__(self, module: Any, cfg: Any, agent: Any, num_seeds: int, num_envs: int, choice: str,
+                 normalize: bool, keys: jax.Array) -> None:
+        self.policy: contract.PolicyFunctions = module.policy(cfg, agent)
+        self.num_seeds, self.num_envs, self.normalize, self.keys = num_seeds, num_envs, normalize, keys
+        per_seed = sum(math.prod(x.shape[1:]) for x in jax.tree.leaves(jax.eval_shape(jax.vmap(self.policy.params),
+                                                                                            agent)))
+        self.macs = per_seed * num_seeds * num_envs
+        self.evaluator = choose_evaluator(choice, self.policy.host, self.macs)
+        policy, prepare = self.policy, self.prepare
+
+        def draw(key: jax.Array, block: jax.Array) -> Any:
+            steps = block * NOISE_BLOCK + jnp.arange(NOISE_BLOCK, dtype=jnp.int32)
+            return jax.vmap(lambda t: policy.noise(contract.step_key(key, t), num_envs))(steps)
+
+        def act(state: Any, obs: jax.Array, noise: Any, mean: jax.Array, var: jax.Array, deterministic: bool) -> Any:
+            return policy.act(jnp, policy.params(state), prepare(obs, mean, var), noise, deterministic)
+
+        def flat_params(state: Any) -> jax.Array:  # one float32 vector, so that a copy to the host is one transfer
+            return jnp.concatenate([jnp.ravel(x).astype(jnp.float32) for x in jax.tree.leaves(policy.params(state))])
+
+        self.draw = jax.jit(jax.vmap(draw, in_axes=(0, None)))  # keys [S, 2], block -> noise [S, BLOCK, N, ...]
+        self.compiled_act = jax.jit(jax.vmap(act, in_axes=(0, 0, 0, 0, 0, None)), static_argnums=5)
+        self.flat_params = jax.jit(jax.vmap(flat_params))
+        leaves, self.params_tree = jax.tree.flatten(jax.eval_shape(jax.vmap(policy.params), agent))
+        self.params_layout = [(x.shape[1:], x.dtype, math.prod(x.shape[1:])) for x in leaves]
+        self.agent: Any = None
+        self.params: Any = None
+        self.block = -1
+        self.noise: list[np.ndarray] = []
+        self.prefetched: tuple[int, threading.Thread, list[Any]] | None = None
+
+    def prepare(self, obs: Any, mean: Any, var: Any, xp: Any = jnp) -> Any:
+        """Observations as the agent sees them: normalised with the running statistics if the run asks for it."""
+        return normalize_obs(obs, mean, var, xp=xp) if self.normalize else obs
+
+    def start(self, agent: Any) -> None:
+        """Act with `agent` from now on (a chunk or rollout begins; its parameters are copied once for NumPy)."""
+        if agent is not self.agent:
+            self.agent = agent
+            if self.evaluator == "numpy":
+                flat, leaves, offset = np.asarray(self.flat_params(agent)), [], 0  # [S, P]
+                for shape, dtype, size in self.params_layout:
+                    leaves.append(flat[:, offset:offset + size].reshape(-1, *shape).astype(dtype, copy=False))
+                    offset += size
+                self.params = self.params_tree.unflatten(leaves)
+
+    def prefetch(self, step: int) -> None:
+        """Draw the random numbers of vector step `step`'s block in a background thread. The host loops call it in
+        their first chunk, so that the draw's compile (about a second on 2 cores) runs beside the chunk's own work
+        and compile instead of after them; `explore` takes the result. The numbers are the same either way."""
+        block = step // NOISE_BLOCK
+        if self.prefetched is not None or block == self.block:
+            return
+        out: list[Any] = []
+        thread = threading.Thread(target=lambda: out.append(self.draw(self.keys, np.int32(block))), daemon=True)
+        thread.start()
+        self.prefetched = (block, thread, out)
+
+    def explore(self, obs: np.ndarray, mean: np.ndarray, var: np.ndarray, step: int) -> np.ndarray:
+        """Exploring actions [S, N, ...] for observations [S, N, ...] at the run's vector step `step`."""
+        block, t = divmod(step, NOISE_BLOCK)
+        if block != self.block:
+            noise = None
+            if self.prefetched is not None:
+                ahead, thread, out = self.prefetched
+                thread.join()
+                if ahead == block and out:
+                    noise = out[0]
+                self.prefetched = None if ahead <= block else self.prefetched
+            if noise is None:
+                noise = self.draw(self.keys, np.int32(block))
+            self.noise_tree, self.noise, self.block = jax.tree.structure(noise), jax.tree.leaves(jax.device_get(noise)), block
+        noise = self.noise_tree.unflatten([leaf[:, t] for leaf in self.noise])
+        if self.evaluator == "numpy":
+            return self.policy.act(np, self.params, self.prepare(obs, mean[:, None], var[:, None], np), noise, False)
+        return np.asarray(self.compiled_act(self.agent, obs, noise, mean, var, False))
+
+    def greedy(self, agent: Any, obs: np.ndarray, mean: np.ndarray, var: np.ndarray) -> np.ndarray:
+        """Deterministic actions [S, M, ...] of `agent` for observations [S, M, ...] (evaluation)."""
+        self.start(agent)
+        if self.evaluator == "numpy":
+            return self.policy.act(np, self.params, self.prepare(obs, mean[:, None], var[:, None], np), None, True)
+        return np.asarray(self.compiled_act(agent, obs, None, mean, var, True))
+
+
+def choose_evaluator(choice: str, host: bool, macs: int) -> str:
+    """The evaluator `--acting` names: "numpy" or "jit"; "auto" picks NumPy for a policy that has a NumPy form and
+    costs at most `HOST_ACTING_MAX_MACS` multiply-adds per act, else the compiled call."""
+    if choice not in ACTING_CHOICES:
+        raise CritixError(f"acting must be one of {', '.join(ACTING_CHOICES)}, got {choice!r}")
+    if choice == "numpy" and not host:
+        raise CritixError("--acting numpy: this policy has no NumPy form (a pixel encoder); use --acting jit or auto")
+    if choice == "auto":
+        return "numpy" if host and macs <= HOST_ACTING_MAX_MACS else "jit"
+    return choice
+
+
 class HostStepper:
     """Envs, acting functions, evaluation and episode bookkeeping of a host-mode run.
 
@@ -76,7 +208,9 @@ class HostStepper:
         self.num_seeds, self.num_envs = run.num_seeds, run.num_envs
         self.num_members = run.num_seeds
         self.description = f"{algo} {run.env} x{run.num_seeds} seeds"
-        self.env = make_vector_env(run.env, run.num_seeds * run.num_envs, train_env_seed(run.seed), run.vectorization)
+        self.env_kwargs = env_kwargs = parse_env_kwargs(run.env_kwargs)  # also for the video env
+        self.env = make_vector_env(run.env, run.num_seeds * run.num_envs, train_env_seed(run.seed), run.vectorization,
+                                   env_kwargs)
         self.obs_space, self.act_space = self.env.single_observation_space, self.env.single_action_space
         self.eval_env = None
         try:
@@ -84,15 +218,17 @@ class HostStepper:
         except CritixError:
             self.env.close()
             raise
-        self.eval_env = make_vector_env(run.env, run.num_seeds * run.eval_episodes, eval_env_seed(run.seed))
+        self.eval_env = make_vector_env(run.env, run.num_seeds * run.eval_episodes, eval_env_seed(run.seed),
+                                        env_kwargs=env_kwargs)
         self.discrete = isinstance(self.act_space, gym.spaces.Discrete)
         self.obs_shape = self.obs_space.shape
         # Actions as the agent emits them: [A] float32 (Box) or a scalar int32 index (Discrete).
         self.action_shape: tuple[int, ...] = () if self.discrete else tuple(self.act_space.shape)
         self.action_dtype = np.int32 if self.discrete else np.float32
-        self.policy, self.greedy = self._acting_functions()
+        self.policy = self._sampler()
         self.env_action = self._env_action_function()
         self.agent: Any = None
+        self._acting: Acting | None = None
         self.obs_rms = RunningMeanStd.create(self.num_seeds, self.obs_shape)
         self.vector_steps = self.episodes = 0
 
@@ -101,19 +237,16 @@ class HostStepper:
         """Observations as the agent sees them: normalised with the running statistics if the run asks for it."""
         return normalize_obs(obs, mean, var) if self.run.normalize_obs else obs
 
-    def _acting_functions(self) -> tuple[Any, Any]:
-        """(policy, greedy), jitted and vmapped over seeds: policy(state, key, obs, mean, var) -> (action, key)
-        samples an exploring action and advances the seed's key; greedy(state, obs, mean, var) -> action."""
+    def _sampler(self) -> Any:
+        """policy(state, key, obs, mean, var) -> (action, key), jitted and vmapped over seeds: one exploring action
+        per call with the agent's own `act`, for code that samples outside the training loop (`critix collect`)."""
         cfg, module, prepare = self.cfg, self.module, self.prepare
 
         def policy(state: Any, key: jax.Array, obs: jax.Array, mean: jax.Array, var: jax.Array) -> Any:
             key, act_key = jax.random.split(key)
             return module.act(cfg, state, prepare(obs, mean, var), act_key, False), key
 
-        def greedy(state: Any, obs: jax.Array, mean: jax.Array, var: jax.Array) -> jax.Array:
-            return module.act(cfg, state, prepare(obs, mean, var), jax.random.PRNGKey(0), True)
-
-        return jax.jit(jax.vmap(policy)), jax.jit(jax.vmap(greedy))
+        return jax.jit(jax.vmap(policy))
 
     def _env_action_function(self) -> Any:
         """Agent actions [S*N, ...] -> what the vector env steps with: indices (offset by a Discrete's start), or
@@ -125,19 +258,27 @@ class HostStepper:
         return lambda action: scale_action(action, low, high)
 
     def explore(self, mean: np.ndarray, var: np.ndarray) -> np.ndarray:
-        """The agents' exploring actions [S*N, ...] for the current observations; advances the acting keys."""
+        """The agents' exploring actions [S*N, ...] for the current observations (`Acting`)."""
         S, N = self.num_seeds, self.num_envs
-        action, self.key = self.policy(self.agent, self.key, self.obs.reshape(S, N, *self.obs_shape), mean, var)
-        action = np.asarray(action).reshape(S * N, *self.action_shape)
+        action = self.acting.explore(self.obs.reshape(S, N, *self.obs_shape), mean, var, self.vector_steps)
+        action = action.reshape(S * N, *self.action_shape)
         if self.run.on_nan == "skip" and action.dtype.kind == "f":  # a non-finite observation gives a non-finite
             action = np.where(np.isfinite(action), action, np.float32(0.0))  # action: send 0 instead
         return action
+
+    @property
+    def acting(self) -> Acting:
+        """The run's `Acting`, built on first use from the agent (its policy reads the state's static fields)."""
+        if self._acting is None:
+            self._acting = Acting(self.module, self.cfg, self.agent, self.num_seeds, self.num_envs, self.run.acting,
+                                  self.run.normalize_obs, contract.acting_keys(self.run.seed, self.num_seeds))
+        return self._acting
 
     def step_envs(self, t: int, action: np.ndarray) -> None:
         """One vector step with `action` [S*N, ...]: the episode bookkeeping, and the transition into `stage[t]`
         (its reward as `stored_reward` gives it)."""
         next_obs, reward, terminated, truncated, info = self.env.step(self.env_action(action))
-        next_obs = next_obs.astype(self.obs_dtype)
+        next_obs = next_obs.astype(self.obs_dtype, copy=False)  # vector envs return fresh arrays
         done = terminated | truncated
         self.record(reward, done)
         self.stage.put(t, self.obs, action, self.stored_reward(reward, done), final_observation(next_obs, done, info),
@@ -153,15 +294,15 @@ class HostStepper:
         """The observation statistics the agent acts with now, (mean, var) [S, O] float32."""
         return self.obs_rms.mean.astype(np.float32), self.obs_rms.var.astype(np.float32)
 
+    def greedy_actions(self, obs: np.ndarray) -> np.ndarray:
+        """Deterministic agent actions [S, B, ...] for observations [S, B, *obs], each seed with its statistics."""
+        mean, var = self.stats()
+        return np.asarray(self.acting.greedy(self.agent, obs.astype(self.obs_dtype), mean, var))
+
     def evaluate(self, seed: int) -> np.ndarray:
         """Deterministic returns [S, eval_episodes], one episode per eval env."""
-        mean, var = self.stats()
         jax.block_until_ready(self.agent)
-
-        def act(obs: np.ndarray) -> np.ndarray:
-            return np.asarray(self.greedy(self.agent, obs.astype(self.obs_dtype), mean, var))
-
-        return evaluate(self.eval_env, act, self.num_seeds, seed)[0]
+        return evaluate(self.eval_env, self.greedy_actions, self.num_seeds, seed)[0]
 
     # ---- episodes --------------------------------------------------------------------------------------------
     def begin(self, meta: dict[str, Any] | None) -> None:
@@ -184,6 +325,8 @@ class HostStepper:
     def record(self, reward: np.ndarray, done: np.ndarray) -> None:
         """Add a vector step's rewards [S*N] to the running returns; file the returns of episodes that ended."""
         self.episode_return += reward
+        if not done.any():
+            return
         for i in np.flatnonzero(done):
             self.recent_returns[i // self.num_envs].append(float(self.episode_return[i]))
             self.episodes += 1

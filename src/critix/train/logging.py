@@ -1,5 +1,5 @@
 """Run-folder logging on the host: a long-format metrics CSV (one row per step and seed), TensorBoard event
-files (one folder per seed, so TensorBoard overlays them), and the learning-curve plot."""
+files (one folder per seed, so TensorBoard overlays them), an optional tracker (W&B), and the learning-curve plot."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import csv
 import io
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -17,14 +18,18 @@ BASE_COLUMNS = ["step", "seed", "wall_seconds"]
 
 
 class MetricsLogger:
-    """Appends rows to metrics.csv and scalars to TensorBoard. `metrics` fixes the CSV columns up front."""
+    """Appends rows to metrics.csv and scalars to TensorBoard and, if given, a tracker (`critix.train.tracking`).
+    `metrics` fixes the CSV columns up front."""
 
     def __init__(
-        self, run_dir: Path, num_seeds: int, metrics: list[str], tensorboard: bool = True, purge_step: int | None = None
+        self, run_dir: Path, num_seeds: int, metrics: list[str], tensorboard: bool = True, purge_step: int | None = None,
+        tracker: Any = None,
     ) -> None:
-        """purge_step: on resume, TensorBoard drops events at steps >= purge_step written by the killed process."""
+        """purge_step: on resume, TensorBoard drops events at steps >= purge_step written by the killed process.
+        tracker: one more sink with `log(step, per_seed)`, given every row's values (the lifecycle closes it)."""
         self.path = Path(run_dir) / "metrics.csv"
         self.num_seeds = num_seeds
+        self.tracker = tracker
         self.columns = BASE_COLUMNS + sorted(metrics)
         header = None
         if self.path.exists():
@@ -73,6 +78,8 @@ class MetricsLogger:
                 value = float(np.asarray(per_seed[name])[seed])
                 if math.isfinite(value):
                     writer.add_scalar(name, value, step)
+        if self.tracker is not None:
+            self.tracker.log(step, per_seed)
 
     def flush(self) -> None:
         for writer in self.writers:

@@ -42,7 +42,8 @@ class Carry(struct.PyTreeNode):
     agent: Any
     env_state: Any  # [N, ...]
     obs: jax.Array  # [N, O]
-    key: jax.Array  # acting key (the host steppers' loop key)
+    key: jax.Array  # update key (the host steppers' loop key): replay sampling
+    acting_key: jax.Array  # the seed's acting key (`contract.acting_keys`): step t acts with step_key(acting_key, t)
     env_key: jax.Array
     episode_return: jax.Array  # [N]
     buffer: Any  # replay.ReplayBuffer for off-policy agents, else an empty tuple
@@ -100,7 +101,7 @@ class Member:
     def prepare_batch(self, batch: Transition, rms: Moments) -> Transition:
         return batch.replace(obs=self.prepare(batch.obs, rms), next_obs=self.prepare(batch.next_obs, rms))
 
-    def init(self, agent_key: jax.Array, loop_key: jax.Array, env_key: jax.Array,
+    def init(self, agent_key: jax.Array, loop_key: jax.Array, acting_key: jax.Array, env_key: jax.Array,
              hparams: dict[str, jax.Array]) -> Carry:
         env, N = self.env, self.plan.num_envs
         agent = self.module.init(member_config(self.cfg, hparams), agent_key, env.observation_space,
@@ -109,7 +110,7 @@ class Member:
         obs, env_state = jax.vmap(env.reset)(jax.random.split(reset_key, N))
         buffer: Any = () if self.on_policy else replay.init(self.capacity, _example(env))
         obs_shape = tuple(env.observation_space.shape)
-        return Carry(agent, env_state, obs, loop_key, env_key, jnp.zeros(N), buffer, jnp.zeros((), jnp.int32),
+        return Carry(agent, env_state, obs, loop_key, acting_key, env_key, jnp.zeros(N), buffer, jnp.zeros((), jnp.int32),
                      Moments.create(obs_shape), Moments.create(()), jnp.zeros(N), hparams)
 
     def env_step(self, carry: Carry, action: jax.Array) -> tuple[Carry, Transition, jax.Array, jax.Array]:
@@ -125,8 +126,10 @@ class Member:
                               episode_return=jnp.where(done, 0.0, episode_return), env_steps=carry.env_steps + N)
         return carry, transition, jnp.sum(jnp.where(done, episode_return, 0.0)), jnp.sum(done)
 
-    def act(self, cfg: Any, carry: Carry, rms: Moments, key: jax.Array, learning: bool) -> jax.Array:
-        """The agent's exploring actions for the N envs, or uniform warm-up actions (Discrete indices or [-1, 1]^A)."""
+    def act(self, cfg: Any, carry: Carry, rms: Moments, learning: bool) -> jax.Array:
+        """The agent's exploring actions for the N envs, or uniform warm-up actions (Discrete indices or [-1, 1]^A),
+        with the random numbers of the member's vector step (`contract.step_key`, as the host loops draw them)."""
+        key = contract.step_key(carry.acting_key, carry.env_steps // self.plan.num_envs)
         if learning:
             return self.module.act(cfg, carry.agent, self.prepare(carry.obs, rms), key, False)
         space, N = self.env.action_space, self.plan.num_envs
@@ -138,9 +141,7 @@ class Member:
         cfg, rms = member_config(self.cfg, carry.hparams), carry.obs_rms  # statistics frozen over the iteration
 
         def step(carry: Carry, _: None) -> tuple[Carry, tuple]:
-            key, act_key = jax.random.split(carry.key)
-            carry, transition, ret_sum, count = self.env_step(carry.replace(key=key),
-                                                              self.act(cfg, carry, rms, act_key, True))
+            carry, transition, ret_sum, count = self.env_step(carry, self.act(cfg, carry, rms, True))
             if self.normalize_reward:
                 ret_rms, discounted, reward = scale_reward(carry.ret_rms, carry.discounted_return, transition, cfg.gamma)
                 carry, transition = carry.replace(ret_rms=ret_rms, discounted_return=discounted), transition.replace(
@@ -165,9 +166,7 @@ class Member:
         cfg, rms = member_config(self.cfg, carry.hparams), carry.obs_rms  # statistics frozen over the iteration
 
         def env_step(carry: Carry, _: None) -> tuple[Carry, tuple[jax.Array, jax.Array, jax.Array, jax.Array]]:
-            key, act_key = jax.random.split(carry.key)
-            carry, transition, ret_sum, count = self.env_step(carry.replace(key=key),
-                                                              self.act(cfg, carry, rms, act_key, learning))
+            carry, transition, ret_sum, count = self.env_step(carry, self.act(cfg, carry, rms, learning))
             buffer, bad = guards.add_items(carry.buffer, transition, self.skip_nonfinite)
             return carry.replace(buffer=buffer), (ret_sum, count, transition.obs, bad)
 
@@ -200,11 +199,14 @@ class Member:
         summary["episode/count"] = count.sum()
         return carry, {**summary, **guard}
 
+    def greedy_actions(self, carry: Carry, obs: jax.Array) -> jax.Array:
+        """The member's deterministic actions [B, ...] for observations [B, O], normalised with its statistics."""
+        cfg = member_config(self.cfg, carry.hparams)
+        return self.module.act(cfg, carry.agent, self.prepare(obs, carry.obs_rms), jax.random.PRNGKey(0), True)
+
     def evaluate(self, carry: Carry, key: jax.Array) -> jax.Array:
         """Deterministic returns of `eval_episodes` episodes (one per eval env): [M]."""
-        cfg, rms = member_config(self.cfg, carry.hparams), carry.obs_rms
-        act = lambda obs: self.module.act(cfg, carry.agent, self.prepare(obs, rms), jax.random.PRNGKey(0), True)
-        return evaluate_jax(self.env, act, key, self.eval_episodes)
+        return evaluate_jax(self.env, lambda obs: self.greedy_actions(carry, obs), key, self.eval_episodes)
 
 
 def _example(env: JaxEnv) -> Transition:

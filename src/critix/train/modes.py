@@ -11,13 +11,16 @@ Every mode runs on the one lifecycle (`critix.train.run`) and writes the same ru
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from critix import agents
 from critix.agents import contract
+from critix.envs.gym import register_callable
 from critix.envs.jax_envs import is_jax_env
-from critix.train.config import OfflineRunConfig, RunConfig, RunSettings, resolve
+from critix.train.config import OfflineRunConfig, RunConfig, RunSettings, read_config_json, resolve
 from critix.train.run import execute
 from critix.types import CritixError
 
@@ -28,6 +31,10 @@ def mode(algo: str, run: RunSettings) -> str:
         return "offline"
     assert isinstance(run, RunConfig)
     if is_jax_env(run.env):
+        if run.env_kwargs:
+            raise CritixError(f"--env-kwargs go to gymnasium.make; {run.env} is a JAX env of the compiled mode, "
+                              "made without them: drop --env-kwargs (or register a JaxEnv with its settings, "
+                              "docs/environments.md)")
         return "compiled"
     chosen = "onpolicy" if contract.kind(agents.get(algo).module) == "on-policy" else "offpolicy"
     if run.grid:
@@ -59,9 +66,35 @@ def make_stepper(algo: str, agent_cfg: Any, run: RunSettings) -> Any:
     return OffPolicy(algo, agent_cfg, run)  # type: ignore[arg-type]
 
 
-def train(algo: str, agent_cfg: Any, run: RunSettings, resume: Path | None = None) -> dict[str, Any]:
+def train(algo: str, agent_cfg: Any, run: RunSettings, resume: Path | None = None,
+          env: Callable[..., Any] | None = None) -> dict[str, Any]:
     """Train (or resume from `resume`, a run folder) in the mode the run and algorithm choose; returns the summary
-    that is also written to summary.json."""
+    that is also written to summary.json.
+
+    env: an environment critix does not know, as a callable returning a gymnasium.Env (an Env class or a
+    function; it receives `run.env_kwargs`). The run records it as `callable/<module>.<name>` in `run.env`;
+    resuming it needs the same callable passed again (config.json cannot rebuild it)."""
+    if env is not None:
+        run = with_callable_env(run, env, resume)
     run = resolve(algo, run)  # config.json records the loop settings the run used
     mode(algo, run)  # refuses an impossible combination before anything is built
     return execute(algo, agent_cfg, run, lambda: make_stepper(algo, agent_cfg, run), resume)
+
+
+def with_callable_env(run: RunSettings, env: Callable[..., Any], resume: Path | None) -> RunConfig:
+    """`run` training on the env `env` makes (registered as callable/<module>.<name> in this process); a resumed
+    run must have been trained on the same callable."""
+    if not isinstance(run, RunConfig):
+        raise CritixError("env=callable is for runs in an environment (RunConfig); an offline run evaluates in the "
+                          "env of its dataset, named with OfflineRunConfig.env")
+    if is_jax_env(run.env):
+        raise CritixError(f"env=callable makes a Gymnasium env for the host loops; {run.env} is a JAX env id. A "
+                          "JAX env of your own: critix.envs.jax_envs.register(name, factory), then env='jax:<name>'")
+    env_id = register_callable(env)
+    if resume is not None:
+        saved = read_config_json(Path(resume)).get("run", {})
+        recorded = saved.get("env") if isinstance(saved, dict) else None
+        if recorded != env_id:
+            raise CritixError(f"{resume} was trained on {recorded!r}, not on {env_id!r}: resume it with the callable "
+                              f"it was trained on")
+    return dataclasses.replace(run, env=env_id)

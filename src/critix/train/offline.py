@@ -21,7 +21,7 @@ import numpy as np
 
 from critix import agents
 from critix.data.datasets import dataset_normalized_score, load_training_data
-from critix.envs.gym import make_vector_env
+from critix.envs.gym import make_vector_env, parse_env_kwargs
 from critix.train import checkpoint, guards
 from critix.train.config import OfflineRunConfig, eval_env_seed
 from critix.train.evaluate import evaluate
@@ -60,7 +60,10 @@ class Offline:
         if bad:
             raise CritixError(f"{run.dataset} holds {bad} transition(s) with NaN/Inf observations, actions or "
                               "rewards; clean the dataset (offline runs train on every transition)")
-        self.eval_env = make_vector_env(env_id, run.num_seeds * run.eval_episodes, eval_env_seed(run.seed))
+        # the env the data was collected in (also for the video env)
+        self.env_kwargs = env_kwargs = {} if run.env else parse_env_kwargs(dataset.env_kwargs)
+        self.eval_env = make_vector_env(env_id, run.num_seeds * run.eval_episodes, eval_env_seed(run.seed),
+                                        env_kwargs=env_kwargs)
         env_obs = self.eval_env.single_observation_space
         if env_obs.shape != self.obs_space.shape or self.eval_env.single_action_space.shape != self.act_space.shape:
             self.eval_env.close()
@@ -123,12 +126,13 @@ class Offline:
     def train_values(self) -> dict[str, np.ndarray]:
         return {name: np.asarray(v, np.float64) for name, v in self.metrics.items()}
 
+    def greedy_actions(self, obs: np.ndarray) -> np.ndarray:
+        """Deterministic agent actions [S, B, ...] for observations [S, B, *obs] (normalised as in training)."""
+        return np.asarray(self.greedy(self.agent, obs.astype(np.float32)))
+
     def evaluate(self, seed: int) -> np.ndarray:
         """Deterministic returns [S, eval_episodes]."""
-        def act(obs: np.ndarray) -> np.ndarray:
-            return np.asarray(self.greedy(self.agent, obs.astype(np.float32)))
-
-        return evaluate(self.eval_env, act, self.run.num_seeds, seed)[0]
+        return evaluate(self.eval_env, self.greedy_actions, self.run.num_seeds, seed)[0]
 
     def eval_values(self, returns: np.ndarray) -> dict[str, np.ndarray]:
         return {"eval/normalized_score": self.normalized(returns.mean(axis=1))}

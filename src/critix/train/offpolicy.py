@@ -97,6 +97,49 @@ class OffPolicy(HostStepper):
         self.train_chunk = jax.jit(
             jax.vmap(train_chunk, in_axes=(0, 0, 0, 0, 0, 0, None)), static_argnums=6, donate_argnums=(0, 1, 2)
         )
+        # One program for every chunk where the data path allows it (`DataPath.step`): the chunk's items padded to
+        # the full chunk, the item and update counts as arguments. A chunk of k steps and u updates computes what
+        # `train_chunk` computes for (k, u): the first k items are written (`replay.add_masked` on a valid prefix
+        # writes what `replay.add` writes), the batches are the first u of the full chunk's draw (with threefry's
+        # partitionable keys a [U, B] draw begins with the [u, B] draw of the same key), and the updates after the
+        # u-th are skipped by a `lax.cond`. So the chunks before learning starts and the last, shorter chunk of a
+        # run compile nothing new (each such program took seconds to compile).
+        # It is used when the run ends with a shorter chunk, where it saves a compile of seconds; a run whose
+        # chunks all have the same length keeps the program without the masks (cheaper per call: with chunks of 4
+        # env steps, 25,000 calls per 100,000 steps) beside the small write-only one of the chunks before learning
+        # starts. Both compute the same values.
+        step = path.step
+        self.masked = (step is not None and not skip and jax.config.jax_threefry_partitionable
+                       and self.total_vector_steps % self.chunk != 0)
+        if not self.masked:
+            return
+        num_envs = self.num_envs
+
+        def train_masked(state, buffer, key, items, mean, var, num_items, num_updates, max_updates):  # type: ignore[no-untyped-def]
+            valid = jnp.arange(items.reward.shape[0]) < num_items
+            bad_items = (valid & ~guards.finite_items(items)).sum()
+            buffer = replay.add_masked(buffer, items, valid)
+            new_key, sample_key = jax.random.split(key)
+
+            def prepare_batch(b: Transition) -> Transition:
+                return b.replace(obs=prepare(b.obs, mean, var), next_obs=prepare(b.next_obs, mean, var))
+
+            batches = prepare_batch(path.sample(buffer, sample_key, max_updates, num_envs))
+            _, shapes = jax.eval_shape(step, state, jax.tree.map(lambda x: x[0], batches))
+            skipped = {name: jnp.full(s.shape, jnp.nan, s.dtype) for name, s in shapes.items()}
+
+            def one(state, xs):  # type: ignore[no-untyped-def]
+                batch, i = xs
+                return jax.lax.cond(i < num_updates, step, lambda s, b: (s, skipped), state, batch)
+
+            state, metrics = jax.lax.scan(one, state, (batches, jnp.arange(max_updates)))
+            key = jnp.where(num_updates > 0, new_key, key)
+            guard = {"transitions": bad_items, "updates": guards.bad_updates(state, metrics)}
+            return state, buffer, key, jax.tree.map(jnp.nanmean, metrics), guard
+
+        self.train_masked = jax.jit(
+            jax.vmap(train_masked, in_axes=(0, 0, 0, 0, 0, 0, None, None, None)), static_argnums=8,
+            donate_argnums=(0, 1, 2))
 
     # ---- state -----------------------------------------------------------------------------------------------
     def example(self) -> Transition:
@@ -148,6 +191,7 @@ class OffPolicy(HostStepper):
     def gradient_steps(self) -> int:
         return self.updates
 
+
     def metric_names(self) -> list[str]:
         """The agent's update metrics (found by tracing its update) and the episode return."""
         cfg, module, obs_space, act_space = self.cfg, self.module, self.obs_space, self.act_space
@@ -164,10 +208,14 @@ class OffPolicy(HostStepper):
         learning = self.vector_steps * N >= starts
         mean, var = self.stats()
         used_policy = False
+        if not self.policy_compiled:  # the policy's first random numbers (a compile) beside this chunk's work
+            self.acting.prefetch(max(self.vector_steps, math.ceil(starts / N)))
         for k in range(k_steps):
             if self.vector_steps * N < starts:
                 action = random_actions(self.rng, self.act_space, S * N)
             else:
+                if not used_policy:  # the chunk acts with the agent as the last chunk's updates left it
+                    self.acting.start(self.agent)
                 used_policy, action = True, self.explore(mean, var)
             self.step_envs(k, action)
         self.staged = k_steps  # the chunk's host steps are stage[:k_steps] (`critix collect` records them)
@@ -177,11 +225,20 @@ class OffPolicy(HostStepper):
             self.obs_rms.update(items.obs)
         steps_now = self.vector_steps * N
         num_updates = max(1, round(self.plan.utd_ratio * k_steps * N)) if steps_now >= starts else 0
-        compiling = (k_steps, num_updates) not in self.compiled_variants or (used_policy and not self.policy_compiled)
-        self.compiled_variants.add((k_steps, num_updates))
+        variant = (self.chunk, 0) if self.masked else (k_steps, num_updates)
+        compiling = variant not in self.compiled_variants or (used_policy and not self.policy_compiled)
+        self.compiled_variants.add(variant)
         self.policy_compiled = self.policy_compiled or used_policy
-        self.agent, self.buffer, self.key, metrics, guard = self.train_chunk(
-            self.agent, self.buffer, self.key, items, mean, var, num_updates)
+        if self.masked:  # the whole staging area (its rows past k_steps are masked out), the counts as arguments
+            padded = jax.tree.map(lambda x: x.reshape(S, self.chunk * N, *x.shape[3:]),
+                                  self.stage.by_seed(self.chunk, S))
+            max_updates = max(1, round(self.plan.utd_ratio * self.chunk * N))
+            self.agent, self.buffer, self.key, metrics, guard = self.train_masked(
+                self.agent, self.buffer, self.key, padded, mean, var, np.int32(k_steps * N), np.int32(num_updates),
+                max_updates)
+        else:
+            self.agent, self.buffer, self.key, metrics, guard = self.train_chunk(
+                self.agent, self.buffer, self.key, items, mean, var, num_updates)
         guard = jax.device_get(guard)  # one transfer for both counters
         if num_updates:
             self.updates += num_updates

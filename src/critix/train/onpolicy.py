@@ -77,7 +77,7 @@ class OnPolicy(HostStepper):
         obs_space, act_space, cfg, module = self.obs_space, self.act_space, self.cfg, self.module
         self.agent = jax.jit(jax.vmap(lambda k: module.init(cfg, k, obs_space, act_space, self.plan)))(
             jax.random.split(agent_key, self.num_seeds))
-        self.key = jax.random.split(loop_key, self.num_seeds)
+        self.key = jax.random.split(loop_key, self.num_seeds)  # checkpointed; acting draws from contract.acting_keys
         self.ret_rms = type(self.obs_rms).create(self.num_seeds, ())
         self.vector_steps = self.updates = self.episodes = 0
 
@@ -100,6 +100,7 @@ class OnPolicy(HostStepper):
 
     def gradient_steps(self) -> int:
         return self.updates * self.per_update
+
 
     def metric_names(self) -> list[str]:
         cfg, module, obs_space, act_space = self.cfg, self.module, self.obs_space, self.act_space
@@ -129,6 +130,7 @@ class OnPolicy(HostStepper):
     def _rollout_and_update(self) -> np.ndarray:
         run, S, N, T = self.run, self.num_seeds, self.num_envs, self.rollout_length
         mean, var = self.stats()
+        self.acting.start(self.agent)
         for t in range(T):
             self.step_envs(t, self.explore(mean, var))
         rollout = self.stage.by_seed(T, S)

@@ -3,8 +3,10 @@
 `execute` owns everything a run does besides training itself: the run folder and its lock, config.json, resume
 from the newest valid checkpoint, truncating metrics.csv and TensorBoard at that checkpoint, the log / evaluation /
 checkpoint schedule, the progress bar, compile-time accounting (`Chunk.compiled`, `Chunk.compile_seconds`), the
-NaN/Inf guard, the final evaluation, the learning curve and summary.json. The stepper only says how to start or restore its state, advances it by one
-chunk, evaluates, and says what to save. Modes: `offpolicy` and `onpolicy` (host loops on Gymnasium envs),
+NaN/Inf guard, the final evaluation, the learning curve and summary.json, videos (`critix.train.video`) and the W&B
+tracker (`critix.train.tracking`). The stepper only says how to start or restore its state, advances it by one
+chunk, evaluates (and acts greedily, for videos), and says what to save. Modes: `offpolicy` and `onpolicy` (host
+loops on Gymnasium envs),
 `compiled` (JAX envs), `offline` (datasets); `critix collect` drives the off-policy stepper through the same
 lifecycle with an observer.
 
@@ -14,6 +16,7 @@ Every step count here is the run's x-axis: env steps per seed (summed over its e
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,7 +27,7 @@ import numpy as np
 
 from critix import __version__
 from critix.provenance import source_commit
-from critix.train import checkpoint, runlock
+from critix.train import checkpoint, runlock, tracking, video
 from critix.train.config import RunSettings, config_to_json, eval_seed, run_folder
 from critix.train.guards import GUARD_METRICS
 from critix.train.logging import MetricsLogger, plot_learning_curve
@@ -104,6 +107,10 @@ class Stepper(Protocol):
         """Deterministic returns [members, eval_episodes]."""
         ...
 
+    def greedy_actions(self, obs: np.ndarray) -> np.ndarray:
+        """Deterministic agent actions [members, B, ...] for observations [members, B, *obs] (videos)."""
+        ...
+
     def state(self) -> tuple[Any, dict[str, Any]]:
         """(array pytree, JSON meta) of everything a resume needs; meta["counters"] is merged with the run's."""
         ...
@@ -124,13 +131,23 @@ def execute(algo: str, agent_cfg: Any, run: RunSettings, make_stepper: Callable[
     """Train (or resume) a run with the stepper `make_stepper` builds; returns the summary (also summary.json).
 
     The stepper is built before the run folder is claimed, so invalid input fails before anything is written."""
+    if run.video_every:  # MuJoCo picks its OpenGL backend when the envs import it
+        video.prepare_backend(getattr(run, "env", None))
     stepper = make_stepper()
+    recorder = None
     try:
+        if run.track == "wandb":
+            tracking.require_wandb()
+        # Videos: the render env is made, and one frame rendered, before the folder is claimed.
+        recorder = video.Recorder.for_stepper(stepper, run.video_episodes) if run.video_every else None
         with runlock.claim(run_folder(algo, run, resume)) as run_dir:
             lifecycle = Lifecycle(algo, agent_cfg, run, stepper, run_dir, resume)
             lifecycle.observers.extend(observers)
+            lifecycle.recorder = recorder
             return lifecycle.train()
     finally:
+        if recorder is not None:
+            recorder.close()
         stepper.close()
 
 
@@ -145,9 +162,20 @@ class Lifecycle:
         self.counters: dict[str, Any] = {name: 0 for name in COUNTERS}
         self.counters.update(wall_seconds=0.0, train_seconds=0.0, compile_seconds=0.0)
         self.observers: list[Observer] = []
+        self.recorder: video.Recorder | None = None
+        self.trackers: list[Any] = []
 
     # ---- the run ---------------------------------------------------------------------------------------------
     def train(self) -> dict[str, Any]:
+        try:
+            summary = self._train()
+        except BaseException:
+            tracking.close_all(self.trackers, failed=True)
+            raise
+        tracking.close_all(self.trackers, failed=False)
+        return summary
+
+    def _train(self) -> dict[str, Any]:
         stepper, run = self.stepper, self.run
         found = checkpoint.latest_valid(self.ckpt_dir) if self.resume is not None else None  # warns about bad ones
         steps = stepper.start(found)
@@ -166,8 +194,10 @@ class Lifecycle:
         loggers = []
         for out in outputs:
             out.run_dir.mkdir(parents=True, exist_ok=True)
+            video.truncate_after(out.run_dir, steps)  # videos the killed process took after the checkpoint
+            tracker = self._tracker(out) if run.track == "wandb" else None
             logger = MetricsLogger(out.run_dir, out.members.stop - out.members.start, sorted(set(columns)),
-                                   run.tensorboard, purge_step=purge_step)
+                                   run.tensorboard, purge_step=purge_step, tracker=tracker)
             logger.truncate_after(steps)
             loggers.append(logger)
         self.outputs, self.loggers = outputs, loggers
@@ -206,6 +236,8 @@ class Lifecycle:
                     final_returns = returns if done else None
                 if values:
                     self._log(steps, values)
+                if run.video_every and (steps // run.video_every > prev // run.video_every or done):
+                    self._record(steps)
                 for observe in self.observers:
                     observe(self, steps, returns)
                 if steps // ckpt_every > prev // ckpt_every or done:
@@ -257,6 +289,25 @@ class Lifecycle:
         for out, logger in zip(self.outputs, self.loggers):
             logger.log(step, wall, {k: np.asarray(v)[out.members] for k, v in values.items()})
 
+    def _tracker(self, out: Output) -> tracking.WandbTracker:
+        """The W&B runs of an output folder, with its config.json; grouped by the folder's path."""
+        group = out.run_dir.resolve().relative_to(self.run_dir.resolve().parent).as_posix()
+        config = json.loads((out.run_dir / "config.json").read_text())
+        tracker = tracking.WandbTracker(out.run_dir, out.members.stop - out.members.start, group,
+                                        self.run.wandb_project, self.run.wandb_entity, config)
+        self.trackers.append(tracker)
+        return tracker
+
+    def _record(self, steps: int) -> None:
+        """Videos of each output's first member, from the evaluation seed of this step (`critix.train.video`)."""
+        assert self.recorder is not None
+        videos = self.recorder.record(self.stepper, [o.members.start for o in self.outputs],
+                                      [o.run_dir for o in self.outputs], video.training_name(steps),
+                                      eval_seed(self.run.seed, steps), self.run.eval_episodes)
+        for logger, recorded in zip(self.loggers, videos):
+            for clip in recorded if logger.tracker is not None else ():
+                logger.tracker.log_video(0, clip.path, steps, clip.episode)
+
     def _save(self, step: int) -> None:
         self.counters["wall_seconds"] = time.perf_counter() - self.start
         for logger in self.loggers:
@@ -267,13 +318,18 @@ class Lifecycle:
 
     def _finish(self, steps: int, final_returns: np.ndarray) -> dict[str, Any]:
         stepper, summaries = self.stepper, []
-        for out in self.outputs:
+        for out, logger in zip(self.outputs, self.loggers):
             title = f"{self.algo} on {stepper.env_id}" + (f" ({out.label})" if out.label else "")
-            plot_learning_curve(out.run_dir / "metrics.csv", out.run_dir / "learning_curve.png",
-                                getattr(stepper, "plot_title", title))
-            summary = self.summary(final_returns[out.members], steps, out.run_dir, out.summary)
+            plotted = plot_learning_curve(out.run_dir / "metrics.csv", out.run_dir / "learning_curve.png",
+                                          getattr(stepper, "plot_title", title))
+            summary = self.summary(final_returns[out.members], steps, out.run_dir,
+                                   {**out.summary, "videos": video.listed(out.run_dir)})
             checkpoint.atomic_write_json(out.run_dir / "summary.json", summary)
             summaries.append(summary)
+            if logger.tracker is not None:
+                if plotted:
+                    logger.tracker.log_image("learning_curve", out.run_dir / "learning_curve.png", steps)
+                logger.tracker.log_summary(summary)
         if len(self.outputs) == 1:
             return summaries[0]
         summary = stepper.combine(self.summary(final_returns, steps, self.run_dir), summaries, self.run_dir)

@@ -5,7 +5,8 @@ distributional or classification head (C51, quantile, HL-Gauss ...) slots in wit
 A head is a frozen dataclass (hashable, so it can live in a static `Config`). Shapes: B batch, K outputs.
 
 The interface, for a critic output `out` of shape [..., K]:
-- `value(out) -> [...]`: the expected value.
+- `value(out, xp=jnp) -> [...]`: the expected value; `xp=numpy` computes it with NumPy (the host loops' acting,
+  `critix.train.host.Acting`), the same function within float rounding.
 - `target(r_t, discount_t, out_t) -> T`: the regression target r_t + discount_t * Z(out_t), in the head's
   own representation (a scalar for the scalar head, a histogram or atoms for distributional heads). Agents
   fold extra terms such as SAC's entropy bonus into `r_t`.
@@ -15,10 +16,12 @@ The interface, for a critic output `out` of shape [..., K]:
 from __future__ import annotations
 
 import dataclasses
-from typing import ClassVar, Protocol
+import functools
+from typing import Any, ClassVar, Protocol
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from critix.values import losses, targets
 
@@ -29,7 +32,7 @@ class ValueHead(Protocol):
     @property
     def num_outputs(self) -> int: ...
 
-    def value(self, out: jax.Array) -> jax.Array: ...
+    def value(self, out: jax.Array, xp: Any = jnp) -> jax.Array: ...
 
     def target(self, r_t: jax.Array, discount_t: jax.Array, out_t: jax.Array) -> jax.Array: ...
 
@@ -51,7 +54,7 @@ class ScalarHead:
     def num_outputs(self) -> int:
         return 1
 
-    def value(self, out: jax.Array) -> jax.Array:
+    def value(self, out: jax.Array, xp: Any = jnp) -> jax.Array:
         return out[..., 0]
 
     def target(self, r_t: jax.Array, discount_t: jax.Array, out_t: jax.Array) -> jax.Array:
@@ -73,9 +76,18 @@ def select_min(head: ValueHead, outs: jax.Array) -> jax.Array:
     return jnp.take_along_axis(outs, index[None, ..., None], axis=0)[0]
 
 
-def expected_value(logits: jax.Array, support: jax.Array) -> jax.Array:
+def expected_value(logits: jax.Array, support: jax.Array, xp: Any = jnp) -> jax.Array:
     """The mean of the categorical distribution softmax(logits) [..., K] over the values `support` [K] -> [...]."""
+    if xp is np:  # jax.nn.softmax's computation: exp(x - max x) / sum
+        e = np.exp(logits - np.max(logits, axis=-1, keepdims=True))
+        return np.sum(e / np.sum(e, axis=-1, keepdims=True) * support, axis=-1)
     return jnp.sum(jax.nn.softmax(logits, axis=-1) * support, axis=-1)
+
+
+@functools.lru_cache(maxsize=64)
+def _host_support(head: Any) -> np.ndarray:
+    """A head's support as a NumPy array, computed by JAX once per head (identical values on both sides)."""
+    return np.asarray(head.support)
 
 
 def cross_entropy(logits: jax.Array, target_probs: jax.Array) -> jax.Array:
@@ -112,8 +124,8 @@ class _SupportHead:
         """The K values the logits put probability on."""
         raise NotImplementedError
 
-    def value(self, out: jax.Array) -> jax.Array:
-        return expected_value(out, self.support)
+    def value(self, out: jax.Array, xp: Any = jnp) -> jax.Array:
+        return expected_value(out, _host_support(self) if xp is np else self.support, xp)
 
     def loss(self, out_tm1: jax.Array, target: jax.Array) -> jax.Array:
         return cross_entropy(out_tm1, target)
@@ -197,8 +209,8 @@ class QuantileHead:
     def taus(self) -> jax.Array:
         return (jnp.arange(self.num_bins, dtype=jnp.float32) + 0.5) / self.num_bins
 
-    def value(self, out: jax.Array) -> jax.Array:
-        return jnp.mean(out, axis=-1)
+    def value(self, out: jax.Array, xp: Any = jnp) -> jax.Array:
+        return xp.mean(out, axis=-1)
 
     def target(self, r_t: jax.Array, discount_t: jax.Array, out_t: jax.Array) -> jax.Array:
         return targets.td_target(jnp.asarray(r_t)[..., None], jnp.asarray(discount_t)[..., None], out_t)
