@@ -28,13 +28,19 @@ Figures per pair, both sides timed the same way: the training program is compile
 - run alone: one call of the compiled program, to `block_until_ready` on the trained state (rejax) or to the chunk's
   metrics on the host (critix: train_seconds of its summary.json);
 - with compile = compile + run alone, what a first call of the jitted training costs.
-Neither side persists compiled code between processes (no JAX compilation cache); the final evaluation, the
-checkpoint and process start-up are outside every timer (process_seconds records the whole process).
+The final evaluation, the checkpoint and process start-up are outside every timer (process_seconds records the
+whole process).
+
+Compile caches (both modes): `--compile-cache cold` (default) gives every run an empty persistent cache, so every
+run compiles everything, a first run on the machine; `--compile-cache warm` gives each side (critix, SBX, rejax)
+one cache, filled by an untimed run before its timed ones, so every timed run loads its programs, a later run of
+the same configuration (benchmarks/compile_caches.py; JAX's own cache for SBX and rejax).
 Ratios are rejax seconds / critix seconds (above 1: critix is faster), per pair and as medians; in odd pairs rejax
 runs first. Acceptance, per pair: issue 19, both ratios at least 1.2 and every critix seed's final return (10 greedy
 episodes) at least 475; issue 3 (kept), the ratio with compile above 1 and the same returns. Raw results: benchmarks/results/ppo_speed-rejax-<date>.json and .csv.
 
     .venv/bin/python benchmarks/ppo_speed.py --pairs 3
+    .venv/bin/python benchmarks/ppo_speed.py --pairs 3 --compile-cache warm
     .venv/bin/python benchmarks/ppo_speed.py --pairs 1 --steps 20000 --no-peers
     .venv/bin/python benchmarks/ppo_speed.py --rejax --pairs 3        # 16 seeds x 1M steps each side
     .venv/bin/python benchmarks/ppo_speed.py --rejax --pairs 1 --compiled-seeds 2 --compiled-steps 50000
@@ -60,19 +66,21 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from compile_caches import CHOICES, Caches  # noqa: E402
 from dqn_speed import env_limit  # noqa: E402
 from sac_speed import cpu_model  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 BENCH = REPO / "benchmarks"
 PEER_PYTHON = BENCH / "peers" / ".venv" / "bin" / "python"
+CACHES = Caches("cold")  # main() sets the --compile-cache choice
 CRITIX = [sys.executable, "-m", "critix.cli"]
 
 
 def run_critix(env: str, steps: int, num_envs: int, num_seeds: int, extra: list[str],
                log_every: int | None = None, src: Path | None = None, lib: str = "critix") -> dict[str, Any]:
     """One critix PPO run; `src`: a critix source folder put first on PYTHONPATH (another commit's checkout)."""
-    environ = dict(os.environ)
+    environ = CACHES.environ(lib)
     if src is not None:
         environ["PYTHONPATH"] = f"{src.resolve()}{os.pathsep}{environ.get('PYTHONPATH', '')}"
     with tempfile.TemporaryDirectory(prefix="critix-ppo-") as tmp:
@@ -102,7 +110,7 @@ def run_peer(lib: str, steps: int, num_envs: int, seed: int, peer_python: Path =
            "--num-envs", str(num_envs), "--seed", str(seed)]
     if torch_threads:
         cmd += ["--torch-threads", str(torch_threads)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=CACHES.environ(lib))
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     if proc.returncode != 0 or not lines:
         raise SystemExit(f"peer failed: {shlex.join(cmd)}\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
@@ -160,7 +168,7 @@ def run_rejax(args: argparse.Namespace, seed: int) -> dict[str, Any]:
            str(args.compiled_steps), "--seed", str(seed), "--num-envs", str(args.num_envs),
            *common_flags(COMMON_PPO), "--vf-coef", "1.0", *([] if args.constant_lr else ["--anneal-learning-rate"])]
     t = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=CACHES.environ("rejax"))
     process_seconds = time.perf_counter() - t
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     if proc.returncode != 0 or not lines:
@@ -176,6 +184,8 @@ def rejax_main(args: argparse.Namespace) -> None:
     load_at_start = list(os.getloadavg())
     results: list[dict[str, Any]] = []
     pairs: list[dict[str, Any]] = []
+    CACHES.warm("critix", lambda: run_critix_compiled(args, seed=0))
+    CACHES.warm("rejax", lambda: run_rejax(args, seed=0))
     for pair in range(args.pairs):
         # critix first in even pairs, rejax first in odd ones, so neither always runs on the cooler machine
         runs = {}
@@ -234,7 +244,8 @@ def write_results(name: str, load_at_start: list[float], report: dict[str, Any],
     meta = {"date": stamp, "machine": platform.processor() or platform.machine(), "cpu_model": cpu_model(),
             "cpu_count": os.cpu_count(), "python": platform.python_version(), "jax": jax.__version__,
             "jaxlib": importlib.metadata.version("jaxlib"), "critix_commit": commit.strip(), "critix_dirty": dirty,
-            "load_at_start": load_at_start, "load_at_end": list(os.getloadavg()), "command": shlex.join(sys.argv)}
+            "load_at_start": load_at_start, "load_at_end": list(os.getloadavg()), "command": shlex.join(sys.argv),
+            "compile_cache": CACHES.mode}
     if peer_versions:
         meta["peer"] = peer_versions
     out = BENCH / "results" / f"{name}-{stamp}"
@@ -268,7 +279,12 @@ def main() -> None:
     parser.add_argument("--rejax-python", type=Path, default=REJAX_PYTHON, help="python of the rejax venv")
     parser.add_argument("--constant-lr", action="store_true",
                         help="--rejax: keep the learning rate constant (SB3's default) instead of annealing it")
+    parser.add_argument("--compile-cache", choices=CHOICES, default="cold",
+                        help="cold: every run compiles from an empty cache; warm: each side's untimed first run "
+                             "fills a cache its timed runs load from (benchmarks/compile_caches.py)")
     args = parser.parse_args()
+    global CACHES
+    CACHES = Caches(args.compile_cache)
     if args.rejax:
         rejax_main(args)
         return
@@ -282,6 +298,12 @@ def main() -> None:
     print(json.dumps({"env_limit": limit}), flush=True)
     results: list[dict[str, Any]] = []
     bases = [] if args.critix_base_src is None else ["critix-base"]
+    CACHES.warm("critix", lambda: run_critix("CartPole-v1", args.steps, args.num_envs, 1, []))
+    for base in bases:
+        CACHES.warm(base, lambda: run_critix("CartPole-v1", args.steps, args.num_envs, 1, [],
+                                             src=args.critix_base_src, lib=base))
+    for lib in ([] if args.no_peers else ["sbx"]):  # SB3 compiles nothing
+        CACHES.warm(lib, lambda: run_peer(lib, args.steps, args.num_envs, 0, args.peer_python, args.torch_threads))
     for pair in range(args.pairs):
         results.append({"pair": pair, **run_critix("CartPole-v1", args.steps, args.num_envs, 1, [])})
         print(json.dumps(results[-1]), flush=True)

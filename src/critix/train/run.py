@@ -27,7 +27,7 @@ import numpy as np
 
 from critix import __version__
 from critix.provenance import source_commit
-from critix.train import checkpoint, runlock, tracking, video
+from critix.train import checkpoint, compile_cache, runlock, tracking, video
 from critix.train.config import RunSettings, config_to_json, eval_seed, run_folder
 from critix.train.guards import GUARD_METRICS
 from critix.train.logging import MetricsLogger, plot_learning_curve
@@ -133,6 +133,8 @@ def execute(algo: str, agent_cfg: Any, run: RunSettings, make_stepper: Callable[
     The stepper is built before the run folder is claimed, so invalid input fails before anything is written."""
     if run.video_every:  # MuJoCo picks its OpenGL backend when the envs import it
         video.prepare_backend(getattr(run, "env", None))
+    cache_dir = compile_cache.enable()  # before anything compiles
+    cache_start = compile_cache.counts()
     stepper = make_stepper()
     recorder = None
     try:
@@ -144,6 +146,7 @@ def execute(algo: str, agent_cfg: Any, run: RunSettings, make_stepper: Callable[
             lifecycle = Lifecycle(algo, agent_cfg, run, stepper, run_dir, resume)
             lifecycle.observers.extend(observers)
             lifecycle.recorder = recorder
+            lifecycle.cache_state = (cache_dir, cache_start)
             return lifecycle.train()
     finally:
         if recorder is not None:
@@ -163,6 +166,8 @@ class Lifecycle:
         self.counters.update(wall_seconds=0.0, train_seconds=0.0, compile_seconds=0.0)
         self.observers: list[Observer] = []
         self.recorder: video.Recorder | None = None
+        self.cache_state: tuple[Path | None, dict[str, int]] = (None, compile_cache.counts())
+        """The compile cache directory and the hit/miss counts when the run began (summary.json's compile_cache)."""
         self.trackers: list[Any] = []
 
     # ---- the run ---------------------------------------------------------------------------------------------
@@ -369,6 +374,9 @@ class Lifecycle:
             "device": str(jax.devices()[0]),
             "run_dir": str(run_dir),
         }
+        cache_dir, start = self.cache_state
+        summary["compile_cache"] = {"dir": None if cache_dir is None else str(cache_dir),
+                                    **{k: v - start[k] for k, v in compile_cache.counts().items()}}
         if hasattr(stepper, "summary_values"):
             summary.update(stepper.summary_values(final_returns))
         summary.update(extra or {})
