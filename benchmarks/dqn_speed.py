@@ -47,9 +47,14 @@ dqn.Config's default exploration_steps (its docstring: SB3's "10k of 100k"), so 
 coincide at this budget; and critix's compile (a few seconds) weighs on a 50k run twice as much as on a 100k run,
 where a 3x-SB3 critix would train for only about 8 s. One pair takes about 2.5 minutes on 2 idle cores.
 
+`--compile-cache cold` (default): every critix and SBX run starts from an empty persistent compile cache (a first run
+on the machine); `warm`: each starts from a cache its side's untimed first run filled (a later run of the same
+configuration; benchmarks/compile_caches.py).
+
     .venv/bin/python benchmarks/dqn_speed.py --pairs 3 --torch-threads 1
     .venv/bin/python benchmarks/dqn_speed.py --pairs 1 --steps 5000        # a smoke run
     .venv/bin/python benchmarks/dqn_speed.py --pairs 3 --skip sbx --chunk-sizes 64   # issue 19's headline only
+    .venv/bin/python benchmarks/dqn_speed.py --pairs 3 --skip sbx --chunk-sizes 64 --compile-cache warm
 """
 
 from __future__ import annotations
@@ -72,11 +77,13 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from compile_caches import CHOICES, Caches  # noqa: E402
 from sac_speed import cpu_model  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 BENCH = REPO / "benchmarks"
 PEER_PYTHON = BENCH / "peers" / ".venv" / "bin" / "python"
+CACHES = Caches("cold")  # main() sets the --compile-cache choice
 PEER_SCRIPT = BENCH / "peers" / "peer_dqn.py"
 CRITIX = [sys.executable, "-m", "critix.cli"]
 LOAD_AT_START = list(os.getloadavg())
@@ -150,11 +157,12 @@ def verify_config(config: dict[str, Any], agent: dict[str, Any], run: dict[str, 
         raise SystemExit("critix's config.json does not match the SB3 settings:\n  " + "\n  ".join(problems))
 
 
-def run_critix(env: str, steps: int, seed: int, chunk_size: int | None = None, src: str | None = None
-               ) -> dict[str, Any]:
-    """One critix run; `src`: a critix source folder put first on PYTHONPATH (another commit's checkout)."""
+def run_critix(env: str, steps: int, seed: int, chunk_size: int | None = None, src: str | None = None,
+               side: str = "critix") -> dict[str, Any]:
+    """One critix run; `src`: a critix source folder put first on PYTHONPATH (another commit's checkout); `side`:
+    whose compile cache it uses (`CACHES`)."""
     agent, run = critix_dqn_config(SB3_DQN, steps, chunk_size)
-    environ = dict(os.environ)
+    environ = CACHES.environ(side)
     if src:
         environ["PYTHONPATH"] = f"{Path(src).resolve()}{os.pathsep}{environ.get('PYTHONPATH', '')}"
     with tempfile.TemporaryDirectory(prefix="critix-dqn-") as tmp:
@@ -196,7 +204,7 @@ def run_peer(lib: str, env: str, steps: int, seed: int, peer_python: Path, torch
     if torch_threads:
         cmd += ["--torch-threads", str(torch_threads)]
     t = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=CACHES.environ(lib))
     process_seconds = time.perf_counter() - t
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     if proc.returncode != 0 or not lines:
@@ -256,7 +264,12 @@ def main() -> None:
     parser.add_argument("--compiled", action="store_true",
                         help="also run critix in compiled mode on gymnax:<env> (the same flags; the same schedule: "
                              "4 env steps, then 1 gradient step) in every round")
+    parser.add_argument("--compile-cache", choices=CHOICES, default="cold",
+                        help="cold: every run compiles from an empty cache; warm: each side's untimed first run "
+                             "fills a cache its timed runs load from (benchmarks/compile_caches.py)")
     args = parser.parse_args()
+    global CACHES
+    CACHES = Caches(args.compile_cache)
     if not args.peer_python.exists():
         raise SystemExit(f"{args.peer_python} is missing: run `bash benchmarks/peers/install.sh`")
     if LOAD_AT_START[0] > 0.5:
@@ -272,17 +285,23 @@ def main() -> None:
     limit = env_limit(args.env)
     print(json.dumps({"env_limit": limit}), flush=True)
     results: list[dict[str, Any]] = []
+
+    def run(lib: str, pair: int) -> dict[str, Any]:
+        if lib in chunks:
+            return {**run_critix(args.env, args.steps, pair, chunks[lib]), "lib": lib}
+        if lib in bases:
+            return {**run_critix(args.env, args.steps, pair, chunks[bases[lib]], src=args.critix_base_src,
+                                 side="critix-base"), "lib": lib}
+        if lib == "critix-compiled":
+            return {**run_critix(f"gymnax:{args.env}", args.steps, pair), "lib": "critix-compiled"}
+        return run_peer(lib, args.env, args.steps, pair, args.peer_python, args.torch_threads)
+
+    for lib in libs:  # --compile-cache warm: one untimed run of each (chunk sizes compile their own programs)
+        if lib != "sb3":  # SB3 compiles nothing
+            CACHES.warm(lib, lambda: run(lib, 0))
     for pair in range(args.pairs):
         for lib in libs:
-            if lib in chunks:
-                r = {**run_critix(args.env, args.steps, pair, chunks[lib]), "lib": lib}
-            elif lib in bases:
-                r = {**run_critix(args.env, args.steps, pair, chunks[bases[lib]], src=args.critix_base_src),
-                     "lib": lib}
-            elif lib == "critix-compiled":
-                r = {**run_critix(f"gymnax:{args.env}", args.steps, pair), "lib": "critix-compiled"}
-            else:
-                r = run_peer(lib, args.env, args.steps, pair, args.peer_python, args.torch_threads)
+            r = run(lib, pair)
             results.append({"pair": pair, **r})
             print(json.dumps({k: v for k, v in results[-1].items() if k != "config"}), flush=True)
 
@@ -350,7 +369,8 @@ def main() -> None:
             "peers": {"sb3": next((r["lib_version"] for r in results if r["lib"] == "sb3"), None),
                       "sbx": peer.get("lib_version"), "torch": peer.get("torch"), "peer_jax": peer.get("jax"),
                       "gymnasium": peer.get("gymnasium"), "torch_threads": args.torch_threads or "torch default"},
-            "load_at_start": LOAD_AT_START, "load_at_end": list(os.getloadavg()), "command": shlex.join(sys.argv)}
+            "load_at_start": LOAD_AT_START, "load_at_end": list(os.getloadavg()), "command": shlex.join(sys.argv),
+            "compile_cache": CACHES.mode}
     out = BENCH / "results" / f"dqn_speed-{stamp}"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps({"meta": meta, "report": report, "runs": results}, indent=2))

@@ -45,6 +45,10 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 BENCH = REPO / "benchmarks"
 PEER_PYTHON = BENCH / "peers" / ".venv" / "bin" / "python"
+sys.path.insert(0, str(BENCH))
+from compile_caches import CHOICES, Caches  # noqa: E402
+
+CACHES = Caches("cold")  # main() sets the --compile-cache choice
 PEER_SCRIPT = BENCH / "peers" / "peer_sac.py"
 LOAD_AT_START = list(os.getloadavg())
 CHUNK_SIZE = 50  # critix RunConfig.chunk_size default: env steps between compiled update calls
@@ -213,7 +217,7 @@ def run_critix(args: argparse.Namespace, env: str, num_seeds: int = 1, src: str 
     """One critix run; `src`: a critix source folder put first on PYTHONPATH (another commit's checkout)."""
     run_dir = Path(tempfile.mkdtemp(prefix=f"critix-{env}-", dir=scratch_dir())) / "run"
     cmd = critix_command(args, env, num_seeds, run_dir)
-    environ = dict(os.environ)
+    environ = CACHES.environ(lib)
     if src:
         environ["PYTHONPATH"] = f"{Path(src).resolve()}{os.pathsep}{environ.get('PYTHONPATH', '')}"
     t = time.perf_counter()
@@ -292,7 +296,7 @@ def run_peer(args: argparse.Namespace, lib: str, env: str) -> dict[str, Any]:
     cmd = peer_command(args, lib, env, args.seed, args.torch_threads)
     t = time.perf_counter()
     proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=args.timeout,
-                          cwd=scratch_dir())
+                          cwd=scratch_dir(), env=CACHES.environ(lib))
     result = parse_peer(cmd, proc, proc.stdout, proc.stderr)
     result["process_seconds"] = time.perf_counter() - t
     return result
@@ -302,8 +306,8 @@ def run_peers_together(args: argparse.Namespace, lib: str, env: str, count: int)
     """`count` peer processes started at the same time (seeds seed..seed+count-1), sharing the cores."""
     cmds = [peer_command(args, lib, env, args.seed + i, args.scaling_torch_threads) for i in range(count)]
     t = time.perf_counter()
-    procs = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=scratch_dir())
-             for c in cmds]
+    procs = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=scratch_dir(),
+                              env=CACHES.environ(lib)) for c in cmds]
     outs = [p.communicate(timeout=args.timeout) for p in procs]
     wall = time.perf_counter() - t
     results = [parse_peer(c, p, o, e) for c, p, (o, e) in zip(cmds, procs, outs, strict=True)]
@@ -370,6 +374,7 @@ def provenance(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "critix_git": git_commit(),
         "peers": peers,
         "command": shlex.join([sys.executable, *sys.argv]),
+        "compile_cache": CACHES.mode,
         "cwd": os.getcwd(),
         "load_average_at_start": LOAD_AT_START,
         "load_average_at_end": list(os.getloadavg()),
@@ -423,6 +428,11 @@ def speed(args: argparse.Namespace) -> None:
 
     runs: list[dict[str, Any]] = []
     for env in envs:
+        for lib in libs:  # --compile-cache warm: one untimed run of each JAX side first
+            if lib != "sb3":
+                CACHES.warm(f"{lib}-{env}", lambda: run_critix(args, env, src=args.critix_base_src, lib=lib)
+                            if lib == "critix-base" else run_critix(args, env) if lib == "critix"
+                            else run_peer(args, lib, env))
         for pair in range(args.pairs):
             for lib in libs:
                 print(f"[{env}] pair {pair + 1}/{args.pairs}: {lib} ...", end=" ", flush=True)
@@ -597,7 +607,12 @@ def main() -> None:
     parser.add_argument("--keep-runs", action="store_true",
                         help="keep critix run folders in benchmarks/results/tmp")
     parser.add_argument("--timeout", type=float, default=None, help="seconds per run before giving up")
+    parser.add_argument("--compile-cache", choices=CHOICES, default="cold",
+                        help="cold: every run compiles from an empty cache; warm: each side's untimed first run "
+                             "fills a cache its timed runs load from (benchmarks/compile_caches.py)")
     args = parser.parse_args()
+    global CACHES
+    CACHES = Caches(args.compile_cache)
     args.skip = {s for s in args.skip.split(",") if s}
     # subprocesses run in benchmarks/results/tmp; abspath (not resolve) keeps the venvs' python symlinks
     args.peer_python, args.critix_bin = os.path.abspath(args.peer_python), os.path.abspath(args.critix_bin)

@@ -32,6 +32,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 jax.config.update("jax_platforms", "cpu")
 jax.config.update("jax_compilation_cache_dir", str(REPO_ROOT / ".jax_cache"))
+# Runs in subprocesses (the CLI tests) keep their compile cache there too, not in ~/.cache/critix.
+os.environ.setdefault("CRITIX_COMPILE_CACHE", str(REPO_ROOT / ".jax_cache"))
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 

@@ -74,8 +74,12 @@ def test_compiled_and_host_mode_agree_on_a_deterministic_env(tmp_path: Path, nor
     host_agent = agent_arrays(tmp_path / "host", "['agent']")
     compiled_agent = agent_arrays(tmp_path / "compiled", "['carry'].agent")
     assert host_agent.keys() == compiled_agent.keys() and any("actor_params" in k for k in host_agent)
+    # Raw: float32 both ways. Normalised: the statistics are float64 on the host and float32 compiled, so the
+    # parameters drift apart over the 8 updates, by up to 6e-5 beyond rtol over seeds 0-5 (minibatch orders of
+    # agents.common.permutation; up to 9e-6 with jax.random.permutation's).
+    atol = 1e-4 if normalize else 2e-5
     for name, value in host_agent.items():
-        np.testing.assert_allclose(compiled_agent[name], value, rtol=2e-4, atol=2e-5, err_msg=name)
+        np.testing.assert_allclose(compiled_agent[name], value, rtol=2e-4, atol=atol, err_msg=name)
     assert int(host_agent[".steps"].max()) == 4  # both trained on 64 / (8 x 2) = 4 rollouts per seed
 
 
@@ -132,6 +136,31 @@ def test_compiled_ppo_and_sac_on_gymnax(tmp_path: Path) -> None:
     assert summary["gradient_steps"] == 200 and -2000 < summary["final_return_mean"] < 0
     rows = (sac_dir / "metrics.csv").read_text().splitlines()
     assert "critic/loss" in rows[0] and len(rows) > 3
+
+
+def test_compiled_run_times_compiling_apart_from_running(tmp_path: Path) -> None:
+    """The compiled stepper compiles each chunk program ahead of time: summary.json's compile_seconds is compiling
+    only and train_seconds the running, so a run that is one chunk has a steady rate too; equal chunks compile once."""
+    run_dir = tmp_path / "one"
+    assert main(["train", "ppo", "--env", "gymnax:CartPole-v1", "--steps", "128", "--num-envs", "2", "--num-seeds",
+                 "2", "--log-every", "128", "--eval-every", "0", "--run-dir", str(run_dir), *PPO_TINY]) == 0
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["compile_seconds"] > 0 and summary["train_seconds"] > 0 and summary["steps_per_second"] > 0
+    assert summary["compile_seconds"] + summary["train_seconds"] < summary["wall_seconds"]
+    assert "compiling" in summary["compile_seconds_note"]
+
+    from critix.agents import ppo
+    from critix.train.compiled import Compiled
+    from critix.train.config import RunConfig
+
+    stepper = Compiled("ppo", ppo.Config(hidden_sizes=(16,), minibatch_size=16, num_epochs=1),
+                       RunConfig(env="gymnax:CartPole-v1", steps=96, num_envs=2, num_seeds=2, rollout_length=16,
+                                 log_every=32, progress=False, tensorboard=False))
+    stepper.start(None)
+    chunks = [stepper.advance() for _ in range(3)]
+    assert [c.steps for c in chunks] == [32, 64, 96] and not any(c.compiled for c in chunks)
+    assert chunks[0].compile_seconds > 0 and chunks[1].compile_seconds == chunks[2].compile_seconds == 0
+    assert len(stepper.executables) == 1  # the carry a chunk returns has the types of the one it took
 
 
 @pytest.mark.parametrize("argv,message", [

@@ -136,9 +136,14 @@ def categorical_sample(key: jax.Array, logits: jax.Array) -> jax.Array:
 
 
 def categorical_log_prob(logits: jax.Array, action: jax.Array) -> jax.Array:
-    """log pi(a|s) for logits [B, K] and integer actions [B] -> [B]."""
+    """log pi(a|s) for logits [B, K] and integer actions [B] -> [B].
+
+    Picked with a one-hot mask rather than `take_along_axis`: the same values, but the gradient is a select instead
+    of a scatter, which XLA:CPU runs as a kernel of its own after a copy to feed it, in every PPO minibatch step
+    (about 1% of a compiled PPO iteration)."""
     log_probs = jax.nn.log_softmax(logits)
-    return jnp.take_along_axis(log_probs, action.astype(jnp.int32)[..., None], axis=-1)[..., 0]
+    picked = action.astype(jnp.int32)[..., None] == jnp.arange(logits.shape[-1])
+    return jnp.sum(jnp.where(picked, log_probs, 0.0), axis=-1)
 
 
 def categorical_entropy(logits: jax.Array) -> jax.Array:

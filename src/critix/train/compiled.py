@@ -17,6 +17,7 @@ gives the same run in both modes.
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +73,9 @@ class Compiled:
         self.chunk_iterations = max(1, min(self.total_iterations, math.ceil(chunk_steps / self.steps_per_iteration)))
         members = f"x{self.num_seeds} seeds" if self.grid.size == 1 else f"x{self.grid.size} grid points x{self.num_seeds} seeds"
         self.description = f"{algo} {run.env} {members} (compiled)"
-        self.compiled: set[tuple[int, bool]] = set()
+        # Chunk programs, compiled ahead of time (trace, lower, compile) so that summary.json's compile_seconds is
+        # compiling only and train_seconds running only: one per chunk length, phase and carry signature.
+        self.executables: dict[tuple, Any] = {}
         self.chunk = jax.jit(jax.vmap(member.chunk, in_axes=(0, None, None)), static_argnums=(1, 2), donate_argnums=0)
         self.evaluate_members = jax.jit(jax.vmap(member.evaluate, in_axes=(0, None)))
         self.act_members = jax.jit(jax.vmap(member.greedy_actions))
@@ -110,16 +113,30 @@ class Compiled:
         learning = self.iterations >= self.warmup_iterations
         end = self.total_iterations if learning else self.warmup_iterations
         length = min(self.chunk_iterations, end - self.iterations)
-        self.carry, metrics = self.chunk(self.carry, length, learning)
+        executable, compile_seconds = self.executable(length, learning)
+        self.carry, metrics = executable(self.carry)
         metrics = jax.device_get(metrics)  # waits for the chunk
-        compiling = (length, learning) not in self.compiled  # the first call of each chunk kind compiles it
-        self.compiled.add((length, learning))
         self.iterations += length
         self.episodes += int(np.sum(metrics.pop("episode/count")))
         bad_items, bad_updates = int(np.sum(metrics.pop("guard/transitions"))), int(np.sum(metrics.pop("guard/updates")))
         self.metrics = metrics
         # Warm-up chunks (random actions, no updates) are not steady state.
-        return Chunk(self.iterations * self.steps_per_iteration, compiling, learning, bad_items, bad_updates)
+        return Chunk(self.iterations * self.steps_per_iteration, False, learning, bad_items, bad_updates,
+                     compile_seconds)
+
+    compile_note = "seconds spent tracing, lowering and compiling the chunk programs (ahead of time, not running)"
+
+    def executable(self, length: int, learning: bool) -> tuple[Any, float]:
+        """The compiled chunk of `length` iterations for the current carry, and the seconds compiling it took now
+        (0 when it was compiled before). A carry whose shapes or dtypes differ gets its own program, as jit would."""
+        signature = (length, learning, jax.tree.structure(self.carry),
+                     tuple(jax.typeof(x) for x in jax.tree.leaves(self.carry)))
+        if signature in self.executables:
+            return self.executables[signature], 0.0
+        start = time.perf_counter()
+        executable = self.chunk.lower(self.carry, length, learning).compile()
+        self.executables[signature] = executable
+        return executable, time.perf_counter() - start
 
     def train_values(self) -> dict[str, np.ndarray]:
         return {name: np.asarray(v, np.float64) for name, v in self.metrics.items()}

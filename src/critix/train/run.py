@@ -2,10 +2,11 @@
 
 `execute` owns everything a run does besides training itself: the run folder and its lock, config.json, resume
 from the newest valid checkpoint, truncating metrics.csv and TensorBoard at that checkpoint, the log / evaluation /
-checkpoint schedule, the progress bar, compile-time accounting, the NaN/Inf guard, the final evaluation, the
-learning curve and summary.json, videos (`critix.train.video`) and the W&B tracker (`critix.train.tracking`). The
-stepper only says how to start or restore its state, advances it by one chunk, evaluates (and acts greedily, for
-videos), and says what to save. Modes: `offpolicy` and `onpolicy` (host loops on Gymnasium envs),
+checkpoint schedule, the progress bar, compile-time accounting (`Chunk.compiled`, `Chunk.compile_seconds`), the
+NaN/Inf guard, the final evaluation, the learning curve and summary.json, videos (`critix.train.video`) and the W&B
+tracker (`critix.train.tracking`). The stepper only says how to start or restore its state, advances it by one
+chunk, evaluates (and acts greedily, for videos), and says what to save. Modes: `offpolicy` and `onpolicy` (host
+loops on Gymnasium envs),
 `compiled` (JAX envs), `offline` (datasets); `critix collect` drives the off-policy stepper through the same
 lifecycle with an observer.
 
@@ -26,7 +27,7 @@ import numpy as np
 
 from critix import __version__
 from critix.provenance import source_commit
-from critix.train import checkpoint, runlock, tracking, video
+from critix.train import checkpoint, compile_cache, runlock, tracking, video
 from critix.train.config import RunSettings, config_to_json, eval_seed, run_folder
 from critix.train.guards import GUARD_METRICS
 from critix.train.logging import MetricsLogger, plot_learning_curve
@@ -45,13 +46,18 @@ class Chunk:
     steps: int
     """The run's step count after the chunk."""
     compiled: bool
-    """The chunk compiled code in this process: its time counts as compile time, not steady state."""
+    """The chunk compiled code in this process on its first call, so compiling and running cannot be told apart:
+    all of its time counts as compile time, none as steady state."""
     timed: bool = True
     """Steady-state work, counted in steps/s (False for warm-up chunks of random actions)."""
     bad_transitions: int = 0
     """Non-finite transitions seen in the chunk (dropped under --on-nan skip)."""
     bad_updates: int = 0
     """Gradient steps with non-finite losses or parameters (discarded under --on-nan skip)."""
+    compile_seconds: float = 0.0
+    """Seconds of the chunk's wall time the stepper spent compiling ahead of time (trace, lower and compile, timed
+    apart from running, as the compiled stepper does): they count as compile time and the rest of the chunk as a
+    chunk that compiled nothing."""
 
 
 @dataclasses.dataclass
@@ -127,6 +133,8 @@ def execute(algo: str, agent_cfg: Any, run: RunSettings, make_stepper: Callable[
     The stepper is built before the run folder is claimed, so invalid input fails before anything is written."""
     if run.video_every:  # MuJoCo picks its OpenGL backend when the envs import it
         video.prepare_backend(getattr(run, "env", None))
+    cache_dir = compile_cache.enable()  # before anything compiles
+    cache_start = compile_cache.counts()
     stepper = make_stepper()
     recorder = None
     try:
@@ -138,6 +146,7 @@ def execute(algo: str, agent_cfg: Any, run: RunSettings, make_stepper: Callable[
             lifecycle = Lifecycle(algo, agent_cfg, run, stepper, run_dir, resume)
             lifecycle.observers.extend(observers)
             lifecycle.recorder = recorder
+            lifecycle.cache_state = (cache_dir, cache_start)
             return lifecycle.train()
     finally:
         if recorder is not None:
@@ -157,6 +166,8 @@ class Lifecycle:
         self.counters.update(wall_seconds=0.0, train_seconds=0.0, compile_seconds=0.0)
         self.observers: list[Observer] = []
         self.recorder: video.Recorder | None = None
+        self.cache_state: tuple[Path | None, dict[str, int]] = (None, compile_cache.counts())
+        """The compile cache directory and the hit/miss counts when the run began (summary.json's compile_cache)."""
         self.trackers: list[Any] = []
 
     # ---- the run ---------------------------------------------------------------------------------------------
@@ -209,10 +220,12 @@ class Lifecycle:
                 chunk_start = time.perf_counter()
                 chunk = stepper.advance()
                 elapsed = time.perf_counter() - chunk_start
+                compiling = min(chunk.compile_seconds, elapsed)  # compiled ahead of time, timed apart
+                self.counters["compile_seconds"] += compiling
                 if chunk.compiled:
-                    self.counters["compile_seconds"] += elapsed
+                    self.counters["compile_seconds"] += elapsed - compiling
                 elif chunk.timed:
-                    self.counters["train_seconds"] += elapsed
+                    self.counters["train_seconds"] += elapsed - compiling
                     self.counters["train_steps"] += chunk.steps - steps
                 prev, steps = steps, chunk.steps
                 self._guard(chunk)
@@ -348,6 +361,8 @@ class Lifecycle:
             "steps_per_second_note": getattr(stepper, "steps_note", "env steps per seed per second in steady state: "
                                                                     "compile, warm-up and eval excluded"),
             "compile_seconds": c["compile_seconds"],
+            "compile_seconds_note": getattr(stepper, "compile_note", "wall time of the first call of each compiled "
+                                                                      "chunk kind (compile and run)"),
             "train_seconds": c["train_seconds"],
             "train_seconds_note": "wall time of the chunks counted in steps_per_second",
             "gradient_steps": stepper.gradient_steps(),
@@ -359,6 +374,9 @@ class Lifecycle:
             "device": str(jax.devices()[0]),
             "run_dir": str(run_dir),
         }
+        cache_dir, start = self.cache_state
+        summary["compile_cache"] = {"dir": None if cache_dir is None else str(cache_dir),
+                                    **{k: v - start[k] for k, v in compile_cache.counts().items()}}
         if hasattr(stepper, "summary_values"):
             summary.update(stepper.summary_values(final_returns))
         summary.update(extra or {})
