@@ -31,8 +31,10 @@ def run(algo: str, env: str, tmp_path: Path, steps: int, num_seeds: int, num_env
 
 
 def test_compiled_ppo_learns_cartpole_quickly(tmp_path: Path) -> None:
-    """CI's on-policy learning test: compiled PPO, 1 seed, 32,768 steps (evaluates at about 270-380 here)."""
-    summary = run("ppo", "gymnax:CartPole-v1", tmp_path, steps=32_768, num_seeds=1, num_envs=8, **ZOO_CARTPOLE)
+    """CI's on-policy learning test: compiled PPO, 2 seeds, 32,768 steps. Over seeds 0-5 one seed in six ends
+    below 150 (2026-12-05: 119, 500, 500, 500, 500, 419; at cb88f32 with its random streams: 467, 331, 308, 136,
+    500, 500), so the test asks the mean of two seeds; a random policy scores about 20."""
+    summary = run("ppo", "gymnax:CartPole-v1", tmp_path, steps=32_768, num_seeds=2, num_envs=8, **ZOO_CARTPOLE)
     assert summary["final_return_mean"] >= 150, summary["final_return"]
 
 
