@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -100,13 +101,21 @@ def kill_at_random_moments(algo: str, run_dir: Path, steps: int, kills: int, max
     return landed
 
 
+def reference_and_wall(make_argv: Callable[[Path], list[str]], folder: Path) -> tuple[Path, float]:
+    """The uninterrupted run (in folder/reference) and the wall time of a run like those the kills interrupt: a
+    second, identical run, which loads the programs the first compiled (the persistent compile cache) as the killed
+    runs do, so that a random delay below it lands while they still run."""
+    reference = folder / "reference"
+    run_to_completion(make_argv(reference))
+    start = time.perf_counter()
+    run_to_completion(make_argv(folder / "timed"))
+    return reference, time.perf_counter() - start
+
+
 @pytest.fixture(scope="module")
 def sac_reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, float]:
-    """An uninterrupted SAC run and its wall time."""
-    run_dir = tmp_path_factory.mktemp("reference") / "sac"
-    start = time.perf_counter()
-    run_to_completion(train_argv("sac", run_dir, 950))
-    return run_dir, time.perf_counter() - start
+    """An uninterrupted SAC run and the wall time of one."""
+    return reference_and_wall(lambda run_dir: train_argv("sac", run_dir, 950), tmp_path_factory.mktemp("sac"))
 
 
 def test_resume_after_kills_reproduces_the_uninterrupted_run(sac_reference: tuple[Path, float], tmp_path: Path) -> None:
@@ -144,10 +153,7 @@ def test_resume_falls_back_past_a_corrupt_checkpoint_mid_episode(sac_reference: 
 @pytest.mark.parametrize("algo", ["sac", "td3"])
 def test_twenty_kills_across_runs(algo: str, tmp_path: Path) -> None:
     """The acceptance test: 10 SIGKILLs per algorithm (20 in all) at random moments across runs."""
-    reference = tmp_path / "reference"
-    start = time.perf_counter()
-    run_to_completion(train_argv(algo, reference, 950))
-    wall = time.perf_counter() - start
+    reference, wall = reference_and_wall(lambda run_dir: train_argv(algo, run_dir, 950), tmp_path)
     rng = random.Random(f"{algo}-kills")
     total = 0
     for i in range(10):  # until 10 kills have landed: a resumed run is shorter, so later kills often miss
@@ -260,10 +266,7 @@ def test_every_mode_resumes_exactly_after_sigkills(mode: str, tmp_path: Path) ->
     else:
         algo, *args = MODES[mode]
         start = lambda run_dir: [*CLI, "train", algo, *args, "--run-dir", str(run_dir)]  # noqa: E731
-    reference = tmp_path / "reference"
-    begun = time.perf_counter()
-    run_to_completion(start(reference))
-    wall = time.perf_counter() - begun
+    reference, wall = reference_and_wall(start, tmp_path)
     run_dir = tmp_path / "killed"
     landed = kill_at_random_moments(algo, run_dir, 0, kills=2, max_delay=0.9 * wall, rng=random.Random(mode),
                                     start_argv=start(run_dir))
