@@ -5,7 +5,7 @@ Each side builds its training program for `--seeds` seeds with the hyperparamete
 (COMMON_PPO there: 4 envs x 2048-step rollouts, 10 epochs of 128 minibatches of 64, 64x64 tanh networks), compiles
 one iteration of it ahead of time and runs it `--calls` times; the figure is the fastest call (seconds per
 iteration), the least disturbed by other processes on a shared machine. Sides, one process each, in rounds:
-- critix: `Compiled.chunk` (train/compiled.py) of length 1, `jit(vmap(member.chunk))` (member groups included);
+- critix: `Compiled.chunk` (train/compiled.py) of length 1, `jit(vmap(member.chunk))`;
 - critix-base (with `--base-src SRC`): the same from another critix source tree (e.g. `git worktree`'s src/);
 - rejax: `jit(vmap(fori_loop(1, algo.train_iteration)))` of rejax 0.1.3's PPO (peers/.venv-rejax).
 `--parts` also times the rollout alone and the update alone of each critix side and rejax. Results:
@@ -59,7 +59,7 @@ CRITIX_SIDE = textwrap.dedent('''
             seconds.append(time.perf_counter() - start)
         return compile_seconds, seconds
 
-    out = {"groups": getattr(stepper, "member_groups", 1)}
+    out = {"groups": 1}
     start = time.perf_counter()
     chunk = stepper.chunk.lower(stepper.fresh(), 1, True).compile()  # donates its carry: a fresh one per call
     out["compile_seconds"], out["iteration_seconds"] = time.perf_counter() - start, []
@@ -71,9 +71,7 @@ CRITIX_SIDE = textwrap.dedent('''
     if parts:
         def rollout(carry):
             def step(carry, _):
-                key, act_key = jax.random.split(carry.key)
-                carry, transition, _, _ = member.env_step(carry.replace(key=key),
-                                                          member.act(cfg, carry, carry.obs_rms, act_key, True))
+                carry, transition, _, _ = member.env_step(carry, member.act(cfg, carry, carry.obs_rms, True))
                 return carry, transition
             return jax.lax.scan(step, carry, None, length=2048)
         _, out["rollout_seconds"] = timed(jax.vmap(rollout), carry)
