@@ -13,7 +13,7 @@ from jax.scipy.stats import norm
 from critix.nets.discrete import CategoricalPolicy as DiscreteCategoricalPolicy
 from critix.nets.discrete import DiscreteQNetwork
 from critix.nets.ensemble import QEnsemble
-from critix.nets.mlp import MLP, activation, flatten_concat
+from critix.nets.mlp import MLP, activation, flatten_concat, matmul
 from critix.nets.policies import (
     LOG_STD_MAX,
     LOG_STD_MIN,
@@ -332,6 +332,27 @@ def test_forward_is_the_modules_function_in_numpy_and_jax(name: str) -> None:
     host = net.forward(np, jax.device_get(stacked["params"]), np.asarray(xs))
     for w, h in zip(jax.tree.leaves(want), jax.tree.leaves(host), strict=True):
         np.testing.assert_allclose(h, w, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("features", [(5, 32), (32, 32), (32, 3), (32, 1)])
+def test_matmul_gradients_are_autodiffs(features: tuple[int, int]) -> None:
+    """`matmul`'s custom backward pass (transposes behind optimisation barriers on CPU) gives the gradients of the
+    plain product, alone and vmapped over seeds as the compiled runs call it (to float32 rounding: the dots sum in
+    another order)."""
+    fan_in, fan_out = features
+    x, kernel = _x(8, fan_in), jax.random.normal(KEY, (fan_in, fan_out))
+    g = jax.random.normal(jax.random.PRNGKey(3), (8, fan_out))
+
+    def grads(product):
+        return jax.grad(lambda x, k: jnp.sum(g * jnp.tanh(product(x, k))), argnums=(0, 1))
+
+    np.testing.assert_array_equal(matmul(x, kernel), jnp.matmul(x, kernel))
+    for got, want in zip(jax.jit(grads(matmul))(x, kernel), grads(jnp.matmul)(x, kernel), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    xs, kernels = jnp.stack([x, 2 * x]), jnp.stack([kernel, -kernel])
+    vmapped = jax.jit(jax.vmap(grads(matmul)))(xs, kernels)
+    for got, want in zip(vmapped, jax.vmap(grads(jnp.matmul))(xs, kernels), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
 
 
 def test_pixel_q_network_forward_applies_the_module_in_jax_only() -> None:
