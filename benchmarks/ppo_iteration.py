@@ -8,11 +8,14 @@ iteration), the least disturbed by other processes on a shared machine. Sides, o
 - critix: `Compiled.chunk` (train/compiled.py) of length 1, `jit(vmap(member.chunk))`;
 - critix-base (with `--base-src SRC`): the same from another critix source tree (e.g. `git worktree`'s src/);
 - rejax: `jit(vmap(fori_loop(1, algo.train_iteration)))` of rejax 0.1.3's PPO (peers/.venv-rejax).
-`--parts` also times the rollout alone and the update alone of each critix side and rejax. Results:
+`--parts` also times the rollout alone and the update alone of each critix side and rejax. `--cpu-time` times with
+the process's CPU time instead of wall time: pinned to one core (`taskset -c 1`) on a machine busy with other work,
+the seconds the side computed, without those it waited for the core. Results:
 benchmarks/results/ppo_iteration-<date>.json.
 
     .venv/bin/python benchmarks/ppo_iteration.py --seeds 16 --rounds 3
     .venv/bin/python benchmarks/ppo_iteration.py --seeds 16 --rounds 3 --base-src /tmp/base/src --parts
+    taskset -c 1 .venv/bin/python benchmarks/ppo_iteration.py --seeds 16 --rounds 3 --parts --cpu-time
 """
 
 from __future__ import annotations
@@ -33,13 +36,14 @@ from ppo_speed import REJAX_PYTHON, write_results  # noqa: E402
 BENCH = Path(__file__).resolve().parent
 
 CRITIX_SIDE = textwrap.dedent('''
-    import json, sys, time
+    import json, os, sys, time
     import jax
     from critix.agents import ppo
     from critix.train.compiled import Compiled
     from critix.train.config import RunConfig
     from critix.types import Rollout
     seeds, calls, parts = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "1"
+    clock = time.process_time if os.environ.get("PPO_ITERATION_CLOCK") == "cpu" else time.perf_counter
     cfg = ppo.Config(hidden_sizes=(64, 64), activation="tanh", learning_rate=3e-4, anneal_learning_rate=True,
                      adam_eps=1e-8, max_grad_norm=0.0, minibatch_size=64, num_epochs=10, gamma=0.99,
                      gae_lambda=0.95, clip_ratio=0.2, value_clip_ratio=0.2, entropy_coef=0.0, value_coef=0.5,
@@ -50,24 +54,24 @@ CRITIX_SIDE = textwrap.dedent('''
     member, carry = stepper.member, stepper.fresh()
 
     def timed(f, *args):
-        start = time.perf_counter()
+        start = clock()
         exe = jax.jit(f).lower(*args).compile()
-        compile_seconds, seconds = time.perf_counter() - start, []
+        compile_seconds, seconds = clock() - start, []
         for _ in range(calls):
-            start = time.perf_counter()
+            start = clock()
             jax.block_until_ready(exe(*args))
-            seconds.append(time.perf_counter() - start)
+            seconds.append(clock() - start)
         return compile_seconds, seconds
 
     out = {"groups": 1}
-    start = time.perf_counter()
+    start = clock()
     chunk = stepper.chunk.lower(stepper.fresh(), 1, True).compile()  # donates its carry: a fresh one per call
-    out["compile_seconds"], out["iteration_seconds"] = time.perf_counter() - start, []
+    out["compile_seconds"], out["iteration_seconds"] = clock() - start, []
     for _ in range(calls):
         fresh = jax.block_until_ready(stepper.fresh())
-        start = time.perf_counter()
+        start = clock()
         jax.block_until_ready(chunk(fresh))
-        out["iteration_seconds"].append(time.perf_counter() - start)
+        out["iteration_seconds"].append(clock() - start)
     if parts:
         def rollout(carry):
             def step(carry, _):
@@ -82,12 +86,13 @@ CRITIX_SIDE = textwrap.dedent('''
 ''')
 
 REJAX_SIDE = textwrap.dedent('''
-    import argparse, json, sys, time
+    import argparse, json, os, sys, time
     import jax, jax.numpy as jnp
     sys.path.insert(0, sys.argv[4])
     import peer_rejax_ppo
     from rejax.algos.ppo import AdvantageMinibatch
     seeds, calls, parts = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "1"
+    clock = time.process_time if os.environ.get("PPO_ITERATION_CLOCK") == "cpu" else time.perf_counter
     args = argparse.Namespace(num_envs=4, rollout_length=2048, minibatch_size=64, num_epochs=10, learning_rate=3e-4,
                               anneal_learning_rate=True, gamma=0.99, gae_lambda=0.95, clip_ratio=0.2,
                               entropy_coef=0.0, vf_coef=1.0, hidden_sizes=[64, 64], activation="tanh")
@@ -95,13 +100,13 @@ REJAX_SIDE = textwrap.dedent('''
     ts = jax.jit(jax.vmap(algo.init_state))(jax.random.split(jax.random.PRNGKey(0), seeds))
 
     def timed(f, *a):
-        start = time.perf_counter()
+        start = clock()
         exe = jax.jit(f).lower(*a).compile()
-        compile_seconds, seconds = time.perf_counter() - start, []
+        compile_seconds, seconds = clock() - start, []
         for _ in range(calls):
-            start = time.perf_counter()
+            start = clock()
             jax.block_until_ready(exe(*a))
-            seconds.append(time.perf_counter() - start)
+            seconds.append(clock() - start)
         return compile_seconds, seconds
 
     out = {"groups": 1}
@@ -128,7 +133,7 @@ REJAX_SIDE = textwrap.dedent('''
 
 def run_side(lib: str, args: argparse.Namespace) -> dict[str, Any]:
     common = [str(args.seeds), str(args.calls), "1" if args.parts else "0"]
-    environ = dict(os.environ)
+    environ = {**os.environ, "PPO_ITERATION_CLOCK": "cpu" if args.cpu_time else "wall"}
     if lib == "rejax":
         cmd = [str(args.rejax_python), "-c", REJAX_SIDE, *common, str(BENCH / "peers")]
     else:
@@ -153,6 +158,10 @@ def main() -> None:
     parser.add_argument("--parts", action="store_true", help="also time the rollout alone and the update alone")
     parser.add_argument("--base-src", type=Path, default=None, help="another critix source tree, as critix-base")
     parser.add_argument("--rejax-python", type=Path, default=REJAX_PYTHON)
+    parser.add_argument("--cpu-time", action="store_true",
+                        help="time with the process's CPU time (all threads) instead of wall time: on a machine "
+                             "shared with other work, run under `taskset -c <core>`, it leaves out the time the "
+                             "process waits for the core")
     args = parser.parse_args()
     load_at_start = list(os.getloadavg())
     libs = ["critix", *(["critix-base"] if args.base_src else []), "rejax"]
@@ -162,7 +171,8 @@ def main() -> None:
             results.append({"round": round_, **run_side(lib, args)})
             print(json.dumps(results[-1]), flush=True)
     report: dict[str, Any] = {"note": "seconds per iteration: the fastest call of each process; ratios: other "
-                                      "seconds / critix seconds, per round (above 1: critix is faster)"}
+                                      "seconds / critix seconds, per round (above 1: critix is faster)",
+                              "clock": "process CPU time" if args.cpu_time else "wall time"}
     for key in ("iteration_best", "rollout_best", "update_best", "compile"):
         for lib in libs:
             values = [r[key if key != "compile" else "compile_seconds"] for r in results if r["lib"] == lib
