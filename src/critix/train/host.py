@@ -51,11 +51,6 @@ class Staging:
         self.terminated = np.zeros((length, num), bool)
         self.truncated = np.zeros((length, num), bool)
 
-    def put(self, t: int, obs: np.ndarray, action: np.ndarray, reward: np.ndarray, next_obs: np.ndarray,
-            terminated: np.ndarray, truncated: np.ndarray) -> None:
-        self.obs[t], self.action[t], self.reward[t], self.next_obs[t] = obs, action, reward, next_obs
-        self.terminated[t], self.truncated[t] = terminated, truncated
-
     def transitions(self, length: int) -> Transition:
         """The first `length` steps as a Transition [length, num, ...] (float32 rewards), views where possible."""
         return Transition(self.obs[:length], self.action[:length], self.reward[:length].astype(np.float32),
@@ -314,13 +309,20 @@ class HostStepper:
 
     def step_envs(self, t: int, action: np.ndarray) -> None:
         """One vector step with `action` [S*N, ...]: the episode bookkeeping, and the transition into `stage[t]`
-        (its reward as `stored_reward` gives it)."""
+        (its reward as `stored_reward` gives it). It runs every env step, so it does no work twice: the envs run in
+        SAME_STEP autoreset mode (`make_vector_env`), whose infos hold "final_obs" exactly when an episode ended."""
         next_obs, reward, terminated, truncated, info = self.env.step(self.env_action(action))
         next_obs = next_obs.astype(self.obs_dtype, copy=False)  # vector envs return fresh arrays
         done = terminated | truncated
-        self.record(reward, done)
-        self.stage.put(t, self.obs, action, self.stored_reward(reward, done), final_observation(next_obs, done, info),
-                       terminated, truncated)
+        self.episode_return += reward
+        stage, stored = self.stage, self.stored_reward(reward, done)
+        stage.obs[t], stage.action[t], stage.reward[t], stage.terminated[t], stage.truncated[t] = (
+            self.obs, action, stored, terminated, truncated)
+        if "final_obs" in info:
+            self.record(done)
+            stage.next_obs[t] = final_observation(next_obs, done, info)
+        else:
+            stage.next_obs[t] = next_obs
         self.obs = next_obs
         self.vector_steps += 1
 
@@ -360,11 +362,8 @@ class HostStepper:
             if loop.discounted_return is not None:
                 self.discounted_return = loop.discounted_return
 
-    def record(self, reward: np.ndarray, done: np.ndarray) -> None:
-        """Add a vector step's rewards [S*N] to the running returns; file the returns of episodes that ended."""
-        self.episode_return += reward
-        if not done.any():
-            return
+    def record(self, done: np.ndarray) -> None:
+        """File the returns of the episodes that ended ([S*N] `done`) and start them again from 0."""
         for i in np.flatnonzero(done):
             self.recent_returns[i // self.num_envs].append(float(self.episode_return[i]))
             self.episodes += 1
