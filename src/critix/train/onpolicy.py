@@ -59,6 +59,7 @@ class OnPolicy(HostStepper):
                              self.action_dtype)
         self.compiled = False
         self.update_compile: threading.Thread | None = None
+        self.update_lowered = threading.Event()
         cfg, module, prepare, skip = self.cfg, self.module, self.prepare, run.on_nan == "skip"
 
         def train_rollout(state: Any, rollout: Transition, mean: jax.Array, var: jax.Array) -> Any:
@@ -129,17 +130,23 @@ class OnPolicy(HostStepper):
     def _compile_update_ahead(self) -> None:
         """Start compiling `train_rollout` for this run's arguments in a background thread. `jit`'s
         `lower(...).compile()` fills the same cache its call looks up, so the first update then runs the program
-        compiled here; XLA compiles without the GIL, beside the acting compile and the rollout's env steps. Only
-        shapes and dtypes are read: the rollout is zeros shaped as `stage.by_seed`'s views."""
+        compiled here; XLA compiles without the GIL, beside the acting compile and the rollout's env steps. Tracing
+        and lowering hold the GIL: the first rollout's env steps wait for them (`update_lowered`), while the acting
+        noise draw compiles (`Acting.prefetch`), as they are the start of the chunk's longest path. Only shapes and
+        dtypes are read: the rollout is zeros shaped as `stage.by_seed`'s views."""
         T, S = self.rollout_length, self.num_seeds
         mean, var = self.stats()
         args = (self.agent, jax.tree.map(np.zeros_like, self.stage.by_seed(T, S)), mean, var)
 
         def compile_update() -> None:
             try:
-                self.train_rollout.lower(*args).compile()
+                lowered = self.train_rollout.lower(*args)
+                self.update_lowered.set()
+                lowered.compile()
             except Exception:  # the first update's own call compiles again and raises it where it belongs
                 pass
+            finally:
+                self.update_lowered.set()
 
         self.update_compile = threading.Thread(target=compile_update, name="critix-update-compile", daemon=True)
         self.update_compile.start()
@@ -165,6 +172,9 @@ class OnPolicy(HostStepper):
         run, S, N, T = self.run, self.num_seeds, self.num_envs, self.rollout_length
         mean, var = self.stats()
         self.acting.start(self.agent)
+        if self.update_compile is not None:  # the first rollout: see _compile_update_ahead
+            self.acting.prefetch(self.vector_steps)
+            self.update_lowered.wait()
         for t in range(T):
             self.step_envs(t, self.explore(mean, var))
         rollout = self.stage.by_seed(T, S)
