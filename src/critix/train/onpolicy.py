@@ -9,10 +9,10 @@ updated after it, so `update` sees the observations the policy acted on.
 NaN/Inf guard: a rollout holding a non-finite transition, or an update whose losses or new parameters are
 non-finite, is counted; under --on-nan skip that rollout's update is discarded (the agent keeps its state).
 
-First chunk: the update program is the run's largest compile (about 3 s of CPU for PPO on CartPole-v1, most of
-it XLA's code generation, which releases the GIL). The first chunk compiles it ahead of time in a background thread
-(`_compile_update_ahead`) while the main thread compiles the acting noise draw and collects the first rollout, and
-waits for it only when the update is due. The chunk is still the compiling chunk, so all of its wall time counts as
+First chunk: the update program is the run's largest compile (2-3 s of CPU for PPO on CartPole-v1, most of it
+XLA's code generation, which releases the GIL). The first chunk compiles it ahead of time in a background thread
+(`_compile_update_ahead`) while the acting noise draw compiles and the first rollout is collected, and waits for it
+only when the update is due. The chunk is still the compiling chunk, so all of its wall time counts as
 compile time; the update program and its results are the ones the plain first call would have compiled.
 """
 
