@@ -36,7 +36,9 @@ Evaluation (10 deterministic episodes at the end) is outside every timer.
 Chunk sizes (issue 19): `--chunk-sizes 4,64` (default) runs critix once per chunk size in every round, as "critix"
 (chunk 4: SB3's exact schedule, the acting network changes every 4 env steps) and "critix-c64" (chunk 64: the same
 0.25 gradient steps per env step, applied in 16-step groups, so the acting network is up to 64 env steps behind;
-docs/host.md says what that changes). Acting is `--acting auto` (NumPy for this 64x64 network). The issue-19 target:
+docs/host.md says what that changes). A value ending in "o" ("64o": "critix-c64-overlap") adds --overlap-updates: the
+chunk's updates run while the next chunk steps the env, which then acts one chunk later (up to 128 env steps behind
+at chunk 64). Acting is `--acting auto` (NumPy for this 64x64 network). The issue-19 target:
 critix at 10x SB3's steps/s (whole run) with the mean final return over the pairs' seeds inside the range of SB3's
 final returns; both are reported per chunk size. The env limit: CartPole-v1 stepped with random actions alone, bare
 (`gym.make`) and through the 1-env SAME_STEP vector env the loop uses, measured in the same invocation before
@@ -55,6 +57,7 @@ configuration; benchmarks/compile_caches.py).
     .venv/bin/python benchmarks/dqn_speed.py --pairs 1 --steps 5000        # a smoke run
     .venv/bin/python benchmarks/dqn_speed.py --pairs 3 --skip sbx --chunk-sizes 64   # issue 19's headline only
     .venv/bin/python benchmarks/dqn_speed.py --pairs 3 --skip sbx --chunk-sizes 64 --compile-cache warm
+    .venv/bin/python benchmarks/dqn_speed.py --pairs 3 --skip sbx --chunk-sizes 64,64o   # with --overlap-updates
 """
 
 from __future__ import annotations
@@ -97,10 +100,11 @@ SB3_DQN: dict[str, Any] = {
 }
 
 
-def critix_dqn_config(p: dict[str, Any], steps: int, chunk_size: int | None = None) -> tuple[dict[str, Any],
-                                                                                          dict[str, Any]]:
+def critix_dqn_config(p: dict[str, Any], steps: int, chunk_size: int | None = None,
+                      overlap: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
     """The SB3 settings as critix dqn.Config fields and RunConfig fields (see the module docstring); `chunk_size`
-    (default: SB3's train_freq) is how many env steps the host loop takes between update calls."""
+    (default: SB3's train_freq) is how many env steps the host loop takes between update calls; `overlap`: with
+    --overlap-updates (a chunk's updates run while the next chunk steps the envs)."""
     utd = p["gradient_steps"] / p["train_freq"]
     agent = {
         "hidden_sizes": tuple(p["hidden_sizes"]), "activation": "relu", "encoder": "mlp", "dueling": False,
@@ -115,6 +119,8 @@ def critix_dqn_config(p: dict[str, Any], steps: int, chunk_size: int | None = No
     }
     run = {"chunk_size": chunk_size or p["train_freq"], "num_envs": 1, "num_seeds": 1, "normalize_obs": False,
            "buffer_size": p["buffer_size"], "learning_starts": p["learning_starts"], "utd_ratio": utd}
+    if overlap:
+        run["overlap_updates"] = True
     return agent, run
 
 
@@ -158,10 +164,10 @@ def verify_config(config: dict[str, Any], agent: dict[str, Any], run: dict[str, 
 
 
 def run_critix(env: str, steps: int, seed: int, chunk_size: int | None = None, src: str | None = None,
-               side: str = "critix") -> dict[str, Any]:
+               side: str = "critix", overlap: bool = False) -> dict[str, Any]:
     """One critix run; `src`: a critix source folder put first on PYTHONPATH (another commit's checkout); `side`:
     whose compile cache it uses (`CACHES`)."""
-    agent, run = critix_dqn_config(SB3_DQN, steps, chunk_size)
+    agent, run = critix_dqn_config(SB3_DQN, steps, chunk_size, overlap)
     environ = CACHES.environ(side)
     if src:
         environ["PYTHONPATH"] = f"{Path(src).resolve()}{os.pathsep}{environ.get('PYTHONPATH', '')}"
@@ -255,7 +261,8 @@ def main() -> None:
     parser.add_argument("--torch-threads", type=int, default=0,
                         help="torch threads for the peers (1 avoids spin-waiting when the cores are shared)")
     parser.add_argument("--chunk-sizes", default="4,64",
-                        help="critix's --chunk-size values, one critix run each per round (4: SB3's train_freq)")
+                        help="critix's --chunk-size values, one critix run each per round (4: SB3's train_freq); a "
+                             "value ending in 'o' (64o) runs that chunk size with --overlap-updates")
     parser.add_argument("--skip", default="", help="peers to leave out, e.g. sbx")
     parser.add_argument("--critix-base-src", default=None,
                         help="a critix source folder of another commit (e.g. a `git worktree`'s src/): each chunk size "
@@ -275,8 +282,10 @@ def main() -> None:
     if LOAD_AT_START[0] > 0.5:
         print(f"warning: load average {LOAD_AT_START[0]:.2f} > 0.5 at the start: the machine is busy, speed "
               "figures are not valid", file=sys.stderr)
-    chunks = {("critix" if c == SB3_DQN["train_freq"] else f"critix-c{c}"): c
-              for c in (int(v) for v in args.chunk_sizes.split(",") if v)}
+    variants = [(int(v.removesuffix("o")), v.endswith("o")) for v in args.chunk_sizes.split(",") if v]
+    chunks = {("critix" if c == SB3_DQN["train_freq"] else f"critix-c{c}") + ("-overlap" if o else ""): c
+              for c, o in variants}
+    overlapping = {name for name in chunks if name.endswith("-overlap")}
     skip = {v for v in args.skip.split(",") if v}
     bases = {name.replace("critix", "critix-base", 1): name for name in chunks} if args.critix_base_src else {}
     libs = [lib for name in chunks for lib in (name, *[b for b, m in bases.items() if m == name])]
@@ -288,10 +297,10 @@ def main() -> None:
 
     def run(lib: str, pair: int) -> dict[str, Any]:
         if lib in chunks:
-            return {**run_critix(args.env, args.steps, pair, chunks[lib]), "lib": lib}
+            return {**run_critix(args.env, args.steps, pair, chunks[lib], overlap=lib in overlapping), "lib": lib}
         if lib in bases:
             return {**run_critix(args.env, args.steps, pair, chunks[bases[lib]], src=args.critix_base_src,
-                                 side="critix-base"), "lib": lib}
+                                 side="critix-base", overlap=bases[lib] in overlapping), "lib": lib}
         if lib == "critix-compiled":
             return {**run_critix(f"gymnax:{args.env}", args.steps, pair), "lib": "critix-compiled"}
         return run_peer(lib, args.env, args.steps, pair, args.peer_python, args.torch_threads)

@@ -186,6 +186,9 @@ MODES = {
     # off-policy host loop with each acting evaluator (NumPy on the host / one compiled call per step), 2 envs/seed
     "dqn-host-numpy": ["dqn", *DQN_TINY, "--acting", "numpy"],
     "dqn-host-jit": ["dqn", *DQN_TINY, "--acting", "jit"],
+    # a chunk's updates run while the next chunk acts: checkpoints hold the transitions still to be written
+    "dqn-host-overlap": ["dqn", *DQN_TINY, "--acting", "numpy", "--overlap-updates"],
+    "sac-host-overlap": ["sac", *TINY, "--steps", "500", "--overlap-updates", "--keep-checkpoints", "100"],
     "ppo-host-jit": ["ppo", "--env", "Pendulum-v1", "--steps", "256", "--checkpoint-every", "64", "--eval-every",
                      "128", "--normalize-obs", "--acting", "jit", *PPO_TINY],
     "sac-compiled": ["sac", "--env", "gymnax:Pendulum-v1", "--steps", "400", "--learning-starts", "100",
@@ -218,13 +221,14 @@ def test_every_mode_resumes_from_a_middle_checkpoint_exactly(mode: str, tmp_path
     assert_same_run(resumed, reference)
 
 
-@pytest.mark.parametrize("acting", ["numpy", "jit"])
+@pytest.mark.parametrize("acting", ["numpy", "jit", "numpy --overlap-updates"])
 def test_same_seed_same_run_with_either_acting_evaluator(acting: str, tmp_path: Path) -> None:
     """Same key, same result: two runs of one command (epsilon-greedy draws, 2 seeds x 2 envs, normalised
-    observations) write the same metrics and arrays, whichever evaluator computes the actions."""
+    observations) write the same metrics and arrays, whichever evaluator computes the actions, and with the updates
+    overlapping the next chunk's env steps (where their timing differs from run to run)."""
     from critix.cli import main
 
-    argv = ["train", "dqn", *DQN_TINY, "--steps", "300", "--acting", acting]
+    argv = ["train", "dqn", *DQN_TINY, "--steps", "300", "--acting", *acting.split()]
     assert main([*argv, "--run-dir", str(tmp_path / "a")]) == 0
     assert main([*argv, "--run-dir", str(tmp_path / "b")]) == 0
     assert_same_run(tmp_path / "b", tmp_path / "a")

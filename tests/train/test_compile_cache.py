@@ -82,3 +82,27 @@ def test_a_folder_set_through_jax_is_left_alone(monkeypatch: pytest.MonkeyPatch)
     session = jax.config.jax_compilation_cache_dir  # the test session sets JAX's own option (conftest)
     assert session and compile_cache.enable() == Path(session)
     assert jax.config.jax_compilation_cache_dir == session
+
+
+def test_unrolled_threefry_gives_jax_bits_from_straight_line_code() -> None:
+    """`unroll_threefry` changes how JAX's CPU programs compute Threefry (no loop), never the random numbers."""
+    from jax._src.interpreters import mlir
+    from jax._src.random import threefry2x32
+
+    def draws() -> tuple[jax.Array, str]:
+        def f(key: jax.Array) -> tuple[jax.Array, ...]:  # a new function each call: jit caches nothing across
+            a, b = jax.random.split(jax.random.fold_in(key, 7))
+            return (jax.random.split(b, 5), jax.random.bits(a, (33,)), jax.random.gumbel(b, (4, 3)),
+                    jax.random.normal(a))
+
+        key = jax.random.PRNGKey(11)
+        return jax.device_get(jax.jit(f)(key)), jax.jit(f).lower(key).as_text()
+
+    mlir.register_lowering(threefry2x32.threefry2x32_p, threefry2x32._threefry2x32_cpu_lowering_rule,
+                           platform="cpu")  # JAX's own CPU lowering, a loop
+    rolled, rolled_text = draws()
+    assert compile_cache.unroll_threefry()
+    unrolled, unrolled_text = draws()
+    assert "stablehlo.while" in rolled_text and "stablehlo.while" not in unrolled_text
+    for x, y in zip(jax.tree.leaves(rolled), jax.tree.leaves(unrolled), strict=True):
+        assert x.dtype == y.dtype and (x == y).all()

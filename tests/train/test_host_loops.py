@@ -21,3 +21,43 @@ def test_offpolicy_num_envs_keeps_the_update_ratio_per_env_step(num_envs: int, t
     summary = train("dqn", cfg, run)
     assert summary["steps"] == 400
     assert summary["gradient_steps"] == 100  # 0.25 x 400: the chunk reaching learning_starts trains too
+
+
+def acting_agents(overlap: bool) -> tuple[list[int], int]:
+    """A DQN run of 8 chunks of 40 env steps (learning from step 40): per chunk, the gradient steps of the agent
+    the chunk acts with (from `Acting.start`, -1 for a chunk of random actions), and the run's gradient steps."""
+    from critix.train.offpolicy import OffPolicy
+
+    cfg = agents.get("dqn").default_config.__class__(hidden_sizes=(16,), batch_size=16, exploration_steps=200)
+    run = RunConfig(env="CartPole-v1", steps=320, learning_starts=40, utd_ratio=0.25, chunk_size=40, acting="numpy",
+                    eval_episodes=1, overlap_updates=overlap, progress=False, tensorboard=False)
+    stepper = OffPolicy("dqn", cfg, run)
+    seen: list[int] = []
+    try:
+        stepper.start(None)
+        start = stepper.acting.start
+
+        def record(agent):  # type: ignore[no-untyped-def]
+            seen.append(int(agent.steps[0]))
+            start(agent)
+
+        stepper.acting.start = record  # type: ignore[method-assign]
+        acted = []
+        while stepper.vector_steps < stepper.total_vector_steps:
+            before = len(seen)
+            stepper.advance()
+            acted.append(seen[-1] if len(seen) > before else -1)
+        return acted, stepper.gradient_steps()
+    finally:
+        stepper.close()
+
+
+def test_overlap_updates_acts_one_chunk_later_with_the_same_updates() -> None:
+    """--overlap-updates: chunk c acts with the agent chunk c-1 acted with without the flag (the updates on chunk
+    c-1 run while chunk c steps the envs), and the run makes the same gradient steps (the last chunk's included)."""
+    plain, plain_updates = acting_agents(False)
+    overlap, overlap_updates = acting_agents(True)
+    # 10 gradient steps per 40-step chunk, from the first (which ends at learning_starts; it acts at random)
+    assert plain == [-1, 10, 20, 30, 40, 50, 60, 70]
+    assert overlap == [-1, 0, 10, 20, 30, 40, 50, 60]
+    assert plain_updates == overlap_updates == 80

@@ -6,6 +6,7 @@ Shapes stay tiny (hidden 16, short rollouts) so each test compiles a handful of 
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import gymnasium as gym
@@ -176,3 +177,33 @@ def test_bad_on_policy_input_gives_one_clear_error(argv, message, capsys) -> Non
     assert main([*argv, "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_host_ppo_compiles_its_update_once_ahead_of_the_first_update() -> None:
+    """The first chunk lowers and compiles the update in a background thread (`OnPolicy._compile_update_ahead`) for
+    the arguments the update is then called with: the update's calls reuse that program, none lowers it again."""
+    from critix import agents
+    from critix.train.config import RunConfig
+    from critix.train.onpolicy import OnPolicy
+
+    lowered: list[str] = []
+
+    def listen(event: str, duration: float, **kwargs: object) -> None:
+        if (event == "/jax/core/compile/jaxpr_to_mlir_module_duration"
+                and kwargs.get("fun_name") == "jit(train_rollout)"):
+            lowered.append(threading.current_thread().name)
+
+    cfg = agents.get("ppo").module.Config(hidden_sizes=(16,), minibatch_size=16, num_epochs=1)
+    stepper = OnPolicy("ppo", cfg, RunConfig(env="CartPole-v1", steps=96, num_envs=2, num_seeds=2, rollout_length=16,
+                                             normalize_obs=True))
+    jax.monitoring.register_event_duration_secs_listener(listen)
+    try:
+        stepper.start(None)
+        first = stepper.advance()
+        assert first.compiled and stepper.update_compile is None and stepper.update_lowered.is_set()
+        while stepper.vector_steps * stepper.num_envs < stepper.total_steps:
+            assert not stepper.advance().compiled
+        assert lowered == ["critix-update-compile"]
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listen)
+        stepper.close()

@@ -14,6 +14,10 @@ program compiled for another). `CRITIX_COMPILE_CACHE=off` turns it off; a cache 
 evicted) and is safe to share between processes running at once (a file lock). summary.json records the directory
 and the run's hits and misses (`compile_cache`). A cached program computes what the freshly compiled one does, so
 results do not depend on the cache.
+
+`enable` also makes every program compile JAX's Threefry random-bit hash as straight-line code
+(`unroll_threefry`), which XLA:CPU compiles several times faster than JAX's CPU default, a five-step loop; the bits
+are the same.
 """
 
 from __future__ import annotations
@@ -74,11 +78,31 @@ def directory() -> Path | None:
     return base / machine_tag()
 
 
+def unroll_threefry() -> bool:
+    """Lower JAX's Threefry-2x32 hash (every `jax.random` key split, fold-in and bit draw) on CPU as JAX does on
+    GPU: its 20 rounds as straight-line code in one out-of-line function, instead of JAX's CPU default, a
+    `fori_loop` of 5 steps with the rotation amounts carried in the loop. The hash is integer arithmetic, so the
+    bits are identical; what changes is what XLA:CPU compiles: one fused kernel per hash instead of a while loop
+    whose body kernels shift by run-time amounts (or, for a small loop, one fully unrolled "small call" kernel),
+    which LLVM compiles slowly: the acting noise draw of host PPO on CartPole-v1 compiles in 0.1 s instead of 0.5 s
+    and the PPO update in about 0.7 s less of CPU time (one core, XLA compile logs, issue 19). Uses JAX internals;
+    returns False, leaving JAX's lowering as it is, where they are missing."""
+    try:
+        from jax._src.interpreters import mlir
+        from jax._src.random import threefry2x32
+        primitive, rule = threefry2x32.threefry2x32_p, threefry2x32._threefry2x32_lowering_rule
+    except (ImportError, AttributeError):
+        return False
+    mlir.register_lowering(primitive, rule, platform="cpu", inline=False)
+    return True
+
+
 def enable() -> Path | None:
     """Turn the persistent cache on (or off, per $CRITIX_COMPILE_CACHE) for the programs compiled from now on in
     this process; returns the directory in use, or None. A directory that cannot be created or written gives a
-    warning and a run without the cache."""
+    warning and a run without the cache. Also `unroll_threefry`, for the same programs."""
     global _enabled, _listening
+    unroll_threefry()
     if not _listening:
         jax.monitoring.register_event_listener(_count)
         _listening = True

@@ -153,6 +153,12 @@ class RunConfig(RunSettings):
     copied after each chunk's updates (a few us per step for small MLPs); 'jit': one compiled call per step (large
     networks, pixel encoders); 'auto': numpy for MLP policies up to about 1M multiply-adds per step (all seeds and
     envs), else jit. Both compute the same actions from the same random numbers (docs/architecture.md)."""
+    overlap_updates: bool = False
+    """Off-policy host loops: run a chunk's gradient steps while the next chunk steps the envs (XLA on one core,
+    the envs and NumPy acting on another), so that the next chunk acts with the parameters from before those updates:
+    the acting network is one chunk staler than without the flag (docs/host.md). Faster where updates and env steps
+    take comparable time and acting is NumPy (small MLPs); the same key still gives the same run, and resume is
+    exact."""
 
     def __post_init__(self) -> None:
         # env_kwargs: a dict (Python) becomes KEY=JSON strings, so config.json records it; every item must parse

@@ -51,15 +51,19 @@ class Staging:
         self.terminated = np.zeros((length, num), bool)
         self.truncated = np.zeros((length, num), bool)
 
-    def put(self, t: int, obs: np.ndarray, action: np.ndarray, reward: np.ndarray, next_obs: np.ndarray,
-            terminated: np.ndarray, truncated: np.ndarray) -> None:
-        self.obs[t], self.action[t], self.reward[t], self.next_obs[t] = obs, action, reward, next_obs
-        self.terminated[t], self.truncated[t] = terminated, truncated
-
     def transitions(self, length: int) -> Transition:
         """The first `length` steps as a Transition [length, num, ...] (float32 rewards), views where possible."""
         return Transition(self.obs[:length], self.action[:length], self.reward[:length].astype(np.float32),
                           self.next_obs[:length], self.terminated[:length], self.truncated[:length])
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The staging arrays by name (a checkpoint saves the transitions that have not reached the device yet)."""
+        return {name: getattr(self, name) for name in ("obs", "next_obs", "action", "reward", "terminated", "truncated")}
+
+    def load(self, arrays: dict[str, np.ndarray]) -> None:
+        """Put back what `arrays` returned (shapes and dtypes checked by the checkpoint's template)."""
+        for name, values in arrays.items():
+            getattr(self, name)[...] = values
 
     def by_seed(self, length: int, num_seeds: int) -> Transition:
         """The first `length` steps per seed, [S, length, N, ...] for the seed-major envs (N per seed)."""
@@ -121,6 +125,7 @@ class Acting:
         self.params: Any = None
         self.block = -1
         self.noise: list[np.ndarray] = []
+        self.ahead: dict[int, list[np.ndarray]] = {}  # blocks drawn before they are needed (`draw_ahead`)
         self.prefetched: tuple[int, threading.Thread, list[Any]] | None = None
 
     def prepare(self, obs: Any, mean: Any, var: Any, xp: Any = jnp) -> Any:
@@ -136,7 +141,8 @@ class Acting:
                 for shape, dtype, size in self.params_layout:
                     leaves.append(flat[:, offset:offset + size].reshape(-1, *shape).astype(dtype, copy=False))
                     offset += size
-                self.params = self.params_tree.unflatten(leaves)
+                # One seed: the policy on unbatched parameters (NumPy's 2-D matmul costs half its batched one)
+                self.params = self.params_tree.unflatten([x[0] for x in leaves] if self.num_seeds == 1 else leaves)
 
     def prefetch(self, step: int) -> None:
         """Draw the random numbers of vector step `step`'s block in a background thread. The host loops call it in
@@ -150,30 +156,57 @@ class Acting:
         thread.start()
         self.prefetched = (block, thread, out)
 
+    def draw_ahead(self, first: int, end: int) -> None:
+        """Draw now the random numbers of vector steps [first, end) that are not on the host yet, so that acting
+        them makes no device call: the off-policy loop calls it before it dispatches updates that run while it acts
+        (`--overlap-updates`), because XLA's CPU client runs calls in order and a draw would wait for them."""
+        for block in range(first // NOISE_BLOCK, (end - 1) // NOISE_BLOCK + 1):
+            if block != self.block and block not in self.ahead:
+                self.ahead[block] = self._fetch(block)
+
+    def _fetch(self, block: int) -> list[np.ndarray]:
+        """The random numbers of `block` on the host: from the prefetch thread if it drew them, else drawn now."""
+        noise = None
+        if self.prefetched is not None:
+            ahead, thread, out = self.prefetched
+            thread.join()
+            if ahead == block and out:
+                noise = out[0]
+            self.prefetched = None if ahead <= block else self.prefetched
+        if noise is None:
+            noise = self.draw(self.keys, np.int32(block))
+        self.noise_tree = jax.tree.structure(noise)
+        return jax.tree.leaves(jax.device_get(noise))
+
     def explore(self, obs: np.ndarray, mean: np.ndarray, var: np.ndarray, step: int) -> np.ndarray:
         """Exploring actions [S, N, ...] for observations [S, N, ...] at the run's vector step `step`."""
         block, t = divmod(step, NOISE_BLOCK)
         if block != self.block:
-            noise = None
-            if self.prefetched is not None:
-                ahead, thread, out = self.prefetched
-                thread.join()
-                if ahead == block and out:
-                    noise = out[0]
-                self.prefetched = None if ahead <= block else self.prefetched
-            if noise is None:
-                noise = self.draw(self.keys, np.int32(block))
-            self.noise_tree, self.noise, self.block = jax.tree.structure(noise), jax.tree.leaves(jax.device_get(noise)), block
-        noise = self.noise_tree.unflatten([leaf[:, t] for leaf in self.noise])
+            noise = self.ahead.pop(block, None)
+            self.noise = self._fetch(block) if noise is None else noise
+            self.block, self.ahead = block, {b: v for b, v in self.ahead.items() if b > block}
         if self.evaluator == "numpy":
-            return self.policy.act(np, self.params, self.prepare(obs, mean[:, None], var[:, None], np), noise, False)
+            if self.num_seeds == 1:
+                return self.host_act(obs, mean, var, self.noise_tree.unflatten([leaf[0, t] for leaf in self.noise]),
+                                     False)
+            return self.host_act(obs, mean, var, self.noise_tree.unflatten([leaf[:, t] for leaf in self.noise]), False)
+        noise = self.noise_tree.unflatten([leaf[:, t] for leaf in self.noise])
         return np.asarray(self.compiled_act(self.agent, obs, noise, mean, var, False))
+
+    def host_act(self, obs: np.ndarray, mean: np.ndarray, var: np.ndarray, noise: Any, deterministic: bool) -> Any:
+        """`policy.act` in NumPy on the host copy of the parameters: obs [S, B, ...] -> actions [S, B, ...]; with
+        one seed the parameters and `noise` have no seed axis (`start`)."""
+        if self.normalize:
+            obs = normalize_obs(obs, mean[:, None], var[:, None], xp=np)
+        if self.num_seeds == 1:
+            return self.policy.act(np, self.params, obs[0], noise, deterministic)[None]
+        return self.policy.act(np, self.params, obs, noise, deterministic)
 
     def greedy(self, agent: Any, obs: np.ndarray, mean: np.ndarray, var: np.ndarray) -> np.ndarray:
         """Deterministic actions [S, M, ...] of `agent` for observations [S, M, ...] (evaluation)."""
         self.start(agent)
         if self.evaluator == "numpy":
-            return self.policy.act(np, self.params, self.prepare(obs, mean[:, None], var[:, None], np), None, True)
+            return self.host_act(obs, mean, var, None, True)
         return np.asarray(self.compiled_act(agent, obs, None, mean, var, True))
 
 
@@ -276,13 +309,20 @@ class HostStepper:
 
     def step_envs(self, t: int, action: np.ndarray) -> None:
         """One vector step with `action` [S*N, ...]: the episode bookkeeping, and the transition into `stage[t]`
-        (its reward as `stored_reward` gives it)."""
+        (its reward as `stored_reward` gives it). It runs every env step, so it does no work twice: the envs run in
+        SAME_STEP autoreset mode (`make_vector_env`), whose infos hold "final_obs" exactly when an episode ended."""
         next_obs, reward, terminated, truncated, info = self.env.step(self.env_action(action))
         next_obs = next_obs.astype(self.obs_dtype, copy=False)  # vector envs return fresh arrays
         done = terminated | truncated
-        self.record(reward, done)
-        self.stage.put(t, self.obs, action, self.stored_reward(reward, done), final_observation(next_obs, done, info),
-                       terminated, truncated)
+        self.episode_return += reward
+        stage, stored = self.stage, self.stored_reward(reward, done)
+        stage.obs[t], stage.action[t], stage.reward[t], stage.terminated[t], stage.truncated[t] = (
+            self.obs, action, stored, terminated, truncated)
+        if "final_obs" in info:
+            self.record(done)
+            stage.next_obs[t] = final_observation(next_obs, done, info)
+        else:
+            stage.next_obs[t] = next_obs
         self.obs = next_obs
         self.vector_steps += 1
 
@@ -322,11 +362,8 @@ class HostStepper:
             if loop.discounted_return is not None:
                 self.discounted_return = loop.discounted_return
 
-    def record(self, reward: np.ndarray, done: np.ndarray) -> None:
-        """Add a vector step's rewards [S*N] to the running returns; file the returns of episodes that ended."""
-        self.episode_return += reward
-        if not done.any():
-            return
+    def record(self, done: np.ndarray) -> None:
+        """File the returns of the episodes that ended ([S*N] `done`) and start them again from 0."""
         for i in np.flatnonzero(done):
             self.recent_returns[i // self.num_envs].append(float(self.episode_return[i]))
             self.episodes += 1

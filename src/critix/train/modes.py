@@ -35,8 +35,15 @@ def mode(algo: str, run: RunSettings) -> str:
             raise CritixError(f"--env-kwargs go to gymnasium.make; {run.env} is a JAX env of the compiled mode, "
                               "made without them: drop --env-kwargs (or register a JaxEnv with its settings, "
                               "docs/environments.md)")
-        return "compiled"
-    chosen = "onpolicy" if contract.kind(agents.get(algo).module) == "on-policy" else "offpolicy"
+        chosen = "compiled"
+    else:
+        chosen = "onpolicy" if contract.kind(agents.get(algo).module) == "on-policy" else "offpolicy"
+    if run.overlap_updates and chosen != "offpolicy":
+        where = f"{run.env} runs compiled" if chosen == "compiled" else f"{algo} is on-policy"
+        raise CritixError(f"--overlap-updates overlaps an off-policy host loop's updates with its env steps; {where}: "
+                          f"drop the flag")
+    if chosen == "compiled":
+        return chosen
     if run.grid:
         raise CritixError(f"--grid trains a hyperparameter grid inside one compiled run, which needs a JAX env id "
                           f"(e.g. gymnax:CartPole-v1); {run.env} runs on the host: train its grid with `critix "

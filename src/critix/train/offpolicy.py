@@ -5,10 +5,20 @@ vmapped, jitted `act` per step; uniform random actions before `learning_starts`)
 that writes the chunk's transitions into the device-resident replay buffers and runs `utd_ratio x` (the chunk's
 env steps) gradient steps per seed. How an agent samples and updates is the agent's data path
 (`critix.agents.contract`): uniform batches, n-step sequences, or its own sampler (prioritized replay).
+
+With `--overlap-updates` the compiled call of a chunk is dispatched at the start of the next chunk, which then
+steps the envs while XLA runs it (a second core): chunk c acts with the agent that the updates on chunks up to c-2
+made, one chunk staler than without the flag. The chunk's transitions wait on the host (a second staging area)
+until then, and a checkpoint saves them, so a resumed run continues exactly. XLA's CPU client runs calls in order,
+so nothing in the acting path may call the device while the updates run: the chunk's random numbers are drawn
+before the dispatch (`Acting.draw_ahead`) and NumPy acting copies the parameters before it. (With --acting jit the
+first act waits for the updates: correct, but without the overlap.) The last chunk of a run is trained before the
+run ends.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from functools import partial
@@ -67,8 +77,15 @@ class OffPolicy(HostStepper):
         self.total_vector_steps = math.ceil(run.steps / N)
         self.total_steps = self.total_vector_steps * N
         self.chunk = min(self.chunk_vector_steps(DEFAULT_CHUNK), self.total_vector_steps)
-        self.stage = Staging(self.chunk, self.num_seeds * N, self.obs_shape, self.obs_dtype, self.action_shape,
-                             self.action_dtype)
+        def staging() -> Staging:
+            return Staging(self.chunk, self.num_seeds * N, self.obs_shape, self.obs_dtype, self.action_shape,
+                           self.action_dtype)
+
+        self.stage = staging()  # the transitions of the chunk being stepped, or of the last one
+        self.overlap = run.overlap_updates
+        # --overlap-updates: the staging area the updates in flight read while the next chunk writes `stage`
+        self.spare_stage = staging() if self.overlap else None
+        self.pending: Pending | None = None  # --overlap-updates: `stage` holds a chunk whose updates are to run
         self.compiled_variants: set[tuple[int, int]] = set()  # (env steps, gradient steps) of train_chunk calls
         self.policy_compiled = False
         self._build_functions()
@@ -94,8 +111,10 @@ class OffPolicy(HostStepper):
                 prepare_batch, skip)
             return state, buffer, key, jax.tree.map(jnp.nanmean, metrics), guard
 
+        # --overlap-updates acts with the agent passed in while the call runs, so that argument is not donated
+        donate = (1, 2) if self.overlap else (0, 1, 2)
         self.train_chunk = jax.jit(
-            jax.vmap(train_chunk, in_axes=(0, 0, 0, 0, 0, 0, None)), static_argnums=6, donate_argnums=(0, 1, 2)
+            jax.vmap(train_chunk, in_axes=(0, 0, 0, 0, 0, 0, None)), static_argnums=6, donate_argnums=donate
         )
         # One program for every chunk where the data path allows it (`DataPath.step`): the chunk's items padded to
         # the full chunk, the item and update counts as arguments. A chunk of k steps and u updates computes what
@@ -139,7 +158,7 @@ class OffPolicy(HostStepper):
 
         self.train_masked = jax.jit(
             jax.vmap(train_masked, in_axes=(0, 0, 0, 0, 0, 0, None, None, None)), static_argnums=8,
-            donate_argnums=(0, 1, 2))
+            donate_argnums=donate)
 
     # ---- state -----------------------------------------------------------------------------------------------
     def example(self) -> Transition:
@@ -160,7 +179,11 @@ class OffPolicy(HostStepper):
         self.vector_steps = self.updates = self.episodes = 0
 
     def arrays(self) -> dict[str, Any]:
-        return {"agent": self.agent, "buffer": self.buffer, "key": self.key, "obs_rms": self.rms_arrays(self.obs_rms)}
+        arrays = {"agent": self.agent, "buffer": self.buffer, "key": self.key,
+                  "obs_rms": self.rms_arrays(self.obs_rms)}
+        if self.overlap:  # the last chunk's transitions, which the next chunk writes into the buffers
+            arrays["pending"] = self.stage.arrays()
+        return arrays
 
     def start(self, restored: tuple[Path, dict[str, Any]] | None) -> int:
         self.rng = np.random.default_rng([self.run.seed, self.random_stream])  # actions before learning starts
@@ -171,6 +194,11 @@ class OffPolicy(HostStepper):
             self.begin(None)
             return 0
         ckpt, meta = restored
+        if self.overlap != ("pending" in meta):
+            have, want = ("with", "without") if "pending" in meta else ("without", "with")
+            raise CritixError(f"this checkpoint was written {have} --overlap-updates (its chunks' updates run "
+                              f"{'one chunk later' if have == 'with' else 'at once'}); resume it {have} the flag, not "
+                              f"{want} it")
         saved_capacity = int(meta.get("buffer_capacity", self.capacity))
         self.fresh(saved_capacity)
         arrays, _ = checkpoint.load(ckpt, self.arrays())
@@ -179,14 +207,19 @@ class OffPolicy(HostStepper):
         if self.capacity > saved_capacity:  # the run was extended (--steps): grow the ring, keeping its data
             self.buffer = jax.vmap(lambda b: replay.grow(b, self.capacity))(self.buffer)
         self.obs_rms = self.rms_from(arrays["obs_rms"])
+        if self.overlap:
+            self.stage.load(arrays["pending"])
+            self.pending = None if meta["pending"] is None else Pending(**meta["pending"])
         self.restore_counters(meta)
         self.rng.bit_generator.state = meta["numpy_rng"]
         self.begin(meta)
         return self.vector_steps * self.num_envs
 
     def state(self) -> tuple[Any, dict[str, Any]]:
-        return self.arrays(), {**self.loop_meta(), "numpy_rng": self.rng.bit_generator.state,
-                               "buffer_capacity": self.buffer.capacity}
+        meta = {**self.loop_meta(), "numpy_rng": self.rng.bit_generator.state, "buffer_capacity": self.buffer.capacity}
+        if self.overlap:
+            meta["pending"] = None if self.pending is None else dataclasses.asdict(self.pending)
+        return self.arrays(), meta
 
     def gradient_steps(self) -> int:
         return self.updates
@@ -203,46 +236,88 @@ class OffPolicy(HostStepper):
 
     # ---- one chunk -------------------------------------------------------------------------------------------
     def advance(self) -> Chunk:
-        run, S, N, starts = self.run, self.num_seeds, self.num_envs, self.plan.learning_starts
+        N, starts = self.num_envs, self.plan.learning_starts
         k_steps = min(self.chunk, self.total_vector_steps - self.vector_steps)
         learning = self.vector_steps * N >= starts
-        mean, var = self.stats()
+        first, end = self.vector_steps, self.vector_steps + k_steps
+        acts = (end - 1) * N >= starts  # the chunk acts with the policy from some step on
+        acting_agent = self.agent  # the updates below replace self.agent, not the agent this chunk acts with
+        mean, var = self.stats()  # the chunk acts, and its calls normalise, with the statistics from before it
+        compiling = acts and not self.policy_compiled
+        bad = np.zeros(2, np.int64)  # non-finite transitions and updates reported by this chunk
+        waiting: list[Any] = []
+        if self.pending is not None:  # --overlap-updates: the last chunk's updates, run while this chunk acts
+            if acts:
+                self.acting.start(acting_agent)
+                self.acting.draw_ahead(max(first, math.ceil(starts / N)), end)
+            compiling |= self.dispatch(self.stage, self.pending, mean, var)
+            waiting.append(self.guard)
+            self.stage, self.spare_stage = self.spare_stage, self.stage  # the call reads the spare meanwhile
+        elif not self.policy_compiled:  # the policy's first random numbers (a compile) beside this chunk's work
+            self.acting.prefetch(max(first, math.ceil(starts / N)))
+        self.step_chunk(k_steps, acting_agent, mean, var)
+        self.policy_compiled = self.policy_compiled or acts
+        steps_now = self.vector_steps * N
+        chunk = Pending(k_steps, max(1, round(self.plan.utd_ratio * k_steps * N)) if steps_now >= starts else 0)
+        if self.run.normalize_obs:
+            items = self.stage.by_seed(k_steps, self.num_seeds).obs
+            if self.run.on_nan == "stop" or np.isfinite(items).all():
+                self.obs_rms.update(items.reshape(self.num_seeds, -1, *self.obs_shape))
+        if self.overlap and self.vector_steps < self.total_vector_steps:
+            self.pending = chunk  # dispatched by the next chunk
+        else:  # without the overlap; and the last chunk of an overlapping run, which is trained before it ends
+            self.pending = None
+            compiling |= self.dispatch(self.stage, chunk, mean, var)
+            waiting.append(self.guard)
+        for guard in jax.device_get(waiting):  # waits for the updates: the chunk's time includes them
+            bad += [int(np.sum(guard["transitions"])), int(np.sum(guard["updates"]))]
+        jax.block_until_ready(self.agent)
+        return Chunk(steps_now, compiling, learning, int(bad[0]), int(bad[1]))
+
+    def step_chunk(self, k_steps: int, agent: Any, mean: np.ndarray, var: np.ndarray) -> None:
+        """Step the envs `k_steps` times into `stage[:k_steps]`: uniform random actions before learning starts,
+        then the policy of `agent` on observations normalised with (mean, var)."""
+        S, N, starts = self.num_seeds, self.num_envs, self.plan.learning_starts
         used_policy = False
-        if not self.policy_compiled:  # the policy's first random numbers (a compile) beside this chunk's work
-            self.acting.prefetch(max(self.vector_steps, math.ceil(starts / N)))
         for k in range(k_steps):
             if self.vector_steps * N < starts:
                 action = random_actions(self.rng, self.act_space, S * N)
             else:
-                if not used_policy:  # the chunk acts with the agent as the last chunk's updates left it
-                    self.acting.start(self.agent)
+                if not used_policy:  # acting copies the agent's parameters once (NumPy) or keeps the agent (jit)
+                    self.acting.start(agent)
                 used_policy, action = True, self.explore(mean, var)
             self.step_envs(k, action)
         self.staged = k_steps  # the chunk's host steps are stage[:k_steps] (`critix collect` records them)
-        # per seed, [S, k * N, ...]: the order of the replay buffer (time-major, N envs a step)
-        items = jax.tree.map(lambda x: x.reshape(S, k_steps * N, *x.shape[3:]), self.stage.by_seed(k_steps, S))
-        if run.normalize_obs and (run.on_nan == "stop" or np.isfinite(items.obs).all()):
-            self.obs_rms.update(items.obs)
-        steps_now = self.vector_steps * N
-        num_updates = max(1, round(self.plan.utd_ratio * k_steps * N)) if steps_now >= starts else 0
-        variant = (self.chunk, 0) if self.masked else (k_steps, num_updates)
-        compiling = variant not in self.compiled_variants or (used_policy and not self.policy_compiled)
+
+    def dispatch(self, stage: Staging, chunk: Pending, mean: np.ndarray, var: np.ndarray) -> bool:
+        """Write `stage[:chunk.k_steps]` into the replay buffers and run the chunk's gradient steps on batches
+        normalised with (mean, var): one compiled call, which returns before it finishes (its guard counters in
+        `self.guard`). Returns whether the call compiled."""
+        S, N = self.num_seeds, self.num_envs
+        variant = (self.chunk, 0) if self.masked else (chunk.k_steps, chunk.num_updates)
+        compiling = variant not in self.compiled_variants
         self.compiled_variants.add(variant)
-        self.policy_compiled = self.policy_compiled or used_policy
         if self.masked:  # the whole staging area (its rows past k_steps are masked out), the counts as arguments
-            padded = jax.tree.map(lambda x: x.reshape(S, self.chunk * N, *x.shape[3:]),
-                                  self.stage.by_seed(self.chunk, S))
+            padded = jax.tree.map(lambda x: x.reshape(S, self.chunk * N, *x.shape[3:]), stage.by_seed(self.chunk, S))
             max_updates = max(1, round(self.plan.utd_ratio * self.chunk * N))
-            self.agent, self.buffer, self.key, metrics, guard = self.train_masked(
-                self.agent, self.buffer, self.key, padded, mean, var, np.int32(k_steps * N), np.int32(num_updates),
-                max_updates)
+            self.agent, self.buffer, self.key, metrics, self.guard = self.train_masked(
+                self.agent, self.buffer, self.key, padded, mean, var, np.int32(chunk.k_steps * N),
+                np.int32(chunk.num_updates), max_updates)
         else:
-            self.agent, self.buffer, self.key, metrics, guard = self.train_chunk(
-                self.agent, self.buffer, self.key, items, mean, var, num_updates)
-        guard = jax.device_get(guard)  # one transfer for both counters
-        if num_updates:
-            self.updates += num_updates
+            # per seed, [S, k * N, ...]: the order of the replay buffer (time-major, N envs a step)
+            items = jax.tree.map(lambda x: x.reshape(S, chunk.k_steps * N, *x.shape[3:]),
+                                 stage.by_seed(chunk.k_steps, S))
+            self.agent, self.buffer, self.key, metrics, self.guard = self.train_chunk(
+                self.agent, self.buffer, self.key, items, mean, var, chunk.num_updates)
+        if chunk.num_updates:
+            self.updates += chunk.num_updates
             self.train_metrics = metrics
-            # Wait for the updates so the chunk's time includes them (the next act would wait anyway).
-            jax.block_until_ready(self.agent)
-        return Chunk(steps_now, compiling, learning, int(np.sum(guard["transitions"])), int(np.sum(guard["updates"])))
+        return compiling
+
+
+@dataclasses.dataclass(frozen=True)
+class Pending:
+    """A chunk's transitions on their way to the replay buffers: how many vector steps, how many gradient steps."""
+
+    k_steps: int
+    num_updates: int

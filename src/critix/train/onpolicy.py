@@ -8,11 +8,18 @@ updated after it, so `update` sees the observations the policy acted on.
 
 NaN/Inf guard: a rollout holding a non-finite transition, or an update whose losses or new parameters are
 non-finite, is counted; under --on-nan skip that rollout's update is discarded (the agent keeps its state).
+
+First chunk: the update program is the run's largest compile (2-3 s of CPU for PPO on CartPole-v1, most of it
+XLA's code generation, which releases the GIL). The first chunk compiles it ahead of time in a background thread
+(`_compile_update_ahead`) while the acting noise draw compiles and the first rollout is collected, and waits for it
+only when the update is due. The chunk is still the compiling chunk, so all of its wall time counts as
+compile time; the update program and its results are the ones the plain first call would have compiled.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -51,6 +58,8 @@ class OnPolicy(HostStepper):
         self.stage = Staging(T, self.num_seeds * run.num_envs, self.obs_shape, np.float32, self.action_shape,
                              self.action_dtype)
         self.compiled = False
+        self.update_compile: threading.Thread | None = None
+        self.update_lowered = threading.Event()
         cfg, module, prepare, skip = self.cfg, self.module, self.prepare, run.on_nan == "skip"
 
         def train_rollout(state: Any, rollout: Transition, mean: jax.Array, var: jax.Array) -> Any:
@@ -111,10 +120,42 @@ class OnPolicy(HostStepper):
     # ---- one chunk -------------------------------------------------------------------------------------------
     def advance(self) -> Chunk:
         compiling, bad = not self.compiled, np.zeros(2, np.int64)
+        if compiling:
+            self._compile_update_ahead()
         for _ in range(min(self.rollouts_per_chunk, (self.total_vector_steps - self.vector_steps) // self.rollout_length)):
             bad += self._rollout_and_update()
         self.compiled = True
         return Chunk(self.vector_steps * self.num_envs, compiling, True, int(bad[0]), int(bad[1]) * self.per_update)
+
+    def _compile_update_ahead(self) -> None:
+        """Start compiling `train_rollout` for this run's arguments in a background thread. `jit`'s
+        `lower(...).compile()` fills the same cache its call looks up, so the first update then runs the program
+        compiled here; XLA compiles without the GIL, beside the acting compile and the rollout's env steps. Tracing
+        and lowering hold the GIL: the first rollout's env steps wait for them (`update_lowered`), while the acting
+        noise draw compiles (`Acting.prefetch`), as they are the start of the chunk's longest path. Only shapes and
+        dtypes are read: the rollout is zeros shaped as `stage.by_seed`'s views."""
+        T, S = self.rollout_length, self.num_seeds
+        mean, var = self.stats()
+        args = (self.agent, jax.tree.map(np.zeros_like, self.stage.by_seed(T, S)), mean, var)
+
+        def compile_update() -> None:
+            try:
+                lowered = self.train_rollout.lower(*args)
+                self.update_lowered.set()
+                lowered.compile()
+            except Exception:  # the first update's own call compiles again and raises it where it belongs
+                pass
+            finally:
+                self.update_lowered.set()
+
+        self.update_compile = threading.Thread(target=compile_update, name="critix-update-compile", daemon=True)
+        self.update_compile.start()
+
+    def _await_update_compile(self) -> None:
+        """Wait for the ahead-of-time compile of the update, if one is running, so the program compiles once."""
+        if self.update_compile is not None:
+            self.update_compile.join()
+            self.update_compile = None
 
     def stored_reward(self, reward: np.ndarray, done: np.ndarray) -> np.ndarray:
         """With --normalize-reward, SB3 VecNormalize's scaling by the std of the running discounted return."""
@@ -131,9 +172,13 @@ class OnPolicy(HostStepper):
         run, S, N, T = self.run, self.num_seeds, self.num_envs, self.rollout_length
         mean, var = self.stats()
         self.acting.start(self.agent)
+        if self.update_compile is not None:  # the first rollout: see _compile_update_ahead
+            self.acting.prefetch(self.vector_steps)
+            self.update_lowered.wait()
         for t in range(T):
             self.step_envs(t, self.explore(mean, var))
         rollout = self.stage.by_seed(T, S)
+        self._await_update_compile()
         self.agent, metrics, guard = self.train_rollout(self.agent, rollout, mean, var)
         self.train_metrics = metrics
         jax.block_until_ready(self.agent)  # so the chunk's time includes its update
