@@ -71,6 +71,41 @@ def dense(xp: Any, params: dict, x: Any) -> Any:
     return product + bias[..., None, :]
 
 
+@jax.custom_vjp
+def matmul(x: jax.Array, kernel: jax.Array) -> jax.Array:
+    """x [B, I] @ kernel [I, O], with a backward pass whose kernel gradient x^T g XLA:CPU runs as a library dot.
+
+    Autodiff writes the kernel gradient as a dot that contracts the batch axis of both operands, which XLA:CPU runs
+    outside its fast dot library (YNNPACK), and XLA folds any transpose written around it back into the dot. Here
+    the operand with fewer features is transposed behind an optimisation barrier, so the dot contracts the usual
+    axes: for a PPO minibatch step of 16 seeds x 64 rows through 64x64 tanh networks on an AVX-512 CPU, the kernel
+    gradients of the 64x2 logits layer take 55 us -> 10 us, of the 4x64 input layers 21 us -> 8 us and of the 64x64
+    layers 115 us -> 86 us + a 16 us transpose. Other platforms (GPU, TPU) differentiate the plain product
+    (`jax.lax.platform_dependent`). The forward pass and dx = g kernel^T are autodiff's."""
+    return jnp.matmul(x, kernel)
+
+
+def _matmul_forward(x: jax.Array, kernel: jax.Array) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
+    return jnp.matmul(x, kernel), (x, kernel)
+
+
+def _matmul_backward(saved: tuple[jax.Array, jax.Array], g: jax.Array) -> tuple[jax.Array, jax.Array]:
+    x, kernel = saved
+    return jnp.matmul(g, kernel.T), jax.lax.platform_dependent(x, g, cpu=_kernel_gradient_cpu,
+                                                                 default=lambda x, g: jnp.matmul(x.T, g))
+
+
+def _kernel_gradient_cpu(x: jax.Array, g: jax.Array) -> jax.Array:
+    """x^T g [I, O] for x [B, I], g [B, O], transposing the operand with fewer features."""
+    barrier = jax.lax.optimization_barrier
+    if x.shape[1] <= g.shape[1]:
+        return jnp.matmul(barrier(x.T), g)
+    return barrier(jnp.matmul(barrier(g.T), x)).T
+
+
+matmul.defvjp(_matmul_forward, _matmul_backward)
+
+
 def layer_norm(xp: Any, params: dict, x: Any, epsilon: float = 1e-6) -> Any:
     """A Flax `nn.LayerNorm`'s function over the last axis (its defaults: epsilon 1e-6, the fast variance)."""
     mean = xp.mean(x, axis=-1, keepdims=True)
