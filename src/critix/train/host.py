@@ -255,9 +255,12 @@ class HostStepper:
                                         env_kwargs=env_kwargs)
         self.discrete = isinstance(self.act_space, gym.spaces.Discrete)
         self.obs_shape = self.obs_space.shape
+        self.seed_env_shape = (self.num_seeds, self.num_envs, *self.obs_shape)  # observations as `Acting` takes them
         # Actions as the agent emits them: [A] float32 (Box) or a scalar int32 index (Discrete).
         self.action_shape: tuple[int, ...] = () if self.discrete else tuple(self.act_space.shape)
         self.action_dtype = np.int32 if self.discrete else np.float32
+        self.flat_action_shape = (self.num_seeds * self.num_envs, *self.action_shape)  # actions as the envs take them
+        self.zero_nan_actions = run.on_nan == "skip"
         self.policy = self._sampler()
         self.env_action = self._env_action_function()
         self.agent: Any = None
@@ -292,10 +295,9 @@ class HostStepper:
 
     def explore(self, mean: np.ndarray, var: np.ndarray) -> np.ndarray:
         """The agents' exploring actions [S*N, ...] for the current observations (`Acting`)."""
-        S, N = self.num_seeds, self.num_envs
-        action = self.acting.explore(self.obs.reshape(S, N, *self.obs_shape), mean, var, self.vector_steps)
-        action = action.reshape(S * N, *self.action_shape)
-        if self.run.on_nan == "skip" and action.dtype.kind == "f":  # a non-finite observation gives a non-finite
+        action = self.acting.explore(self.obs.reshape(self.seed_env_shape), mean, var, self.vector_steps)
+        action = action.reshape(self.flat_action_shape)
+        if self.zero_nan_actions and action.dtype.kind == "f":  # a non-finite observation gives a non-finite
             action = np.where(np.isfinite(action), action, np.float32(0.0))  # action: send 0 instead
         return action
 
@@ -313,12 +315,12 @@ class HostStepper:
         SAME_STEP autoreset mode (`make_vector_env`), whose infos hold "final_obs" exactly when an episode ended."""
         next_obs, reward, terminated, truncated, info = self.env.step(self.env_action(action))
         next_obs = next_obs.astype(self.obs_dtype, copy=False)  # vector envs return fresh arrays
-        done = terminated | truncated
         self.episode_return += reward
-        stage, stored = self.stage, self.stored_reward(reward, done)
+        stage, stored = self.stage, self.stored_reward(reward, terminated, truncated)
         stage.obs[t], stage.action[t], stage.reward[t], stage.terminated[t], stage.truncated[t] = (
             self.obs, action, stored, terminated, truncated)
         if "final_obs" in info:
+            done = terminated | truncated
             self.record(done)
             stage.next_obs[t] = final_observation(next_obs, done, info)
         else:
@@ -326,7 +328,7 @@ class HostStepper:
         self.obs = next_obs
         self.vector_steps += 1
 
-    def stored_reward(self, reward: np.ndarray, done: np.ndarray) -> np.ndarray:
+    def stored_reward(self, reward: np.ndarray, terminated: np.ndarray, truncated: np.ndarray) -> np.ndarray:
         """The reward a transition is trained on: as the env gave it (on-policy reward scaling overrides this)."""
         return reward
 

@@ -271,7 +271,8 @@ class OffPolicy(HostStepper):
             waiting.append(self.guard)
         for guard in jax.device_get(waiting):  # waits for the updates: the chunk's time includes them
             bad += [int(np.sum(guard["transitions"])), int(np.sum(guard["updates"]))]
-        jax.block_until_ready(self.agent)
+        if not waiting:
+            jax.block_until_ready(self.agent)
         return Chunk(steps_now, compiling, learning, int(bad[0]), int(bad[1]))
 
     def step_chunk(self, k_steps: int, agent: Any, mean: np.ndarray, var: np.ndarray) -> None:

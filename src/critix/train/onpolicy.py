@@ -157,7 +157,7 @@ class OnPolicy(HostStepper):
             self.update_compile.join()
             self.update_compile = None
 
-    def stored_reward(self, reward: np.ndarray, done: np.ndarray) -> np.ndarray:
+    def stored_reward(self, reward: np.ndarray, terminated: np.ndarray, truncated: np.ndarray) -> np.ndarray:
         """With --normalize-reward, SB3 VecNormalize's scaling by the std of the running discounted return."""
         if not self.run.normalize_reward:
             return reward
@@ -165,7 +165,7 @@ class OnPolicy(HostStepper):
         self.discounted_return = self.discounted_return * self.cfg.gamma + reward
         self.ret_rms.update(self.discounted_return.reshape(S, N))
         scaled = np.clip(reward / np.sqrt(np.repeat(self.ret_rms.var, N) + 1e-8), -REWARD_CLIP, REWARD_CLIP)
-        self.discounted_return[done] = 0.0
+        self.discounted_return[terminated | truncated] = 0.0
         return scaled
 
     def _rollout_and_update(self) -> np.ndarray:
