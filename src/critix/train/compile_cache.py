@@ -4,8 +4,8 @@ Every run (`critix.train.run.execute`) turns on JAX's persistent compilation cac
 program XLA compiles (an update, a rollout chunk, the acting noise...) is written to disk, and a later process that
 needs the same program (same computation, shapes, JAX version and machine) loads it instead of compiling it. A
 second run of a configuration, the seeds of a sweep, a resumed run and the test suite then start in a fraction of
-the time: host PPO on CartPole-v1 (100k steps, 4 envs) reports compile_seconds 2.7-2.8 s on a first run and
-0.83-0.87 s on the next, the first rollout and update included (`docs/benchmarks.md`, issue 19).
+the time: host PPO on CartPole-v1 (100k steps, 4 envs) reports compile_seconds 2.1-2.5 s on a first run and
+0.76-0.83 s on the next, the first rollout and update included (`docs/benchmarks.md`, issue 19).
 
 Where: `$CRITIX_COMPILE_CACHE`, else `$XDG_CACHE_HOME/critix/xla`, else `~/.cache/critix/xla`, in a subfolder per
 jax/jaxlib version and CPU instruction set (a cache shared over machines of several CPU kinds never hands one a
