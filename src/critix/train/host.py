@@ -185,11 +185,10 @@ class Acting:
             noise = self.ahead.pop(block, None)
             self.noise = self._fetch(block) if noise is None else noise
             self.block, self.ahead = block, {b: v for b, v in self.ahead.items() if b > block}
-        if self.evaluator == "numpy":
-            if self.num_seeds == 1:
-                return self.host_act(obs, mean, var, self.noise_tree.unflatten([leaf[0, t] for leaf in self.noise]),
-                                     False)
-            return self.host_act(obs, mean, var, self.noise_tree.unflatten([leaf[:, t] for leaf in self.noise]), False)
+        if self.evaluator == "numpy":  # one seed: the noise without its seed axis, as `host_act` takes it
+            seeds = 0 if self.num_seeds == 1 else slice(None)
+            return self.host_act(obs, mean, var, self.noise_tree.unflatten([leaf[seeds, t] for leaf in self.noise]),
+                                 False)
         noise = self.noise_tree.unflatten([leaf[:, t] for leaf in self.noise])
         return np.asarray(self.compiled_act(self.agent, obs, noise, mean, var, False))
 
