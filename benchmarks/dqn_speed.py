@@ -24,10 +24,11 @@ default, and every tuned field must be one that the flags set. Mapping of the SB
   (--no-double-q: critix's default is on), no dueling, 1-step targets, uniform replay of capacity 1e6.
 
 Figures per run:
-- critix: whole-run steps/s = steps / (compile_seconds + train_seconds) from summary.json (everything from the
-  chunk that compiles the update to the end; the 96 random-action warm-up steps before it are untimed, about
-  0.1% of a 100k run) and the steady-state figure (summary's steps_per_second: the chunks after the compiling
-  one; the first policy call, which compiles `act`, is inside it);
+- critix: whole-run steps/s = steps / (compile_seconds + train_seconds + warmup_seconds) from the final
+  checkpoint's counters (every chunk from the first env step to the end, as SB3's learn() counts its warm-up
+  steps too; runs before 2026-12-05 16:30 UTC left the first chunk of random warm-up actions untimed) and the
+  steady-state figure (summary's steps_per_second: the chunks after the compiling one; the first policy call,
+  which compiles `act`, is inside it);
 - peers: steps / wall time of `learn()` (SBX's compiles included) and a steady figure from the first env step
   after their first gradient step (step 105) to the end.
 The headline ratio (issue 4: at least 3x SB3) uses the whole-run figures; steady ratios are reported beside it.
@@ -189,7 +190,7 @@ def run_critix(env: str, steps: int, seed: int, chunk_size: int | None = None, s
         # summary.json of the off-policy loop has no train_seconds: the final checkpoint's counters do.
         last = sorted((run_dir / "checkpoints").glob("step_*"))[-1]
         counters = json.loads((last / "meta.json").read_text())["counters"]
-    timed = counters["compile_seconds"] + counters["train_seconds"]
+    timed = counters["compile_seconds"] + counters["train_seconds"] + counters.get("warmup_seconds", 0.0)
     # Between the first and the last metrics row (10% and 100% of the run): no compile of any kind inside.
     late = ((rows[-1][0] - rows[0][0]) / (rows[-1][1] - rows[0][1])
             if len(rows) > 1 and rows[-1][1] > rows[0][1] else None)
@@ -197,6 +198,7 @@ def run_critix(env: str, steps: int, seed: int, chunk_size: int | None = None, s
             "steps": summary["steps"], "steps_per_second": summary["steps"] / timed,
             "steps_per_second_steady": summary["steps_per_second"], "steps_per_second_after_10pct": late,
             "compile_seconds": counters["compile_seconds"], "train_seconds": counters["train_seconds"],
+            "warmup_seconds": counters.get("warmup_seconds", 0.0),
             "train_steps": counters["train_steps"], "timed_seconds": timed, "process_seconds": process_seconds, "gradient_steps": summary["gradient_steps"],
             "final_return": summary["final_return_mean"], "config_verified": True, "config": config,
             "chunk_size": run["chunk_size"],

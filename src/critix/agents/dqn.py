@@ -27,6 +27,7 @@ from functools import partial
 import gymnasium as gym
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import struct
 
@@ -211,8 +212,8 @@ def policy(cfg: Config, state: State) -> contract.PolicyFunctions:
     uniform (explore if below epsilon) and one uniform random action."""
     net, head, num_actions = network(cfg, state.num_actions), cfg.head, state.num_actions
 
-    def params(state: State) -> dict:
-        return {"q": state.q_params["params"], "epsilon": epsilon(cfg, state, state.steps)}
+    def params(state: State) -> dict:  # epsilon [1]: it broadcasts against the B observations of a seed
+        return {"q": state.q_params["params"], "epsilon": epsilon(cfg, state, state.steps)[None]}
 
     def noise(key: jax.Array, batch: int) -> dict:
         explore_key, action_key = jax.random.split(key)
@@ -220,10 +221,14 @@ def policy(cfg: Config, state: State) -> contract.PolicyFunctions:
                 "action": jax.random.randint(action_key, (batch,), 0, num_actions, jnp.int32)}
 
     def act_(xp: Any, params: dict, obs: Any, noise: dict | None, deterministic: bool) -> Any:
-        greedy = xp.argmax(head.value(net.forward(xp, params["q"], obs), xp), axis=-1).astype(xp.int32)
-        if deterministic:
+        explore = None if deterministic else noise["explore"] < params["epsilon"]
+        # On the host (every env step, often one observation) the network runs only where some env acts greedily;
+        # the same actions, without the forward pass in the exploring steps.
+        if xp is np and explore is not None and np.count_nonzero(explore) == explore.size:
+            return noise["action"]
+        greedy = head.value(net.forward(xp, params["q"], obs), xp).argmax(axis=-1).astype(xp.int32)
+        if explore is None or (xp is np and not np.count_nonzero(explore)):
             return greedy
-        explore = noise["explore"] < xp.asarray(params["epsilon"])[..., None]
         return xp.where(explore, noise["action"], greedy)
 
     return contract.PolicyFunctions(params, noise, act_, host=cfg.encoder == "mlp")

@@ -29,9 +29,17 @@ GUARD_METRICS = ("guard/skipped_transitions", "guard/skipped_updates")
 
 
 def all_finite(tree: Any) -> jax.Array:
-    """True iff every floating-point leaf of `tree` is finite (integer leaves, e.g. keys and counters, pass)."""
-    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree) if jnp.issubdtype(jnp.asarray(x).dtype, jnp.inexact)]
-    return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
+    """True iff every floating-point leaf of `tree` is finite (integer leaves, e.g. keys and counters, pass).
+
+    The leaves of each dtype are checked as one concatenated vector: one reduction instead of one per leaf, which
+    XLA:CPU compiles as a few kernels rather than about two per leaf (an agent state has dozens of leaves)."""
+    by_dtype: dict[Any, list[jax.Array]] = {}
+    for x in jax.tree.leaves(tree):
+        x = jnp.asarray(x)
+        if jnp.issubdtype(x.dtype, jnp.inexact):
+            by_dtype.setdefault(x.dtype, []).append(jnp.ravel(x))
+    checks = [jnp.all(jnp.isfinite(jnp.concatenate(xs))) for xs in by_dtype.values()]
+    return jnp.all(jnp.stack(checks)) if checks else jnp.asarray(True)
 
 
 def finite_items(items: Transition) -> jax.Array:

@@ -247,10 +247,16 @@ class OffPolicy(HostStepper):
         bad = np.zeros(2, np.int64)  # non-finite transitions and updates reported by this chunk
         waiting: list[Any] = []
         if self.pending is not None:  # --overlap-updates: the last chunk's updates, run while this chunk acts
+            # The chunk's random numbers are drawn before the dispatch, except while their first draw compiles in
+            # its thread (`Acting.prefetch`): then the dispatch and its compile go first, beside that compile.
+            draw_first = acts and not self.acting.prefetching
             if acts:
                 self.acting.start(acting_agent)
+            if draw_first:
                 self.acting.draw_ahead(max(first, math.ceil(starts / N)), end)
             compiling |= self.dispatch(self.stage, self.pending, mean, var)
+            if acts and not draw_first:
+                self.acting.draw_ahead(max(first, math.ceil(starts / N)), end)
             waiting.append(self.guard)
             self.stage, self.spare_stage = self.spare_stage, self.stage  # the call reads the spare meanwhile
         elif not self.policy_compiled:  # the policy's first random numbers (a compile) beside this chunk's work
@@ -279,15 +285,14 @@ class OffPolicy(HostStepper):
         """Step the envs `k_steps` times into `stage[:k_steps]`: uniform random actions before learning starts,
         then the policy of `agent` on observations normalised with (mean, var)."""
         S, N, starts = self.num_seeds, self.num_envs, self.plan.learning_starts
-        used_policy = False
-        for k in range(k_steps):
-            if self.vector_steps * N < starts:
-                action = random_actions(self.rng, self.act_space, S * N)
-            else:
-                if not used_policy:  # acting copies the agent's parameters once (NumPy) or keeps the agent (jit)
-                    self.acting.start(agent)
-                used_policy, action = True, self.explore(mean, var)
-            self.step_envs(k, action)
+        random_steps = min(k_steps, max(0, math.ceil(starts / N) - self.vector_steps))
+        for k in range(random_steps):
+            self.step_envs(k, random_actions(self.rng, self.act_space, S * N))
+        if random_steps < k_steps:  # acting copies the agent's parameters once (NumPy) or keeps the agent (jit)
+            self.acting.start(agent)
+        explore, step_envs = self.explore, self.step_envs
+        for k in range(random_steps, k_steps):
+            step_envs(k, explore(mean, var))
         self.staged = k_steps  # the chunk's host steps are stage[:k_steps] (`critix collect` records them)
 
     def dispatch(self, stage: Staging, chunk: Pending, mean: np.ndarray, var: np.ndarray) -> bool:

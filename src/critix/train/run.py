@@ -35,8 +35,8 @@ from critix.train.progress import Progress
 from critix.types import CritixError
 
 LOOP_METRICS = ("time/steps_per_second", "eval/return", "eval/return_std")
-COUNTERS = ("wall_seconds", "train_seconds", "train_steps", "compile_seconds", "skipped_transitions",
-            "skipped_updates")
+COUNTERS = ("wall_seconds", "train_seconds", "train_steps", "compile_seconds", "warmup_seconds",
+            "skipped_transitions", "skipped_updates")
 
 
 @dataclasses.dataclass
@@ -163,7 +163,7 @@ class Lifecycle:
         self.run_dir, self.resume = run_dir, resume
         self.ckpt_dir = run_dir / "checkpoints"
         self.counters: dict[str, Any] = {name: 0 for name in COUNTERS}
-        self.counters.update(wall_seconds=0.0, train_seconds=0.0, compile_seconds=0.0)
+        self.counters.update(wall_seconds=0.0, train_seconds=0.0, compile_seconds=0.0, warmup_seconds=0.0)
         self.observers: list[Observer] = []
         self.recorder: video.Recorder | None = None
         self.cache_state: tuple[Path | None, dict[str, int]] = (None, compile_cache.counts())
@@ -227,6 +227,8 @@ class Lifecycle:
                 elif chunk.timed:
                     self.counters["train_seconds"] += elapsed - compiling
                     self.counters["train_steps"] += chunk.steps - steps
+                else:
+                    self.counters["warmup_seconds"] += elapsed - compiling
                 prev, steps = steps, chunk.steps
                 self._guard(chunk)
                 done = steps >= total
@@ -365,6 +367,9 @@ class Lifecycle:
                                                                       "chunk kind (compile and run)"),
             "train_seconds": c["train_seconds"],
             "train_seconds_note": "wall time of the chunks counted in steps_per_second",
+            "warmup_seconds": c["warmup_seconds"],
+            "warmup_seconds_note": "wall time of the warm-up chunks (random actions before learning starts) that "
+                                   "compiled nothing: compile + train + warm-up seconds is the whole run's stepping",
             "gradient_steps": stepper.gradient_steps(),
             "skipped_transitions": c["skipped_transitions"],
             "skipped_updates": c["skipped_updates"],
