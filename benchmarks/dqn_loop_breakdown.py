@@ -134,7 +134,7 @@ def main() -> None:
         items = Transition(per_seed(stage_obs), per_seed(stage_act), per_seed(stage_rew), per_seed(stage_next),
                            per_seed(stage_term), per_seed(stage_trunc))
         t1, c1 = clock(), cpu_clock()
-        runner.agent, runner.buffer, runner.key, metrics, guard = session.train_chunk(
+        runner.agent, runner.buffer, runner.key, metrics, guard, _ = session.train_chunk(
             runner.agent, runner.buffer, runner.key, items, mean, var, max(1, round(run.utd_ratio * K * N)))
         int(np.sum(guard["transitions"])), int(np.sum(guard["updates"]))
         jax.block_until_ready(runner.agent)

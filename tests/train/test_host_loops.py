@@ -37,9 +37,9 @@ def acting_agents(overlap: bool) -> tuple[list[int], int]:
         stepper.start(None)
         start = stepper.acting.start
 
-        def record(agent):  # type: ignore[no-untyped-def]
+        def record(agent, flat=None):  # type: ignore[no-untyped-def]
             seen.append(int(agent.steps[0]))
-            start(agent)
+            start(agent, flat)
 
         stepper.acting.start = record  # type: ignore[method-assign]
         acted = []
@@ -61,3 +61,35 @@ def test_overlap_updates_acts_one_chunk_later_with_the_same_updates() -> None:
     assert plain == [-1, 10, 20, 30, 40, 50, 60, 70]
     assert overlap == [-1, 0, 10, 20, 30, 40, 50, 60]
     assert plain_updates == overlap_updates == 80
+
+
+@pytest.mark.parametrize("overlap", [False, True])
+def test_training_calls_return_the_acting_parameters_and_noise_drawn_ahead_is_the_same(overlap: bool) -> None:
+    """NumPy acting takes its parameters from what the chunk's training call returned (no call of its own): they
+    equal `Acting.flat_params` of the agent the call made. The next block's random numbers, dispatched ahead with
+    --overlap-updates, equal a draw of that block made when it is needed."""
+    import jax
+    import numpy as np
+
+    from critix.train.offpolicy import OffPolicy
+
+    cfg = agents.get("dqn").default_config.__class__(hidden_sizes=(16,), batch_size=16, exploration_steps=200)
+    run = RunConfig(env="CartPole-v1", steps=640, learning_starts=40, utd_ratio=0.25, chunk_size=40, acting="numpy",
+                    eval_episodes=1, overlap_updates=overlap, progress=False, tensorboard=False)
+    stepper = OffPolicy("dqn", cfg, run)
+    try:
+        stepper.start(None)
+        for _ in range(12):  # 480 steps: blocks 0 and 1 of the random numbers
+            stepper.advance()
+        agent, flat = stepper.host_flat
+        assert agent is stepper.agent
+        np.testing.assert_array_equal(flat, np.asarray(stepper.acting.flat_params(stepper.agent)))
+        acting = stepper.acting
+        assert acting.block == 1 and (2 in acting.dispatched) == overlap  # 440-480 acts in block 1; 2 is next
+        for block in (1, 2):
+            got = acting.noise if block == 1 else acting._fetch(2)
+            want = [x[0] for x in jax.tree.leaves(jax.device_get(acting.draw(acting.keys, np.int32(block))))]
+            for a, b in zip(got, want, strict=True):
+                np.testing.assert_array_equal(a, b)
+    finally:
+        stepper.close()

@@ -119,6 +119,10 @@ class Acting:
         def flat_params(state: Any) -> jax.Array:  # one float32 vector, so that a copy to the host is one transfer
             return jnp.concatenate([jnp.ravel(x).astype(jnp.float32) for x in jax.tree.leaves(policy.params(state))])
 
+        self.flatten = flat_params
+        """One seed's acting parameters as one float32 vector [P] (JAX), what `start` copies to the host: a training
+        call may compute it beside its updates and return it, so that `start` need not make a call of its own."""
+
         # keys [S, 2], block -> noise [S, BLOCK, N, ...]. Integer hashing and bit casts, computed exactly at any
         # optimisation level; XLA:CPU compiles it in 0.1 s unoptimised against 0.3-0.7 s optimised, and it runs once
         # per NOISE_BLOCK steps (about 90 against 55 us for a 64x64 MLP's DQN noise: 0.1 us a step).
@@ -133,18 +137,21 @@ class Acting:
         self.block = -1
         self.noise: list[np.ndarray] = []
         self.ahead: dict[int, list[np.ndarray]] = {}  # blocks drawn before they are needed (`draw_ahead`)
+        self.dispatched: dict[int, Any] = {}  # blocks whose draw was dispatched and not read yet (`draw_ahead`)
         self.prefetched: tuple[int, threading.Thread, list[Any]] | None = None
 
     def prepare(self, obs: Any, mean: Any, var: Any, xp: Any = jnp) -> Any:
         """Observations as the agent sees them: normalised with the running statistics if the run asks for it."""
         return normalize_obs(obs, mean, var, xp=xp) if self.normalize else obs
 
-    def start(self, agent: Any) -> None:
-        """Act with `agent` from now on (a chunk or rollout begins; its parameters are copied once for NumPy)."""
+    def start(self, agent: Any, flat: np.ndarray | None = None) -> None:
+        """Act with `agent` from now on (a chunk or rollout begins; its parameters are copied once for NumPy).
+        `flat`: `flatten` of `agent` per seed [S, P] on the host, if the caller has it already."""
         if agent is not self.agent:
             self.agent = agent
             if self.evaluator == "numpy":
-                flat, leaves, offset = np.asarray(self.flat_params(agent)), [], 0  # [S, P]
+                flat = np.asarray(self.flat_params(agent)) if flat is None else flat
+                leaves, offset = [], 0
                 for shape, dtype, size in self.params_layout:
                     leaves.append(flat[:, offset:offset + size].reshape(-1, *shape).astype(dtype, copy=False))
                     offset += size
@@ -172,26 +179,31 @@ class Acting:
         """Draw now the random numbers of vector steps [first, end) that are not on the host yet, so that acting
         them makes no device call: the off-policy loop calls it before it dispatches updates that run while it acts
         (`--overlap-updates`), because XLA's CPU client runs calls in order and a draw would wait for them."""
-        for block in range(first // NOISE_BLOCK, (end - 1) // NOISE_BLOCK + 1):
+        last = (end - 1) // NOISE_BLOCK
+        for block in range(first // NOISE_BLOCK, last + 1):
             if block != self.block and block not in self.ahead:
                 self.ahead[block] = self._fetch(block)
+        # The block after them is dispatched now and read when a later chunk needs it: it runs before the updates
+        # this chunk dispatches next, and is on the host by then, so no chunk waits for a draw.
+        if last + 1 not in self.ahead and last + 1 not in self.dispatched:
+            self.dispatched[last + 1] = self.draw(self.keys, np.int32(last + 1))
 
     def _fetch(self, block: int) -> list[np.ndarray]:
         """The random numbers of `block` on the host, step-major: leaves [BLOCK, S, N, ...] (one seed with NumPy:
         [BLOCK, N, ...], as `host_act` takes them), from the prefetch thread if it drew them, else drawn now."""
-        noise = None
+        noise = self.dispatched.pop(block, None)
         if self.prefetched is not None:
             ahead, thread, out = self.prefetched
             thread.join()
-            if ahead == block and out:
+            if ahead == block and out and noise is None:
                 noise = out[0]
             self.prefetched = None if ahead <= block else self.prefetched
         if noise is None:
             noise = self.draw(self.keys, np.int32(block))
-        self.noise_tree = jax.tree.structure(noise)
+        leaves, self.noise_tree = jax.tree.flatten(noise)
         if self.evaluator == "numpy" and self.num_seeds == 1:
-            return [leaf[0] for leaf in jax.tree.leaves(jax.device_get(noise))]
-        return [np.moveaxis(leaf, 1, 0) for leaf in jax.tree.leaves(jax.device_get(noise))]
+            return [np.asarray(leaf)[0] for leaf in leaves]
+        return [np.moveaxis(np.asarray(leaf), 1, 0) for leaf in leaves]
 
     def explore(self, obs: np.ndarray, mean: np.ndarray, var: np.ndarray, step: int) -> np.ndarray:
         """Exploring actions [S, N, ...] for observations [S, N, ...] at the run's vector step `step`."""
@@ -200,6 +212,7 @@ class Acting:
             noise = self.ahead.pop(block, None)
             self.noise = self._fetch(block) if noise is None else noise
             self.block, self.ahead = block, {b: v for b, v in self.ahead.items() if b > block}
+            self.dispatched = {b: v for b, v in self.dispatched.items() if b > block}
         noise = self.noise_tree.unflatten([leaf[t] for leaf in self.noise])
         if self.evaluator == "numpy":
             return self.host_act(obs, mean, var, noise, False)

@@ -87,6 +87,9 @@ class OffPolicy(HostStepper):
         self.spare_stage = staging() if self.overlap else None
         self.pending: Pending | None = None  # --overlap-updates: `stage` holds a chunk whose updates are to run
         self.compiled_variants: set[tuple[int, int]] = set()  # (env steps, gradient steps) of train_chunk calls
+        # The agent of the last training call and its acting parameters [S, P] on the host, which the call returned
+        # (`Acting.flatten`) and the loop read back with its guard counters: acting need not copy them again.
+        self.host_flat: tuple[Any, np.ndarray] | None = None
         self.policy_compiled = False
         self._build_functions()
 
@@ -94,13 +97,17 @@ class OffPolicy(HostStepper):
         cfg, module, prepare, path = self.cfg, self.module, self.prepare, self.data_path
         skip = self.run.on_nan == "skip"
 
+        def acting_params(state):  # type: ignore[no-untyped-def]
+            # NumPy acting's parameters after the call (`Acting.flatten`), read back with the guard counters
+            return self.acting.flatten(state) if self.acting.evaluator == "numpy" else None
+
         def train_chunk(state, buffer, key, items, mean, var, num_updates):  # type: ignore[no-untyped-def]
             # guard: counts of non-finite transitions and updates in this chunk (see critix.train.guards)
             buffer, bad_items = guards.add_items(buffer, items, skip)
             guard = {"transitions": bad_items, "updates": jnp.zeros((), jnp.int32)}
             state = path.after_add(state, buffer, items.reward.shape[0])
             if num_updates == 0:
-                return state, buffer, key, {}, guard
+                return state, buffer, key, {}, guard, acting_params(state)
             key, sample_key = jax.random.split(key)
 
             def prepare_batch(b: Transition) -> Transition:
@@ -109,7 +116,7 @@ class OffPolicy(HostStepper):
             state, metrics, guard["updates"] = guards.update_from_buffer(
                 path, partial(module.update, cfg), state, buffer, sample_key, num_updates, self.num_envs,
                 prepare_batch, skip)
-            return state, buffer, key, jax.tree.map(jnp.nanmean, metrics), guard
+            return state, buffer, key, jax.tree.map(jnp.nanmean, metrics), guard, acting_params(state)
 
         # --overlap-updates acts with the agent passed in while the call runs, so that argument is not donated
         donate = (1, 2) if self.overlap else (0, 1, 2)
@@ -154,7 +161,7 @@ class OffPolicy(HostStepper):
             state, metrics = jax.lax.scan(one, state, (batches, jnp.arange(max_updates)))
             key = jnp.where(num_updates > 0, new_key, key)
             guard = {"transitions": bad_items, "updates": guards.bad_updates(state, metrics)}
-            return state, buffer, key, jax.tree.map(jnp.nanmean, metrics), guard
+            return state, buffer, key, jax.tree.map(jnp.nanmean, metrics), guard, acting_params(state)
 
         self.train_masked = jax.jit(
             jax.vmap(train_masked, in_axes=(0, 0, 0, 0, 0, 0, None, None, None)), static_argnums=8,
@@ -251,13 +258,13 @@ class OffPolicy(HostStepper):
             # its thread (`Acting.prefetch`): then the dispatch and its compile go first, beside that compile.
             draw_first = acts and not self.acting.prefetching
             if acts:
-                self.acting.start(acting_agent)
+                self.acting.start(acting_agent, self.flat_of(acting_agent))
             if draw_first:
                 self.acting.draw_ahead(max(first, math.ceil(starts / N)), end)
             compiling |= self.dispatch(self.stage, self.pending, mean, var)
             if acts and not draw_first:
                 self.acting.draw_ahead(max(first, math.ceil(starts / N)), end)
-            waiting.append(self.guard)
+            waiting.append((self.guard, self.acting_flat))
             self.stage, self.spare_stage = self.spare_stage, self.stage  # the call reads the spare meanwhile
         elif not self.policy_compiled:  # the policy's first random numbers (a compile) beside this chunk's work
             self.acting.prefetch(max(first, math.ceil(starts / N)))
@@ -274,10 +281,15 @@ class OffPolicy(HostStepper):
         else:  # without the overlap; and the last chunk of an overlapping run, which is trained before it ends
             self.pending = None
             compiling |= self.dispatch(self.stage, chunk, mean, var)
-            waiting.append(self.guard)
-        for guard in jax.device_get(waiting):  # waits for the updates: the chunk's time includes them
-            bad += [int(np.sum(guard["transitions"])), int(np.sum(guard["updates"]))]
-        if not waiting:
+            waiting.append((self.guard, self.acting_flat))
+        # Waits for the updates: the chunk's time includes them. (np.asarray per array: a tenth of device_get's cost.)
+        done = [(np.asarray(guard["transitions"]), np.asarray(guard["updates"]), None if flat is None else np.asarray(flat))
+                for guard, flat in waiting]
+        for transitions, updates, _ in done:
+            bad += [int(transitions.sum()), int(updates.sum())]
+        if done:  # the last call's agent is self.agent
+            self.host_flat = None if done[-1][2] is None else (self.agent, done[-1][2])
+        else:
             jax.block_until_ready(self.agent)
         return Chunk(steps_now, compiling, learning, int(bad[0]), int(bad[1]))
 
@@ -289,16 +301,20 @@ class OffPolicy(HostStepper):
         for k in range(random_steps):
             self.step_envs(k, random_actions(self.rng, self.act_space, S * N))
         if random_steps < k_steps:  # acting copies the agent's parameters once (NumPy) or keeps the agent (jit)
-            self.acting.start(agent)
+            self.acting.start(agent, self.flat_of(agent))
         explore, step_envs = self.explore, self.step_envs
         for k in range(random_steps, k_steps):
             step_envs(k, explore(mean, var))
         self.staged = k_steps  # the chunk's host steps are stage[:k_steps] (`critix collect` records them)
 
+    def flat_of(self, agent: Any) -> np.ndarray | None:
+        """`agent`'s acting parameters on the host if its training call returned them, else None."""
+        return self.host_flat[1] if self.host_flat is not None and self.host_flat[0] is agent else None
+
     def dispatch(self, stage: Staging, chunk: Pending, mean: np.ndarray, var: np.ndarray) -> bool:
         """Write `stage[:chunk.k_steps]` into the replay buffers and run the chunk's gradient steps on batches
         normalised with (mean, var): one compiled call, which returns before it finishes (its guard counters in
-        `self.guard`). Returns whether the call compiled."""
+        `self.guard`, NumPy acting's parameters after it in `self.acting_flat`). Returns whether the call compiled."""
         S, N = self.num_seeds, self.num_envs
         variant = (self.chunk, 0) if self.masked else (chunk.k_steps, chunk.num_updates)
         compiling = variant not in self.compiled_variants
@@ -306,14 +322,14 @@ class OffPolicy(HostStepper):
         if self.masked:  # the whole staging area (its rows past k_steps are masked out), the counts as arguments
             padded = jax.tree.map(lambda x: x.reshape(S, self.chunk * N, *x.shape[3:]), stage.by_seed(self.chunk, S))
             max_updates = max(1, round(self.plan.utd_ratio * self.chunk * N))
-            self.agent, self.buffer, self.key, metrics, self.guard = self.train_masked(
+            self.agent, self.buffer, self.key, metrics, self.guard, self.acting_flat = self.train_masked(
                 self.agent, self.buffer, self.key, padded, mean, var, np.int32(chunk.k_steps * N),
                 np.int32(chunk.num_updates), max_updates)
         else:
             # per seed, [S, k * N, ...]: the order of the replay buffer (time-major, N envs a step)
             items = jax.tree.map(lambda x: x.reshape(S, chunk.k_steps * N, *x.shape[3:]),
                                  stage.by_seed(chunk.k_steps, S))
-            self.agent, self.buffer, self.key, metrics, self.guard = self.train_chunk(
+            self.agent, self.buffer, self.key, metrics, self.guard, self.acting_flat = self.train_chunk(
                 self.agent, self.buffer, self.key, items, mean, var, chunk.num_updates)
         if chunk.num_updates:
             self.updates += chunk.num_updates
