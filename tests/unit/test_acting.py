@@ -204,3 +204,18 @@ def test_random_numbers_are_a_function_of_seed_and_step() -> None:
     # What a compiled member computes at that step: the agent's own `act` with `step_key(acting key, t)`.
     member = jax.vmap(lambda st, k: module.act(cfg, st, jnp.zeros((1, 3)), step_key(k, NOISE_BLOCK + 1), False))
     np.testing.assert_allclose(np.asarray(member(state, acting_keys(0, S))), action, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_the_noise_draw_gives_the_same_bits_as_an_optimised_compile(name: str) -> None:
+    """`Acting.draw` is compiled with `DRAW_COMPILER_OPTIONS` (unoptimised on CPU, a faster compile): its random
+    numbers are bit for bit those of the same draw compiled with XLA's default optimisation, which is what a
+    compiled run's in-scan draw uses, for every family's noise (uniform, integer, normal and Gumbel draws)."""
+    module, cfg, act_space, _ = FAMILIES[name]
+    state = agents_of(module, cfg, act_space)
+    acting = Acting(module, cfg, state, S, 3, "numpy", False, acting_keys(11, S))
+    optimised = jax.jit(acting.draw.__wrapped__)  # the same function, without the options
+    for block in (0, 7):
+        got, want = acting.draw(acting.keys, np.int32(block)), optimised(acting.keys, np.int32(block))
+        for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

@@ -123,9 +123,9 @@ class Acting:
         """One seed's acting parameters as one float32 vector [P] (JAX), what `start` copies to the host: a training
         call may compute it beside its updates and return it, so that `start` need not make a call of its own."""
 
-        # keys [S, 2], block -> noise [S, BLOCK, N, ...]. Integer hashing and bit casts, computed exactly at any
-        # optimisation level; XLA:CPU compiles it in 0.1 s unoptimised against 0.3-0.7 s optimised, and it runs once
-        # per NOISE_BLOCK steps (about 90 against 55 us for a 64x64 MLP's DQN noise: 0.1 us a step).
+        # keys [S, 2], block -> noise [S, BLOCK, N, ...]. Unoptimised on CPU it gives the optimised draw's bits (for
+        # every family's noise: tests/unit/test_acting.py), compiles in 0.1-0.2 s against 0.3-0.7 s, and runs once
+        # per NOISE_BLOCK steps (DQN's noise for one env: about 90 against 55 us, 0.1 us a step).
         self.draw = jax.jit(jax.vmap(draw, in_axes=(0, None)), compiler_options=DRAW_COMPILER_OPTIONS.get(
             jax.default_backend()))
         self.compiled_act = jax.jit(jax.vmap(act, in_axes=(0, 0, 0, 0, 0, None)), static_argnums=5)
