@@ -11,9 +11,10 @@ steps the envs while XLA runs it (a second core): chunk c acts with the agent th
 made, one chunk staler than without the flag. The chunk's transitions wait on the host (a second staging area)
 until then, and a checkpoint saves them, so a resumed run continues exactly. XLA's CPU client runs calls in order,
 so nothing in the acting path may call the device while the updates run: the chunk's random numbers are drawn
-before the dispatch (`Acting.draw_ahead`) and NumPy acting copies the parameters before it. (With --acting jit the
-first act waits for the updates: correct, but without the overlap.) The last chunk of a run is trained before the
-run ends.
+before the dispatch (`Acting.draw_ahead`, which also dispatches the next block), and NumPy acting takes the
+parameters the previous call returned (every chunk call returns them beside its guard counters: `host_flat`).
+(With --acting jit the first act waits for the updates: correct, but without the overlap.) The last chunk of a run
+is trained before the run ends.
 """
 
 from __future__ import annotations
@@ -282,9 +283,9 @@ class OffPolicy(HostStepper):
             self.pending = None
             compiling |= self.dispatch(self.stage, chunk, mean, var)
             waiting.append((self.guard, self.acting_flat))
-        # Waits for the updates: the chunk's time includes them. (np.asarray per array: a tenth of device_get's cost.)
-        done = [(np.asarray(guard["transitions"]), np.asarray(guard["updates"]), None if flat is None else np.asarray(flat))
-                for guard, flat in waiting]
+        # Waits for the updates: the chunk's time includes them (np.asarray per array: a tenth of device_get's cost)
+        done = [(np.asarray(guard["transitions"]), np.asarray(guard["updates"]),
+                 None if flat is None else np.asarray(flat)) for guard, flat in waiting]
         for transitions, updates, _ in done:
             bad += [int(transitions.sum()), int(updates.sum())]
         if done:  # the last call's agent is self.agent
