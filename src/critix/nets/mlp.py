@@ -151,24 +151,15 @@ def mlp_forward(xp: Any, params: dict, x: Any, num_hidden: int, output: bool, ac
                 layer_norm_on: bool = False) -> Any:
     """An `MLP`'s function from its parameters (Dense_i, LayerNorm_i), over the array namespace `xp`: `num_hidden`
     hidden layers, then the output layer if `output`. Modules that hold an MLP call this on its parameter tree."""
-    # NumPy: x is a fresh array after `dense` or `layer_norm`, so ReLU may overwrite it (host acting, every step)
-    act = relu_in_place if xp is np and activation_name == "relu" else activation_in(xp, activation_name)
+    act = activation_in(xp, activation_name)
     for i in range(num_hidden):
-        x = dense(xp, params[LAYER_NAMES[i] if i < len(LAYER_NAMES) else f"Dense_{i}"], x)
+        x = dense(xp, params[f"Dense_{i}"], x)
         if layer_norm_on:
             x = layer_norm(xp, params[f"LayerNorm_{i}"], x)
         x = act(x)
     if output:
-        x = dense(xp, params[LAYER_NAMES[num_hidden] if num_hidden < len(LAYER_NAMES) else f"Dense_{num_hidden}"], x)
+        x = dense(xp, params[f"Dense_{num_hidden}"], x)
     return x
-
-
-LAYER_NAMES = tuple(f"Dense_{i}" for i in range(8))
-"""Flax's names of an MLP's first Dense layers, formatted once."""
-
-
-def relu_in_place(x: np.ndarray) -> np.ndarray:
-    return np.maximum(x, x.dtype.type(0), out=x)
 
 
 def flatten_concat(*xs: jax.Array) -> jax.Array:
