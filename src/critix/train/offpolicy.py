@@ -249,6 +249,7 @@ class OffPolicy(HostStepper):
         learning = self.vector_steps * N >= starts
         first, end = self.vector_steps, self.vector_steps + k_steps
         acts = (end - 1) * N >= starts  # the chunk acts with the policy from some step on
+        acting_from = max(first, math.ceil(starts / N))  # its first vector step that acts with the policy
         acting_agent = self.agent  # the updates below replace self.agent, not the agent this chunk acts with
         mean, var = self.stats()  # the chunk acts, and its calls normalise, with the statistics from before it
         compiling = acts and not self.policy_compiled
@@ -261,14 +262,14 @@ class OffPolicy(HostStepper):
             if acts:
                 self.acting.start(acting_agent, self.flat_of(acting_agent))
             if draw_first:
-                self.acting.draw_ahead(max(first, math.ceil(starts / N)), end)
+                self.acting.draw_ahead(acting_from, end)
             compiling |= self.dispatch(self.stage, self.pending, mean, var)
             if acts and not draw_first:
-                self.acting.draw_ahead(max(first, math.ceil(starts / N)), end)
+                self.acting.draw_ahead(acting_from, end)
             waiting.append((self.guard, self.acting_flat))
             self.stage, self.spare_stage = self.spare_stage, self.stage  # the call reads the spare meanwhile
         elif not self.policy_compiled:  # the policy's first random numbers (a compile) beside this chunk's work
-            self.acting.prefetch(max(first, math.ceil(starts / N)))
+            self.acting.prefetch(acting_from)
         self.step_chunk(k_steps, acting_agent, mean, var)
         self.policy_compiled = self.policy_compiled or acts
         steps_now = self.vector_steps * N
